@@ -1,0 +1,357 @@
+"""Corpus text -> vocabulary + token ids, cached as ``.npy`` keyed by content and settings.
+
+Presets: ``raw`` keeps every character (as char-rnn does); ``d2l`` is d2l 0.17's
+``re.sub('[^A-Za-z]+', ' ', line).strip().lower()`` applied per line with the lines joined
+without a separator (which is what gives The Time Machine its 170,580 characters).
+Tokens: ``char`` (Unicode code points) or ``word`` (whitespace-separated; under ``d2l`` the
+runs of letters).
+
+Files are encoded in two passes over a memory-mapped file, chunk by chunk (count, then encode
+straight into a memory-mapped ``.npy``), so a 1 GB file needs memory near its token array.
+Reloading memory-maps the cached array; a file's hash is remembered by (path, size, mtime) so
+a second run starts at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqtui import paths
+from seqtui.corpora import (
+    CorpusInfo,
+    bad_utf8_error,
+    binary_error,
+    corpus_file,
+    empty_error,
+    resolve_corpus,
+)
+from seqtui.errors import ConfigError, CorpusError
+from seqtui.vocab import Vocab
+
+PREPROCESS = ("raw", "d2l")
+TOKENS = ("char", "word")
+ERRORS = ("strict", "replace")
+CACHE_FORMAT = 1
+CHUNK_BYTES = 1 << 24  # bytes per kernel call: bounds the scratch memory of a pass
+_NON_LETTERS = re.compile(r"[^A-Za-z]+")
+_LETTERS = re.compile(r"[A-Za-z]+")
+_ASCII_SPACE = b" \n\t\r\x0b\x0c"
+
+Progress = Callable[[str, float], None]  # (phase, fraction done)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """How a corpus becomes tokens. ``max_tokens`` keeps only the first tokens (d2l uses 10,000)."""
+
+    corpus: str
+    preprocess: str = "raw"  # "raw" | "d2l"
+    tokens: str = "char"  # "char" | "word"
+    min_freq: int = 0  # tokens seen fewer times map to <unk>
+    max_tokens: int | None = None
+    errors: str = "strict"  # "strict" | "replace" (invalid UTF-8 -> U+FFFD)
+
+    def validate(self) -> TextConfig:
+        if self.preprocess not in PREPROCESS:
+            raise ConfigError(f"preprocess must be one of {', '.join(PREPROCESS)}; got {self.preprocess!r}")
+        if self.tokens not in TOKENS:
+            raise ConfigError(f"tokens must be one of {', '.join(TOKENS)}; got {self.tokens!r}")
+        if self.errors not in ERRORS:
+            raise ConfigError(f"errors must be one of {', '.join(ERRORS)}; got {self.errors!r}")
+        if not isinstance(self.min_freq, int) or self.min_freq < 0:
+            raise ConfigError(f"min_freq must be an integer >= 0; got {self.min_freq!r}")
+        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens <= 0):
+            raise ConfigError(f"max_tokens must be a positive integer or None; got {self.max_tokens!r}")
+        return self
+
+
+@dataclass
+class Dataset:
+    """A tokenized corpus. ``ids`` may be a (copy-on-write) memory map of the cache file."""
+
+    vocab: Vocab
+    ids: np.ndarray  # int32, all tokens (or the first max_tokens)
+    fingerprint: str  # sha256 of file content + settings
+    config: TextConfig
+    corpus: CorpusInfo
+    counts: np.ndarray  # int64 (V,): occurrences of each vocabulary id in the whole corpus
+    source_bytes: int  # size of the corpus file
+    cache_path: Path | None = None
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+# -- pure-Python reference transforms (prompts, tests) -------------------------------------------
+def preprocess_text(text: str, preset: str) -> str:
+    """Apply a preset to in-memory text (the kernels do the same on bytes)."""
+    if preset == "raw":
+        return text
+    if preset == "d2l":
+        # readlines() semantics: \r\n, \r and \n all end a line.
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        return "".join(_NON_LETTERS.sub(" ", line).strip().lower() for line in lines)
+    raise ConfigError(f"preprocess must be one of {', '.join(PREPROCESS)}; got {preset!r}")
+
+
+def tokenize(text: str, tokens: str = "char", preset: str = "raw") -> list[str]:
+    """Tokens of ``text`` under a preset, exactly as :func:`load_dataset` would count them."""
+    if tokens == "char":
+        return list(preprocess_text(text, preset))
+    if tokens == "word":
+        if preset == "d2l":
+            return [w.lower() for w in _LETTERS.findall(text)]
+        preprocess_text("", preset)  # validates the preset name
+        return text.split()
+    raise ConfigError(f"tokens must be one of {', '.join(TOKENS)}; got {tokens!r}")
+
+
+# -- content hashing -------------------------------------------------------------------------
+def _tokens_dir() -> Path:
+    return paths.cache_dir() / "tokens"
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, remembered by (path, size, mtime_ns) in the cache."""
+    st = path.stat()
+    index_path = _tokens_dir() / "hashes.json"
+    key = str(path.resolve())
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    hit = index.get(key)
+    if isinstance(hit, dict) and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
+        return hit["sha256"]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    index[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    _atomic_write_text(index_path, json.dumps(index))
+    return digest
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _settings(cfg: TextConfig) -> dict:
+    return {"preprocess": cfg.preprocess, "tokens": cfg.tokens, "min_freq": cfg.min_freq, "errors": cfg.errors}
+
+
+def _digest(obj: dict) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+# -- loading ---------------------------------------------------------------------------------
+def load_dataset(cfg: TextConfig, progress: Progress | None = None) -> Dataset:
+    """Tokenize a corpus (or memory-map its cached tokens); CorpusError/ConfigError on bad input."""
+    cfg.validate()
+    info = resolve_corpus(cfg.corpus)
+    path = corpus_file(info)
+    size = path.stat().st_size
+    if size == 0:
+        raise empty_error(path)
+    content = file_sha256(path)
+    settings = _settings(cfg)
+    key = _digest({"format": CACHE_FORMAT, "content": content, **settings})
+    fingerprint = _digest({"format": CACHE_FORMAT, "content": content, **settings, "max_tokens": cfg.max_tokens})
+    npy = _tokens_dir() / f"{key}.npy"
+    meta_path = _tokens_dir() / f"{key}.json"
+    meta = _read_meta(meta_path) if npy.is_file() else None
+    if meta is None:
+        meta = _build_cache(path, size, cfg, npy, meta_path, content, progress)
+    vocab = Vocab.from_json(meta["vocab"])
+    ids = np.load(npy, mmap_mode="c")
+    if ids.dtype != np.int32 or ids.ndim != 1 or ids.shape[0] != meta["n_tokens"]:
+        npy.unlink(missing_ok=True)
+        raise CorpusError(f"token cache {npy} was corrupt and has been removed; run again")
+    if cfg.max_tokens is not None:
+        ids = ids[: cfg.max_tokens]
+    counts = np.asarray(meta["counts"], dtype=np.int64)
+    return Dataset(vocab, ids, fingerprint, cfg, info, counts, size, npy)
+
+
+def _read_meta(meta_path: Path) -> dict | None:
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        return meta if meta.get("format") == CACHE_FORMAT else None
+    except (OSError, ValueError):
+        return None
+
+
+def _build_cache(
+    path: Path, size: int, cfg: TextConfig, npy: Path, meta_path: Path, content: str,
+    progress: Progress | None,
+) -> dict:
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    try:
+        build = _encode_chars if cfg.tokens == "char" else _encode_words
+        vocab, counts, tmp = build(data, path, cfg, npy, progress)
+    finally:
+        del data
+    meta = {
+        "format": CACHE_FORMAT,
+        "content_sha256": content,
+        "source": str(path),
+        "settings": _settings(cfg),
+        "n_tokens": int(counts.sum()),
+        "vocab": vocab.to_json(),
+        "counts": counts.tolist(),
+    }
+    os.replace(tmp, npy)
+    _atomic_write_text(meta_path, json.dumps(meta))
+    return meta
+
+
+def _chunks(size: int, chunk: int = CHUNK_BYTES):
+    start = 0
+    while start < size:
+        yield start, min(start + chunk, size)
+        start += chunk
+
+
+def _raise_status(status: int, path: Path, offset: int) -> None:
+    from seqtui.kernels.text import BAD_UTF8, NUL
+
+    if status == BAD_UTF8:
+        raise bad_utf8_error(path, offset)
+    if status == NUL:
+        raise binary_error(path, offset)
+
+
+def _new_output(npy: Path, n: int, path: Path) -> tuple[Path, np.ndarray]:
+    if n == 0:
+        raise CorpusError(f"{path} has no tokens after preprocessing")
+    npy.parent.mkdir(parents=True, exist_ok=True)
+    tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.tmp.npy")
+    return tmp, np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(n,))
+
+
+def _encode_chars(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progress: Progress | None):
+    """Two Numba passes over the mapped bytes: count code points, then write ids."""
+    from seqtui.kernels.text import MAX_CODEPOINT, OK, count_chars, encode_chars
+
+    size = data.shape[0]
+    replace, d2l = cfg.errors == "replace", cfg.preprocess == "d2l"
+    counts = np.zeros(MAX_CODEPOINT, dtype=np.int64)
+    first = np.full(MAX_CODEPOINT, -1, dtype=np.int64)
+    state = np.zeros(3, dtype=np.int64)
+    pos = 0
+    while pos < size:
+        end = min(pos + CHUNK_BYTES, size)
+        used, _, status, where = count_chars(data[pos:end], end == size, replace, d2l, state, counts, first)
+        if status != OK:
+            _raise_status(status, path, pos + where)
+        pos += used
+        if progress:
+            progress("count", pos / size)
+    seen = np.flatnonzero(counts)
+    seen = seen[np.argsort(first[seen], kind="stable")]
+    vocab = Vocab.from_counts([(chr(c), int(counts[c])) for c in seen], min_freq=cfg.min_freq, is_char=True)
+    table = vocab.char_table()
+    vcounts = np.bincount(table[seen], weights=counts[seen], minlength=len(vocab)).astype(np.int64)
+    tmp, out = _new_output(npy, int(state[2]), path)
+    state[:] = 0
+    pos = written = 0
+    while pos < size:
+        end = min(pos + CHUNK_BYTES, size)
+        used, k, status, where = encode_chars(data[pos:end], end == size, replace, d2l, state, table, out[written:])
+        if status != OK:  # pragma: no cover - pass 1 saw the same bytes
+            _raise_status(status, path, pos + where)
+        pos += used
+        written += k
+        if progress:
+            progress("encode", pos / size)
+    out.flush()
+    del out
+    return vocab, vcounts, tmp
+
+
+def _word_chunks(data: np.ndarray, path: Path, errors: str):
+    """Decoded text pieces cut at ASCII whitespace (so no word or character is split)."""
+    size = data.shape[0]
+    pos = 0
+    step = CHUNK_BYTES
+    while pos < size:
+        end = min(pos + step, size)
+        raw = data[pos:end].tobytes()
+        if end < size:
+            cut = max(raw.rfind(bytes([b])) for b in _ASCII_SPACE) + 1
+            if cut == 0:  # one enormous "word": read further
+                step *= 2
+                continue
+            raw = raw[:cut]
+        nul = raw.find(b"\x00")
+        if nul >= 0:
+            raise binary_error(path, pos + nul)
+        try:
+            text = raw.decode("utf-8", errors)
+        except UnicodeDecodeError as exc:
+            raise bad_utf8_error(path, pos + exc.start) from None
+        yield pos + len(raw), text
+        pos += len(raw)
+        step = CHUNK_BYTES
+
+
+def _encode_words(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progress: Progress | None):
+    """Two Python passes (word splitting is str.split / a regex): count, then look ids up."""
+    size = data.shape[0]
+    counter: Counter[str] = Counter()
+    for done, text in _word_chunks(data, path, cfg.errors):
+        counter.update(tokenize(text, "word", cfg.preprocess))
+        if progress:
+            progress("count", done / size)
+    vocab = Vocab.from_counts(counter, min_freq=cfg.min_freq, is_char=False)
+    vcounts = np.zeros(len(vocab), dtype=np.int64)
+    get = vocab.stoi.get
+    for tok, n in counter.items():
+        vcounts[get(tok, 0)] += n
+    tmp, out = _new_output(npy, sum(counter.values()), path)
+    written = 0
+    for done, text in _word_chunks(data, path, cfg.errors):
+        words = tokenize(text, "word", cfg.preprocess)
+        out[written : written + len(words)] = np.fromiter((get(w, 0) for w in words), np.int32, len(words))
+        written += len(words)
+        if progress:
+            progress("encode", done / size)
+    out.flush()
+    del out
+    return vocab, vcounts, tmp
+
+
+def split_train_val(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out the last ``val_fraction`` of the tokens (views, no copy)."""
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1); got {val_fraction!r}")
+    n = int(ids.shape[0])
+    n_val = int(round(n * float(val_fraction)))
+    if n - n_val < 1:
+        raise CorpusError(f"corpus of {n} tokens is too short to hold out {val_fraction:.0%}")
+    return ids[: n - n_val], ids[n - n_val :]
+
+
+def dataset_summary(ds: Dataset) -> dict:
+    """A JSON-ready description (for events and --json output)."""
+    return {
+        "corpus": ds.corpus.name,
+        "path": str(ds.corpus.path) if ds.corpus.path else None,
+        "tokens": len(ds),
+        "vocab_size": len(ds.vocab),
+        "fingerprint": ds.fingerprint,
+        "config": asdict(ds.config),
+    }
