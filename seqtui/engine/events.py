@@ -1,0 +1,163 @@
+"""events.jsonl: one JSON object per line, appended and flushed as it happens (schema version 1).
+
+The writer emits each event with a single ``write`` on an ``O_APPEND`` descriptor, so a reader
+never sees a torn line unless the writer dies mid-write; the tail reader only returns complete
+lines and keeps the partial rest for the next poll. Importing this module is cheap (no numpy).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+VERSION = 1
+
+# The event types of version 1 (docs/architecture.md); readers ignore types they do not know.
+TYPES = (
+    "start", "compile", "progress", "val", "epoch", "grad_profile", "sample",
+    "checkpoint", "baseline", "error", "end",
+)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays to Python, NaN/Inf floats to null (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    tolist = getattr(value, "tolist", None)  # numpy scalar or array
+    if tolist is not None:
+        return _jsonable(tolist())
+    raise TypeError(f"cannot write {type(value).__name__} into an event")
+
+
+def encode_event(type_: str, fields: dict[str, Any], now: float | None = None) -> bytes:
+    """One event as a JSON line (bytes, newline-terminated)."""
+    event = {"v": VERSION, "type": type_, "time": time.time() if now is None else now}
+    event.update(_jsonable(fields))
+    return (json.dumps(event, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+class EventWriter:
+    """Appends events to ``path``; each ``emit`` is one flushed line. Listeners see every event."""
+
+    def __init__(self, path: str | os.PathLike, listeners=()):
+        self.path = Path(path)
+        self.listeners = list(listeners)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def emit(self, type_: str, *, sync: bool = False, **fields: Any) -> dict:
+        """Append one event and return it as a dict; ``sync`` also fsyncs (used for ``end``)."""
+        line = encode_event(type_, fields)
+        view = memoryview(line)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if sync:
+            os.fsync(self._fd)
+        event = json.loads(line)
+        for listener in self.listeners:
+            listener(event)
+        return event
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "EventWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except OSError:
+            pass
+
+
+class EventTail:
+    """Incremental reader: each ``poll()`` returns the complete lines added since the last poll.
+
+    A missing file reads as empty; a file that shrank (removed and recreated) is read again from
+    the start; a malformed complete line is skipped (readers must survive a crash mid-write).
+    """
+
+    def __init__(self, path: str | os.PathLike, offset: int = 0):
+        self.path = Path(path)
+        self.offset = offset
+        self._partial = b""
+
+    def poll(self, max_bytes: int | None = None) -> list[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < self.offset:  # truncated or replaced: start again
+                    self.offset, self._partial = 0, b""
+                f.seek(self.offset)
+                chunk = f.read() if max_bytes is None else f.read(max_bytes)
+        except FileNotFoundError:
+            return []
+        if not chunk:
+            return []
+        self.offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # b"" when data ended with a newline
+        return [e for e in map(_parse, lines) if e is not None]
+
+
+def _parse(line: bytes) -> dict | None:
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "type" in event else None
+
+
+def read_events(path: str | os.PathLike) -> list[dict]:
+    """Every complete event in the file (empty if it does not exist)."""
+    return EventTail(path).poll()
+
+
+def iter_events_reversed(path: str | os.PathLike, block: int = 1 << 16) -> Iterator[dict]:
+    """Complete events from the end of the file backwards, reading only as much as needed."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        pos = os.fstat(f.fileno()).st_size
+        carry = b""  # the start of a line whose beginning lies in the next (earlier) block
+        skip_partial = True  # drop an unterminated last line (a writer mid-write)
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            data = f.read(pos - start) + carry
+            pos = start
+            if skip_partial:
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    continue  # all of this block belongs to the unterminated line
+                data, skip_partial = data[: cut + 1], False
+            lines = data.split(b"\n")
+            carry = lines.pop(0) if pos > 0 else b""
+            for line in reversed(lines):
+                event = _parse(line)
+                if event is not None:
+                    yield event

@@ -1,0 +1,226 @@
+"""Run directories: unique names, status derived from events + a live-pid check, stop and rm.
+
+A stand-in training process (a tiny Python script whose command line names seqtui) plays the
+trainer here, so these tests need neither the model nor Numba.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from seqtui.engine import runs
+from seqtui.engine.events import EventWriter
+from seqtui.errors import ConfigError, RunError
+
+FAKE_TRAINER = r"""
+import os, signal, sys, time
+from pathlib import Path
+from seqtui.engine.events import EventWriter
+from seqtui.engine.runs import write_pid, clear_pid
+run = Path(sys.argv[1])
+write_pid(run)
+w = EventWriter(run / "events.jsonl")
+w.emit("start", run=run.name, pid=os.getpid(), step=0, total_steps=100)
+stop = []
+signal.signal(signal.SIGTERM, lambda s, f: stop.append("SIGTERM"))
+step = 0
+while not stop:
+    step += 1
+    w.emit("progress", step=step, ppl=10.0 / step)
+    time.sleep(0.02)
+w.emit("end", step=step, reason=stop[0], status="stopped")
+clear_pid(run)
+"""
+
+
+@pytest.fixture
+def config():
+    return {"corpus": "tiny.txt", "cell": "gru"}
+
+
+def _fake(path):
+    return subprocess.Popen([sys.executable, "-c", FAKE_TRAINER, str(path), "seqtui-fake"])
+
+
+def _wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_default_names_are_unique_and_never_collide(config):
+    a = runs.create_run_dir(config)
+    b = runs.create_run_dir(config)
+    c = runs.create_run_dir(config)
+    assert [a.name, b.name, c.name] == ["tiny-gru", "tiny-gru-2", "tiny-gru-3"]
+    assert json.loads((b / "config.json").read_text()) == config
+
+
+def test_concurrent_creation_gives_distinct_dirs(config):
+    cfg = dict(config, corpus="race")
+    made, errors = [], []
+
+    def make():
+        try:
+            made.append(runs.create_run_dir(cfg))
+        except Exception as exc:  # pragma: no cover - would fail the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len({p.name for p in made}) == 8
+
+
+def test_explicit_name_collision_is_an_error(config):
+    runs.create_run_dir(config, name="mine")
+    with pytest.raises(RunError, match="already exists"):
+        runs.create_run_dir(config, name="mine")
+    with pytest.raises(RunError, match="bad run name"):
+        runs.create_run_dir(config, name="../escape")
+
+
+def test_explicit_run_dir_must_be_new_or_empty(config, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert runs.create_run_dir(config, run_dir=empty) == empty.resolve()
+    with pytest.raises(RunError, match="not empty"):
+        runs.create_run_dir(config, run_dir=empty)
+    fresh = tmp_path / "a" / "b"
+    assert runs.create_run_dir(config, run_dir=fresh).is_dir()
+    run = runs.get_run(str(fresh))
+    assert run.path == fresh.resolve() and run.status == "stopped"
+
+
+def test_run_dir_under_a_file_is_a_one_line_run_error(config, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(RunError, match="cannot create run dir") as info:
+        runs.create_run_dir(config, run_dir=tmp_path / "afile" / "run")
+    assert "\n" not in str(info.value)
+
+
+def test_unwritable_parent_is_a_one_line_run_error(config, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(RunError, match="cannot create run dir"):
+            runs.create_run_dir(config, run_dir=locked / "run")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_unknown_run_is_an_error():
+    with pytest.raises(RunError, match="unknown run 'nope'"):
+        runs.get_run("nope")
+    with pytest.raises(RunError, match="unknown run"):
+        runs.get_run("/no/such/dir")
+
+
+def _events(path, *events):
+    with EventWriter(path / "events.jsonl") as w:
+        for kind, fields in events:
+            w.emit(kind, **fields)
+
+
+def test_status_comes_from_the_last_end_event(config):
+    path = runs.create_run_dir(config, name="done")
+    _events(path, ("start", dict(step=0, total_steps=20)), ("progress", dict(step=10, ppl=5.0)),
+            ("val", dict(step=20, ppl=4.0, best_ppl=3.5)),
+            ("end", dict(step=20, reason="finished", status="finished")))
+    run = runs.get_run("done")
+    assert (run.status, run.last_step, run.best_val_ppl, run.last_ppl, run.total_steps) == (
+        "finished", 20, 3.5, 5.0, 20)
+    assert run.reason == "finished" and run.pid is None
+
+
+def test_failed_run_reports_its_error_message(config):
+    path = runs.create_run_dir(config, name="boom")
+    _events(path, ("start", dict(step=0)), ("progress", dict(step=3)),
+            ("error", dict(message="loss became NaN at step 4")),
+            ("end", dict(step=3, reason="diverged", status="failed")))
+    run = runs.get_run("boom")
+    assert run.status == "failed" and "NaN" in run.reason
+
+
+def test_dead_process_without_end_event_is_stopped_and_a_resume_restarts_the_scan(config):
+    path = runs.create_run_dir(config, name="killed")
+    _events(path, ("start", dict(step=0)), ("end", dict(step=5, reason="SIGTERM", status="stopped")),
+            ("start", dict(step=5, total_steps=40)), ("progress", dict(step=9)))
+    dead = subprocess.Popen([sys.executable, "-c", "pass", "seqtui"])
+    dead.wait()
+    runs.write_pid(path, dead.pid)
+    run = runs.get_run("killed")
+    assert run.status == "stopped" and run.last_step == 9 and run.pid is None
+    assert run.total_steps == 40 and run.reason is None
+
+
+def test_recycled_pid_of_another_program_does_not_count_as_running(config):
+    path = runs.create_run_dir(config, name="recycled")
+    _events(path, ("start", dict(step=0)))
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        runs.write_pid(path, other.pid)
+        assert runs.get_run("recycled").status == "stopped"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_list_runs_newest_first(config):
+    names = [runs.create_run_dir(dict(config, corpus=f"list{i}")).name for i in range(3)]
+    for i, name in enumerate(names):  # make creation times distinct
+        os.utime(runs.runs_root() / name / "config.json", (1000 + i, 1000 + i))
+    listed = [r.name for r in runs.list_runs() if r.name in names]
+    assert listed == names[::-1]
+
+
+def test_stop_waits_for_the_process_to_checkpoint_and_exit(config):
+    path = runs.create_run_dir(config, name="live")
+    proc = _fake(path)
+    try:
+        assert _wait_for(lambda: runs.get_run("live").last_step >= 3)
+        run = runs.get_run("live")
+        assert run.status == "running" and run.pid == proc.pid
+        with pytest.raises(RunError, match="is running; stop it first"):
+            runs.remove_run("live")
+        with pytest.raises(RunError, match="already running"):
+            runs.check_resumable(run)
+        stopped = runs.stop_run("live", timeout=20)
+        assert stopped.status == "stopped" and stopped.reason == "SIGTERM"
+        assert not (path / "pid").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    with pytest.raises(RunError, match="not running"):
+        runs.stop_run("live")
+
+
+def test_remove_run_deletes_the_directory(config):
+    path = runs.create_run_dir(config, name="gone")
+    assert runs.remove_run("gone") == path and not path.exists()
+    with pytest.raises(RunError):
+        runs.remove_run("gone")
+
+
+def test_start_run_validates_before_creating_anything(config):
+    before = set(runs.runs_root().iterdir()) if runs.runs_root().exists() else set()
+    with pytest.raises(ConfigError, match="hidden"):
+        runs.start_run(dict(config, hidden=0))
+    after = set(runs.runs_root().iterdir()) if runs.runs_root().exists() else set()
+    assert before == after
