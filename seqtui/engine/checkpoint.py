@@ -1,0 +1,273 @@
+"""Checkpoints: safetensors weights with PyTorch's names plus JSON metadata, written atomically.
+
+One file per kind (``latest``/``best``) holds everything, so one rename commits it: model
+tensors (``rnn.weight_ih_l0`` …, ``fc.weight``, ``fc.bias``), optimizer arrays (``optim.*``) and
+the carried state of sequential runs (``train.*``); the metadata JSON (vocabulary, config, step,
+position, optimizer scalars, RNG state, best val ppl) sits in the safetensors header and is
+mirrored to ``<kind>.json``. Writes go to a temp file, fsync, rename, fsync the directory: a crash
+at any moment leaves the previous checkpoint readable. Loading parses only JSON and raw arrays
+(never pickle) and validates names, shapes and dtypes, raising CheckpointError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqtui.errors import CheckpointError
+
+FORMAT = 1
+META_KEY = "seqtui"
+MODEL_PREFIXES = ("rnn.", "fc.")
+EXTRA_PREFIXES = ("optim.", "train.")
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+_KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
+_MAX_HEADER = 100 << 20  # a header larger than this is corrupt, not a checkpoint
+
+
+def checkpoint_path(directory: str | os.PathLike, kind: str) -> Path:
+    return Path(directory) / f"{kind}.safetensors"
+
+
+def expected_shapes(cell: str, vocab_size: int, hidden: int, layers: int) -> dict[str, tuple]:
+    """Names and shapes of torch.nn.RNN/GRU/LSTM(V→H, L layers) + nn.Linear(H→V)."""
+    if cell not in GATES:
+        raise CheckpointError(f"checkpoint names an unknown cell {cell!r}")
+    G = GATES[cell] * hidden
+    shapes: dict[str, tuple] = {}
+    for k in range(layers):
+        fan_in = vocab_size if k == 0 else hidden
+        shapes[f"rnn.weight_ih_l{k}"] = (G, fan_in)
+        shapes[f"rnn.weight_hh_l{k}"] = (G, hidden)
+        shapes[f"rnn.bias_ih_l{k}"] = (G,)
+        shapes[f"rnn.bias_hh_l{k}"] = (G,)
+    shapes["fc.weight"] = (vocab_size, hidden)
+    shapes["fc.bias"] = (vocab_size,)
+    return shapes
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving
+def save_checkpoint(directory: str | os.PathLike, kind: str, model: Any, meta: Mapping[str, Any],
+                    extra: Mapping[str, np.ndarray] | None = None) -> Path:
+    """Atomically write ``<directory>/<kind>.safetensors`` (+ ``<kind>.json``); returns its path.
+
+    ``model`` is a CharModel (its ``named_parameters()``) or a name→array mapping; ``extra``
+    holds ``optim.*``/``train.*`` arrays. A write the disk refuses raises CheckpointError and
+    leaves the previous checkpoint untouched.
+    """
+    from safetensors.numpy import save as st_save
+
+    if not _KIND.match(kind):
+        raise ValueError(f"bad checkpoint kind {kind!r}")
+    named = model.named_parameters() if hasattr(model, "named_parameters") else model
+    tensors: dict[str, np.ndarray] = {}
+    for name, arr in named.items():
+        if not name.startswith(MODEL_PREFIXES):
+            raise ValueError(f"model tensor {name!r} has no rnn./fc. prefix")
+        tensors[name] = np.ascontiguousarray(arr)
+    for name, arr in (extra or {}).items():
+        if not name.startswith(EXTRA_PREFIXES):
+            raise ValueError(f"extra tensor {name!r} needs an optim./train. prefix")
+        tensors[name] = np.ascontiguousarray(arr)
+    meta = dict(meta)
+    meta["format"] = FORMAT
+    meta["kind"] = kind
+    header_meta = json.dumps(meta, ensure_ascii=False, allow_nan=False)
+    data = st_save(tensors, metadata={META_KEY: header_meta})
+    directory = Path(directory)
+    path = checkpoint_path(directory, kind)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(directory, path.name)
+        atomic_write_bytes(path, data)
+        atomic_write_bytes(directory / f"{kind}.json",
+                           (json.dumps(meta, indent=1, ensure_ascii=False) + "\n").encode())
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync it, rename over ``path``, fsync the dir."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(directory: Path, name: str) -> None:
+    """Temp files left by a process killed mid-save (their pid is gone) are removed."""
+    for tmp in directory.glob(f".{name}.tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a checkpoint → (model tensors by PyTorch name, metadata).
+
+    ``meta["extra_tensors"]`` holds the ``optim.*``/``train.*`` arrays. ``path`` may be the
+    ``.safetensors`` file or its ``.json`` mirror. CheckpointError if it is missing, corrupt,
+    truncated, or its tensors do not match the shapes/dtype its config implies.
+    """
+    from safetensors.numpy import load as st_load
+
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    meta = _read_meta(path, data)
+    try:
+        arrays = st_load(data)
+    except Exception as exc:  # safetensors raises its own error type for every malformation
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)})") from None
+    model: dict[str, np.ndarray] = {}
+    extra: dict[str, np.ndarray] = {}
+    for name, arr in arrays.items():
+        if name.startswith(MODEL_PREFIXES):
+            model[name] = arr
+        elif name.startswith(EXTRA_PREFIXES):
+            extra[name] = arr
+        else:
+            raise CheckpointError(f"checkpoint {path} has an unexpected tensor {name!r}")
+    validate_tensors(model, meta, where=str(path))
+    meta["extra_tensors"] = extra
+    return model, meta
+
+
+def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """Only the metadata (reads the header, not the arrays)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) == 8:
+                (n,) = struct.unpack("<Q", head)
+                head += f.read(min(n, _MAX_HEADER))
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    return _read_meta(path, head)
+
+
+def _read_meta(path: Path, data: bytes) -> dict[str, Any]:
+    corrupt = f"checkpoint {path} is corrupt or truncated"
+    if len(data) < 8:
+        raise CheckpointError(f"{corrupt} (file too short)")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > _MAX_HEADER or 8 + n > len(data):
+        raise CheckpointError(f"{corrupt} (bad header length)")
+    try:
+        header = json.loads(data[8:8 + n])
+        meta = json.loads(header["__metadata__"][META_KEY])
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{corrupt} (no seqtui metadata)") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{corrupt} (metadata is not an object)")
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} has unsupported format {meta.get('format')!r}")
+    return meta
+
+
+def validate_tensors(tensors: Mapping[str, np.ndarray], meta: Mapping[str, Any],
+                     where: str = "checkpoint") -> None:
+    """Names, shapes and dtype must be exactly those of the model the metadata describes."""
+    try:
+        cfg = meta["config"]
+        cell, hidden, layers = cfg["cell"], int(cfg["hidden"]), int(cfg["layers"])
+        dtype = np.dtype(cfg.get("dtype") or "float32")
+        vocab_size = int(meta["vocab_size"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{where}: metadata lacks the model config") from None
+    expected = expected_shapes(cell, vocab_size, hidden, layers)
+    missing = [n for n in expected if n not in tensors]
+    if missing:
+        raise CheckpointError(f"{where}: missing tensor {missing[0]!r}")
+    unexpected = [n for n in tensors if n not in expected]
+    if unexpected:
+        raise CheckpointError(f"{where}: unexpected tensor {unexpected[0]!r} for a {layers}-layer {cell}")
+    for name, shape in expected.items():
+        arr = tensors[name]
+        if tuple(arr.shape) != shape:
+            raise CheckpointError(f"{where}: {name} has shape {tuple(arr.shape)}, expected {shape}")
+        if arr.dtype != dtype:
+            raise CheckpointError(f"{where}: {name} has dtype {arr.dtype}, expected {dtype}")
+        if not np.all(np.isfinite(arr)):
+            raise CheckpointError(f"{where}: {name} contains NaN/Inf")
+
+
+def check_vocab(meta: Mapping[str, Any], vocab: Any, where: str = "checkpoint") -> None:
+    """CheckpointError unless the checkpoint was trained on exactly this vocabulary."""
+    saved = meta.get("vocab") or {}
+    itos = saved.get("itos") if isinstance(saved, Mapping) else None
+    kind = saved.get("kind") if isinstance(saved, Mapping) else None
+    if itos != list(vocab.itos) or kind != ("char" if vocab.is_char else "word"):
+        n = len(itos) if isinstance(itos, list) else "?"
+        raise CheckpointError(
+            f"{where} was trained on a different vocabulary ({n} tokens, this data has {len(vocab)})")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
