@@ -1,0 +1,112 @@
+"""Corpus statistics for `seqtui corpora show` and the app: sizes, preview, Zipf data.
+
+``corpus_stats`` tokenizes through :func:`seqtui.text.load_dataset` (so the second call reads
+the cache); ``zipf_stats`` gives the most frequent uni/bi/trigrams and rank-frequency arrays
+(counts sorted in descending order, for a log-log plot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from seqtui.corpora import CorpusInfo, corpus_file, read_corpus_text
+from seqtui.vocab import Vocab
+
+
+@dataclass(frozen=True)
+class NGramCount:
+    tokens: tuple[str, ...]
+    count: int
+    text: str  # the tokens joined as the vocabulary decodes them ("th", "of the")
+
+
+@dataclass
+class ZipfStats:
+    tokens: int  # length of the token stream
+    top: dict[int, list[NGramCount]]  # n -> most frequent n-grams, descending
+    rank_freq: dict[int, np.ndarray]  # n -> int64 counts of every distinct n-gram, descending
+
+
+@dataclass
+class CorpusStats:
+    info: CorpusInfo
+    bytes: int  # size of the text file
+    chars: int  # characters (code points) with the raw preset
+    vocab_size: int  # distinct characters + <unk>
+    preview: str  # the first characters of the text
+    top_tokens: list[tuple[str, int]]  # most frequent characters
+    fingerprint: str
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        i = self.info
+        return {
+            "name": i.name, "title": i.title, "kind": i.kind, "path": str(i.path) if i.path else None,
+            "licence": i.licence, "source": i.source, "description": i.description,
+            "bytes": self.bytes, "chars": self.chars, "vocab_size": self.vocab_size,
+            "preview": self.preview, "top_tokens": [[t, c] for t, c in self.top_tokens],
+            "fingerprint": self.fingerprint, **self.extra,
+        }
+
+
+def _ngram_counts(ids: np.ndarray, V: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct n-gram keys, counts), most frequent first, ties by key."""
+    from seqtui.kernels.text import ngram_keys
+
+    ids = np.ascontiguousarray(ids, dtype=np.int32)
+    keys, counts = np.unique(ngram_keys(ids, n, V), return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return keys[order], counts[order].astype(np.int64)
+
+
+def _decode_key(key: int, V: int, n: int, vocab: Vocab) -> tuple[str, ...]:
+    toks = []
+    for _ in range(n):
+        key, tok = divmod(int(key), V)
+        toks.append(vocab.itos[tok])
+    return tuple(reversed(toks))
+
+
+def _top(keys: np.ndarray, counts: np.ndarray, n: int, vocab: Vocab, top: int) -> list[NGramCount]:
+    joiner = "" if vocab.is_char else " "
+    out = []
+    for k, c in zip(keys[:top].tolist(), counts[:top].tolist()):
+        toks = _decode_key(k, len(vocab), n, vocab)
+        out.append(NGramCount(toks, int(c), joiner.join(toks)))
+    return out
+
+
+def top_ngrams(ids: np.ndarray, vocab: Vocab, n: int, top: int = 10) -> list[NGramCount]:
+    """The ``top`` most frequent n-grams of ``ids``."""
+    keys, counts = _ngram_counts(ids, len(vocab), n)
+    return _top(keys, counts, n, vocab, top)
+
+
+def rank_frequency(ids: np.ndarray, vocab_size: int, n: int = 1) -> np.ndarray:
+    """Counts of every distinct n-gram, descending (Zipf: log count against log rank)."""
+    return _ngram_counts(ids, vocab_size, n)[1]
+
+
+def zipf_stats(ids: np.ndarray, vocab: Vocab, top: int = 10, orders: tuple[int, ...] = (1, 2, 3)) -> ZipfStats:
+    """Top n-grams and rank-frequency arrays for each n in ``orders``."""
+    tops: dict[int, list[NGramCount]] = {}
+    rf: dict[int, np.ndarray] = {}
+    for n in orders:
+        keys, counts = _ngram_counts(ids, len(vocab), n)
+        rf[n] = counts
+        tops[n] = _top(keys, counts, n, vocab, top)
+    return ZipfStats(int(np.asarray(ids).shape[0]), tops, rf)
+
+
+def corpus_stats(name_or_path: str, preview_chars: int = 600, top: int = 12, errors: str = "strict") -> CorpusStats:
+    """Size, characters, vocabulary, preview and most frequent characters of a corpus (raw chars)."""
+    from seqtui.text import TextConfig, load_dataset
+
+    ds = load_dataset(TextConfig(name_or_path, errors=errors))
+    info = replace(ds.corpus, path=corpus_file(ds.corpus), size_bytes=ds.source_bytes)
+    preview = read_corpus_text(info, errors=errors, max_bytes=preview_chars * 4)[:preview_chars]
+    order = np.argsort(-ds.counts, kind="stable")
+    top_tokens = [(ds.vocab.itos[i], int(ds.counts[i])) for i in order[:top] if ds.counts[i] > 0]
+    return CorpusStats(info, ds.source_bytes, len(ds), len(ds.vocab), preview, top_tokens, ds.fingerprint)
