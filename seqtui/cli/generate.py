@@ -1,0 +1,65 @@
+"""`seqtui generate RUN "prompt"`: continue a prompt with a trained run, optionally streaming."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from seqtui.errors import ConfigError
+
+
+@click.command("generate")
+@click.argument("run")
+@click.argument("prompt", default="")
+@click.option("-n", "--length", "n", type=int, default=200, show_default=True, help="Tokens to generate.")
+@click.option("--temperature", "-t", type=float, default=1.0, show_default=True,
+              help="Softmax temperature (lower = safer).")
+@click.option("--top-k", type=int, default=0, show_default=True, help="Sample among the k likeliest (0 = all).")
+@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling mass in (0, 1].")
+@click.option("--seed", type=int, default=None, help="Seed for reproducible samples.")
+@click.option("--stream", is_flag=True, help="Print tokens as they are generated.")
+@click.option("--checkpoint", "kind", type=click.Choice(["best", "latest"]),
+              help="Which checkpoint (default: best if there is one, else latest).")
+def generate(run, prompt, n, temperature, top_k, top_p, seed, stream, kind) -> None:
+    """Continue PROMPT with RUN (a run name or run dir); prints the prompt and its continuation.
+
+    Prompt tokens outside the run's vocabulary are read as <unk> and named in a warning.
+    """
+    from seqtui.engine.loading import load_run_model
+    from seqtui.generate import Generator
+
+    check_sampling(n, temperature, top_k, top_p)
+    model, vocab, config = load_run_model(run, kind=kind)
+    gen = Generator(model, vocab)
+    unknown = gen.prime(prompt)
+    if unknown:
+        names = ", ".join(repr(t) for t in dict.fromkeys(unknown))
+        hint = " (this run was trained on lowercase letters and spaces: --preprocess d2l)" \
+            if config.get("preprocess") == "d2l" else ""
+        click.echo(f"warning: not in the vocabulary, read as <unk>: {names}{hint}", err=True)
+    sep = "" if vocab.is_char else " "
+    out = sys.stdout
+    out.write(prompt)
+    pieces = []
+    for i, token in enumerate(gen.sample(n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)):
+        piece = token if (i == 0 and not prompt) else sep + token
+        if stream:
+            out.write(piece)
+            out.flush()
+        else:
+            pieces.append(piece)
+    out.write("".join(pieces) + "\n")
+    out.flush()
+
+
+def check_sampling(n: int, temperature: float, top_k: int, top_p: float) -> None:
+    """One-line ConfigErrors for absurd sampling settings."""
+    if n < 0:
+        raise ConfigError(f"-n must be ≥ 0, got {n}")
+    if not temperature > 0 or temperature != temperature or temperature == float("inf"):
+        raise ConfigError(f"temperature must be a positive number, got {temperature:g}")
+    if top_k < 0:
+        raise ConfigError(f"top-k must be ≥ 0, got {top_k}")
+    if not 0 < top_p <= 1:
+        raise ConfigError(f"top-p must be in (0, 1], got {top_p:g}")
