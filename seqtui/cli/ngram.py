@@ -1,0 +1,79 @@
+"""`seqtui ngram CORPUS --order k`: the Laplace-smoothed Markov baseline, its perplexities, a sample."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+_NAMES = {0: "unigram", 1: "bigram", 2: "trigram"}
+
+
+def _parse_eps(value: str) -> list[float]:
+    from seqtui.errors import ConfigError
+
+    try:
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--eps takes numbers separated by commas (ε₁,ε₂,…); got {value!r}") from None
+
+
+@click.command("ngram")
+@click.argument("corpus")
+@click.option("--order", "-k", type=click.IntRange(0, 12), default=2, show_default=True,
+              help="Tokens of context: 0 unigram, 1 bigram, 2 trigram, …")
+@click.option("--tokens", type=click.Choice(["char", "word"]), default="char", show_default=True)
+@click.option("--preprocess", type=click.Choice(["raw", "d2l"]), default="raw", show_default=True,
+              help="raw keeps every character; d2l: letters only, lowercased (d2l's Time Machine).")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Held-out tail of the corpus.")
+@click.option("--eps", default="1", show_default=True, metavar="E1[,E2,...]",
+              help="Laplace constants ε₁,ε₂,… for unigrams, bigrams, …; the last one repeats.")
+@click.option("--min-freq", type=click.IntRange(0), default=0, show_default=True, help="Rarer tokens become <unk>.")
+@click.option("--max-tokens", type=click.IntRange(1), default=None, help="Use only the first N tokens.")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
+              help="Invalid UTF-8: stop with its position, or substitute U+FFFD.")
+@click.option("--length", type=click.IntRange(0, 100_000), default=200, show_default=True, help="Tokens to generate.")
+@click.option("--prompt", default="", help="Text the sample continues.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def ngram(corpus, order, tokens, preprocess, val_fraction, eps, min_freq, max_tokens, errors, length, prompt,
+          seed, as_json) -> None:
+    """Fit a k-th order Markov model with Laplace smoothing on CORPUS (a name or a file),
+    print train and validation perplexity and a generated sample."""
+    import numpy as np
+
+    from seqtui.ngram import NGramModel, expand_eps
+    from seqtui.text import TextConfig, load_dataset, split_train_val, tokenize
+
+    eps_values = expand_eps(_parse_eps(eps), order)
+    t0 = time.perf_counter()
+    ds = load_dataset(TextConfig(corpus, preprocess=preprocess, tokens=tokens, min_freq=min_freq,
+                                 max_tokens=max_tokens, errors=errors))
+    train, val = split_train_val(ds.ids, val_fraction)
+    model = NGramModel.fit(train, len(ds.vocab), order, eps_values)
+    train_ppl = model.perplexity(train)
+    val_ppl = model.perplexity(val, history=train) if len(val) else None
+    prompt_ids = ds.vocab.encode(tokenize(prompt, tokens, preprocess)) if prompt else np.zeros(0, np.int32)
+    sample_ids = model.sample(length, seed=seed, prompt=prompt_ids)
+    sample = ds.vocab.decode(sample_ids)
+    if prompt:
+        sample = ds.vocab.decode(prompt_ids) + ("" if ds.vocab.is_char else " ") + sample
+    seconds = time.perf_counter() - t0
+    result = {
+        "corpus": ds.corpus.name, "order": order, "tokens": tokens, "preprocess": preprocess,
+        "eps": list(eps_values), "vocab_size": len(ds.vocab), "train_tokens": int(len(train)),
+        "val_tokens": int(len(val)), "train_ppl": train_ppl, "val_ppl": val_ppl,
+        "seed": seed, "sample": sample, "seconds": round(seconds, 3),
+    }
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    name = _NAMES.get(order, f"{order + 1}-gram")
+    click.echo(f"corpus      {ds.corpus.name}: {len(ds):,} {tokens} tokens, vocabulary {len(ds.vocab):,}")
+    click.echo(f"model       order {order} ({name}), Laplace ε = {', '.join(f'{e:g}' for e in eps_values)}")
+    click.echo(f"train       {len(train):,} tokens   perplexity {train_ppl:.3f}")
+    if val_ppl is not None:
+        click.echo(f"validation  {len(val):,} tokens   perplexity {val_ppl:.3f}")
+    click.echo(f"sample      (seed {seed}, {length} tokens)")
+    click.echo(sample)
