@@ -42,6 +42,7 @@ TOKENS = ("char", "word")
 ERRORS = ("strict", "replace")
 CACHE_FORMAT = 1
 CHUNK_BYTES = 1 << 24  # bytes per kernel call: bounds the scratch memory of a pass
+BINARY_SNIFF = 8192  # a NUL among the first bytes reports "binary" before any UTF-8 error
 _NON_LETTERS = re.compile(r"[^A-Za-z]+")
 _LETTERS = re.compile(r"[A-Za-z]+")
 _ASCII_SPACE = b" \n\t\r\x0b\x0c"
@@ -199,6 +200,10 @@ def _build_cache(
     progress: Progress | None,
 ) -> dict:
     data = np.memmap(path, dtype=np.uint8, mode="r")
+    # A NUL near the start means binary, even if invalid UTF-8 comes first (as in most formats).
+    nul = data[:BINARY_SNIFF].tobytes().find(b"\x00")
+    if nul >= 0:
+        raise binary_error(path, nul)
     try:
         build = _encode_chars if cfg.tokens == "char" else _encode_words
         vocab, counts, tmp = build(data, path, cfg, npy, progress)
