@@ -1,0 +1,102 @@
+"""Text generation from a CharModel: one stream whose recurrent state survives between calls.
+
+A UI primes the stream with what the user typed, then streams tokens from :meth:`Generator.sample`;
+more typing primes again from where the stream stands. Each Generator owns its state and buffers
+and the kernels release the GIL, so a worker thread can generate while other threads run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from seqtui.errors import ConfigError
+from seqtui.model import CharModel
+
+_CHUNK = 64  # tokens drawn per kernel call
+
+
+class Generator:
+    """Prime-and-sample over one stream (batch 1) of a model and its vocabulary."""
+
+    def __init__(self, model: CharModel, vocab) -> None:
+        if len(vocab) != model.cfg.vocab_size:
+            raise ConfigError(f"vocabulary has {len(vocab)} tokens but the model expects "
+                              f"{model.cfg.vocab_size}")
+        from seqtui.kernels import sample
+
+        self.model = model
+        self.vocab = vocab
+        self._cell = sample.CELL_CODES[model.cfg.cell]
+        self._rng = np.random.default_rng()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: zero state, next-token logits from the zero state."""
+        self.state = self.model.init_state(1)
+        p = self.model.named_parameters()
+        self.logits = (p["fc.weight"] @ self.state[0, -1, 0] + p["fc.bias"]).astype(self.model.dtype)
+
+    def _kernel_args(self):
+        m = self.model
+        w0_t = np.ascontiguousarray(m.named_parameters()["rnn.weight_ih_l0"].T)
+        return m.params, m.layer_offsets, m.fc_offsets, w0_t, self._cell
+
+    def prime(self, prompt: str) -> list[str]:
+        """Feed ``prompt`` into the stream; returns its tokens that are not in the vocabulary
+        (they are fed as ``<unk>``)."""
+        from seqtui.kernels import sample
+
+        tokens = self.vocab.tokens_of(prompt)
+        unknown = [t for t in tokens if t not in self.vocab]
+        if tokens:
+            ids = self.vocab.encode(tokens).astype(np.int32)
+            params, offs, fc, w0_t, cell = self._kernel_args()
+            sample.feed(self.state, self.logits, ids, params, offs, fc, w0_t, cell)
+        return unknown
+
+    def sample(self, n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+               seed: int | None = None) -> Iterator[str]:
+        """Yield ``n`` tokens, each fed back into the stream.
+
+        temperature 0 (or top_k 1) is greedy; top_k > 0 keeps the k most likely tokens; top_p < 1
+        keeps the smallest most-likely set holding that much probability. ``seed`` makes the
+        draws reproducible (else the generator's own random stream continues). If the consumer
+        stops early, the stream stands exactly after the last token it received.
+        """
+        n = int(n)
+        if n < 0:
+            raise ConfigError(f"number of tokens must be >= 0, got {n}")
+        if not temperature >= 0:
+            raise ConfigError(f"temperature must be >= 0, got {temperature!r}")
+        if int(top_k) < 0:
+            raise ConfigError(f"top-k must be >= 0, got {top_k!r}")
+        if not 0.0 < top_p <= 1.0:
+            raise ConfigError(f"top-p must be in (0, 1], got {top_p!r}")
+        rng = self._rng if seed is None else np.random.default_rng(seed)
+        return self._stream(n, float(temperature), int(top_k), float(top_p), rng)
+
+    def _stream(self, n, temperature, top_k, top_p, rng) -> Iterator[str]:
+        from seqtui.kernels import sample
+
+        itos = self.vocab.itos
+        done = 0
+        while done < n:
+            m = min(_CHUNK, n - done)
+            params, offs, fc, w0_t, cell = self._kernel_args()
+            start_state, start_logits = self.state.copy(), self.logits.copy()
+            out = np.empty(m, dtype=np.int32)
+            sample.generate(out, self.state, self.logits, params, offs, fc, w0_t, cell,
+                            rng.random(m), temperature, top_k, top_p)
+            given = 0
+            try:
+                for tok in out.tolist():
+                    yield itos[tok]
+                    given += 1
+            finally:
+                if given < m:  # stopped early: rewind to just after the last token handed out
+                    self.state[...] = start_state
+                    self.logits[...] = start_logits
+                    sample.feed(self.state, self.logits, out[:given], params, offs, fc, w0_t, cell)
+            done += m

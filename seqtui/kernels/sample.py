@@ -1,0 +1,190 @@
+"""Generation: advance one stream (batch 1) token by token and draw the next token.
+
+Sizes: V vocabulary, H hidden, L layers, G gates·H, S state slots (2 for LSTM: h, c; else 1).
+The model lives in one flat parameter buffer (``params``) described by an offset table:
+  offs (L, 4) int64  offsets of weight_ih, weight_hh, bias_ih, bias_hh of each layer
+  fc   (2,) int64    offsets of fc.weight (V, H) and fc.bias (V,)
+  w0_t (V, G)        layer 0's W_ihᵀ (a one-hot input is a row of it)
+  state (S, L, 1, H) the recurrent state, updated in place
+  logits (V,)        the next-token logits for the current state, updated in place
+Cells: 0 RNN, 1 GRU (r, z, n), 2 LSTM (i, f, g, o), PyTorch semantics — the same maths as the
+training kernels in rnn.py / gru.py / lstm.py (kept here so this cached kernel's call graph
+stays in one module; tests compare both). Draws use uniforms supplied by the caller, so a
+seeded stream is reproducible and the kernels share no mutable state between threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+from seqtui.kernels.config import FASTMATH, NJIT, NJIT_FAST
+
+CELL_CODES = {"rnn": 0, "gru": 1, "lstm": 2}
+GATES = (1, 3, 4)
+
+# --- activations (duplicated per module on purpose: a cached kernel's call graph stays here) ---
+
+
+def _tanh(x):  # pragma: no cover - replaced by the overload inside jitted code
+    return math.tanh(x)
+
+
+@overload(_tanh, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
+def _tanh_impl(x):
+    """float32: clamped rational approximation (max error ≈ 3.5e-7, vectorizes); float64: libm
+    (exact, so float64 gradient checks see the true derivative 1 - tanh²)."""
+    if x == types.float32:
+
+        def impl(x):
+            x = min(max(x, np.float32(-7.90531110763549805)), np.float32(7.90531110763549805))
+            x2 = x * x
+            p = np.float32(-2.76076847742355e-16)
+            p = p * x2 + np.float32(2.00018790482477e-13)
+            p = p * x2 + np.float32(-8.60467152213735e-11)
+            p = p * x2 + np.float32(5.12229709037114e-08)
+            p = p * x2 + np.float32(1.48572235717979e-05)
+            p = p * x2 + np.float32(6.37261928875436e-04)
+            p = p * x2 + np.float32(4.89352455891786e-03)
+            q = np.float32(1.19825839466702e-06)
+            q = q * x2 + np.float32(1.18534705686654e-04)
+            q = q * x2 + np.float32(2.26843463243900e-03)
+            q = q * x2 + np.float32(4.89352518554385e-03)
+            return x * p / q
+
+        return impl
+    return lambda x: math.tanh(x)
+
+
+def _sigmoid(x):  # pragma: no cover - replaced by the overload inside jitted code
+    return 0.5 + 0.5 * math.tanh(0.5 * x)
+
+
+@overload(_sigmoid, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
+def _sigmoid_impl(x):
+    """σ(x) = ½ + ½·tanh(x/2): vectorizes in float32, exact in float64."""
+    if x == types.float32:
+        return lambda x: np.float32(0.5) + np.float32(0.5) * _tanh(np.float32(0.5) * x)
+    return lambda x: 0.5 + 0.5 * _tanh(0.5 * x)
+
+
+@njit(**NJIT_FAST)
+def _step(state, logits, token, params, offs, fc, w0_t, cell, gi, gh):
+    """Feed one token: update every layer's state, then the logits."""
+    L = state.shape[1]
+    H = state.shape[3]
+    G = gi.shape[0]
+    V = logits.shape[0]
+    one = params.dtype.type(1.0)
+    for l in range(L):
+        w_hh = params[offs[l, 1] : offs[l, 1] + G * H].reshape((G, H))
+        b_ih = params[offs[l, 2] : offs[l, 2] + G]
+        b_hh = params[offs[l, 3] : offs[l, 3] + G]
+        h = state[0, l, 0]
+        if l == 0:
+            row = w0_t[token]
+            for g in range(G):
+                gi[g] = row[g] + b_ih[g]
+        else:
+            w_ih = params[offs[l, 0] : offs[l, 0] + G * H].reshape((G, H))
+            np.dot(w_ih, state[0, l - 1, 0], gi)
+            for g in range(G):
+                gi[g] += b_ih[g]
+        np.dot(w_hh, h, gh)
+        if cell == 0:
+            for k in range(H):
+                h[k] = _tanh(gi[k] + gh[k] + b_hh[k])
+        elif cell == 1:
+            for k in range(H):
+                r = _sigmoid(gi[k] + gh[k] + b_hh[k])
+                z = _sigmoid(gi[H + k] + gh[H + k] + b_hh[H + k])
+                n = _tanh(gi[2 * H + k] + r * (gh[2 * H + k] + b_hh[2 * H + k]))
+                h[k] = (one - z) * n + z * h[k]
+        else:
+            c = state[1, l, 0]
+            for k in range(H):
+                i = _sigmoid(gi[k] + gh[k] + b_hh[k])
+                f = _sigmoid(gi[H + k] + gh[H + k] + b_hh[H + k])
+                g = _tanh(gi[2 * H + k] + gh[2 * H + k] + b_hh[2 * H + k])
+                o = _sigmoid(gi[3 * H + k] + gh[3 * H + k] + b_hh[3 * H + k])
+                c[k] = f * c[k] + i * g
+                h[k] = o * _tanh(c[k])
+    fc_w = params[fc[0] : fc[0] + V * H].reshape((V, H))
+    fc_b = params[fc[1] : fc[1] + V]
+    np.dot(fc_w, state[0, L - 1, 0], logits)
+    for v in range(V):
+        logits[v] += fc_b[v]
+
+
+@njit(**NJIT)
+def _draw(logits, temperature, top_k, top_p, u, probs):
+    """One token id from the logits: greedy (temperature 0 or top_k 1), else a draw from
+    softmax(logits / temperature) restricted to the top_k most likely (0 = all), then to the
+    smallest most-likely prefix holding top_p of the remaining mass; ``u`` is uniform in [0, 1)."""
+    V = logits.shape[0]
+    best = 0
+    for v in range(1, V):
+        if logits[v] > logits[best]:
+            best = v
+    if temperature <= 0.0 or top_k == 1:
+        return best
+    m = np.float64(logits[best])
+    for v in range(V):
+        probs[v] = math.exp((np.float64(logits[v]) - m) / temperature)
+    k = V if top_k <= 0 else min(top_k, V)
+    if k == V and top_p >= 1.0:
+        total = probs.sum()
+        target = u * total
+        cum = 0.0
+        for v in range(V):
+            cum += probs[v]
+            if cum > target:
+                return v
+        return best
+    order = np.argsort(-probs, kind="mergesort")  # most likely first, ties by id
+    total = 0.0
+    for i in range(k):
+        total += probs[order[i]]
+    if top_p < 1.0:
+        cum = 0.0
+        kept = 0
+        while kept < k:
+            cum += probs[order[kept]]
+            kept += 1
+            if cum >= top_p * total:
+                break
+        k = kept
+        total = cum
+    target = u * total
+    cum = 0.0
+    for i in range(k):
+        cum += probs[order[i]]
+        if cum > target:
+            return order[i]
+    return order[k - 1]
+
+
+@njit(**NJIT)
+def feed(state, logits, ids, params, offs, fc, w0_t, cell):
+    """Advance the stream over the given token ids (a prompt)."""
+    G = w0_t.shape[1]
+    gi = np.empty(G, dtype=params.dtype)
+    gh = np.empty(G, dtype=params.dtype)
+    for i in range(ids.shape[0]):
+        _step(state, logits, ids[i], params, offs, fc, w0_t, cell, gi, gh)
+
+
+@njit(**NJIT)
+def generate(out, state, logits, params, offs, fc, w0_t, cell, uniforms, temperature, top_k, top_p):
+    """Draw out.shape[0] tokens one by one, feeding each back in (state and logits advance)."""
+    G = w0_t.shape[1]
+    gi = np.empty(G, dtype=params.dtype)
+    gh = np.empty(G, dtype=params.dtype)
+    probs = np.empty(logits.shape[0], dtype=np.float64)
+    for i in range(out.shape[0]):
+        tok = _draw(logits, temperature, top_k, top_p, uniforms[i], probs)
+        out[i] = tok
+        _step(state, logits, tok, params, offs, fc, w0_t, cell, gi, gh)

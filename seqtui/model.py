@@ -1,0 +1,404 @@
+"""Character-level language model (RNN / GRU / LSTM + linear output) over one flat parameter buffer.
+
+Sizes: B batch, T num_steps, H hidden, V vocabulary, L layers, G gates·H, N = T·B rows, P parts.
+
+Parameters and gradients are single flat arrays carved into views with PyTorch's names, shapes
+and gate order (``rnn.weight_ih_l0`` …, ``fc.weight``, ``fc.bias``), so a checkpoint loads
+straight into ``torch.nn.RNN/GRU/LSTM`` + ``nn.Linear``. A training step runs the Numba
+recurrence kernels (``seqtui.kernels.rnn/gru/lstm``) between big batched products done by BLAS:
+the input projection of all T steps, the output layer and softmax-CE over all N rows, and the
+weight gradients as one GEMM each. Importing this module does not import numba (kernels load
+on first use).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqtui.errors import CheckpointError, ConfigError
+
+CELLS = ("rnn", "gru", "lstm")
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+BPTT_MODES = ("full", "truncated", "randomized")
+
+
+@dataclass
+class ModelConfig:
+    """What defines a model's shapes: the cell, the vocabulary size, hidden width and depth."""
+
+    cell: str
+    vocab_size: int
+    hidden: int
+    num_layers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ConfigError(f"unknown cell {self.cell!r} (choose rnn, gru or lstm)")
+        for what, value, low in (("vocab_size", self.vocab_size, 2), ("hidden", self.hidden, 1),
+                                 ("num_layers", self.num_layers, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ConfigError(f"{what} must be an integer >= {low}, got {value!r}")
+        self.vocab_size = int(self.vocab_size)
+        self.hidden = int(self.hidden)
+        self.num_layers = int(self.num_layers)
+
+    @property
+    def gates(self) -> int:
+        return GATES[self.cell]
+
+    @property
+    def state_slots(self) -> int:
+        """S: 2 for the LSTM (h, c), else 1."""
+        return 2 if self.cell == "lstm" else 1
+
+
+def parameter_shapes(cfg: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
+    """PyTorch names and shapes, in PyTorch's ``named_parameters()`` order."""
+    G, H, V = cfg.gates * cfg.hidden, cfg.hidden, cfg.vocab_size
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    for k in range(cfg.num_layers):
+        shapes += [(f"rnn.weight_ih_l{k}", (G, V if k == 0 else H)), (f"rnn.weight_hh_l{k}", (G, H)),
+                   (f"rnn.bias_ih_l{k}", (G,)), (f"rnn.bias_hh_l{k}", (G,))]
+    return shapes + [("fc.weight", (V, H)), ("fc.bias", (V,))]
+
+
+@dataclass
+class StepStats:
+    """What one training window reports."""
+
+    loss: float               # mean NLL per token (float64)
+    state: np.ndarray         # final state (S, L, B, H), detached: the next window's initial state
+    h_grad_norms: np.ndarray  # (T,) float64: ‖∂L/∂h_t‖ of the top layer for t = 1..T
+    finite: bool              # False when the loss or any gradient is NaN/Inf
+
+
+def carry_scale_for(mode: str, T: int, k: int | None = None, p: float | None = None,
+                    rng: np.random.Generator | None = None) -> np.ndarray:
+    """Factors (T,) on the gradient flowing from step t back into the state of step t-1.
+
+    full: ones. truncated k: 0 where t % k == 0 (t > 0) — the gradient is cut every k steps.
+    randomized p (Tallec & Ollivier): ξ_t = 1/p with probability p, else 0, so E[ξ_t] = 1 and the
+    expected gradient is the full one; p = 1 gives exactly ``full``. Entry 0 feeds the detached
+    initial state and is never used.
+    """
+    if T < 1:
+        raise ConfigError(f"num_steps must be >= 1, got {T}")
+    scale = np.ones(T, dtype=np.float64)
+    if mode == "full":
+        return scale
+    if mode == "truncated":
+        if k is None or int(k) < 1:
+            raise ConfigError(f"truncated BPTT needs k >= 1, got {k!r}")
+        scale[np.arange(T) % int(k) == 0] = 0.0
+        scale[0] = 1.0
+        return scale
+    if mode == "randomized":
+        if p is None or not (0.0 < float(p) <= 1.0):
+            raise ConfigError(f"randomized BPTT needs p in (0, 1], got {p!r}")
+        if rng is None:
+            raise ConfigError("randomized BPTT needs a random generator")
+        keep = rng.random(T) < float(p)
+        return np.where(keep, 1.0 / float(p), 0.0)
+    raise ConfigError(f"unknown BPTT mode {mode!r} (choose full, truncated or randomized)")
+
+
+def default_parts(hidden: int) -> int:
+    """How many cores split the recurrence: 2 when there are two and H is worth splitting."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return 2 if cpus >= 2 and hidden >= 64 else 1
+
+
+_blas_lock = threading.Lock()
+_blas_limited = False
+
+
+def _single_threaded_kernel_blas() -> None:
+    """Limit the BLAS that Numba's ``np.dot`` calls (scipy's OpenBLAS) to one thread.
+
+    The recurrence kernels already run one BLAS call per core inside a parallel region; a
+    multi-threaded BLAS under them would oversubscribe the cores. NumPy's own BLAS (used for the
+    big batched products outside the kernels) keeps its threads.
+    """
+    global _blas_limited
+    with _blas_lock:
+        if _blas_limited:
+            return
+        _blas_limited = True
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (load the library numba uses)
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - declared dependencies
+            return
+        for lib in ThreadpoolController().lib_controllers:
+            path = str(getattr(lib, "filepath", ""))
+            if lib.user_api == "blas" and "numpy" not in path:
+                lib.set_num_threads(1)
+
+
+class _Layer:
+    """Per-layer work buffers for one (B, T) shape: what backward needs from forward."""
+
+    def __init__(self, cell: str, T: int, B: int, H: int, G: int, dtype: np.dtype) -> None:
+        self.hs = np.zeros((T + 1, B, H), dtype)
+        self.cs = np.zeros((T + 1, B, H), dtype) if cell == "lstm" else None
+        width = {"rnn": 0, "gru": 4 * H, "lstm": 5 * H}[cell]
+        self.acts = np.zeros((T, B, width), dtype)
+        self.xg = np.zeros((T, B, G), dtype)
+        self.dgi = np.zeros((T, B, G), dtype)
+        self.dgh = np.zeros((T, B, G), dtype) if cell == "gru" else self.dgi
+
+
+class _Workspace:
+    """All buffers of a training step for one (B, T) shape, reused across steps."""
+
+    def __init__(self, cfg: ModelConfig, T: int, B: int, parts: int, dtype: np.dtype) -> None:
+        H, V, G = cfg.hidden, cfg.vocab_size, cfg.gates * cfg.hidden
+        self.layers = [_Layer(cfg.cell, T, B, H, G, dtype) for _ in range(cfg.num_layers)]
+        self.logits = np.zeros((T * B, V), dtype)
+        self.dh = np.zeros((T, B, H), dtype)
+        self.dw0_t = np.zeros((V, G), dtype)
+        self.norms = np.zeros((parts, T), np.float64)
+
+
+class CharModel:
+    """An RNN/GRU/LSTM language model with a linear output layer, PyTorch-compatible parameters.
+
+    ``parts`` is how many cores split each recurrence step (default: 2 on a multi-core machine
+    when H ≥ 64); any value gives the same result up to float rounding.
+    """
+
+    def __init__(self, cfg: ModelConfig, seed: int = 0, dtype=np.float32, parts: int | None = None):
+        self.cfg = cfg
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ConfigError(f"model dtype must be float32 or float64, got {self.dtype}")
+        self.parts = default_parts(cfg.hidden) if parts is None else int(parts)
+        if not 1 <= self.parts <= max(1, cfg.hidden):
+            raise ConfigError(f"parts must be in 1..hidden, got {parts}")
+        self._shapes = parameter_shapes(cfg)
+        sizes = [math.prod(s) for _, s in self._shapes]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._offsets = {name: int(off) for (name, _), off in zip(self._shapes, offsets[:-1])}
+        self.params = np.empty(int(offsets[-1]), self.dtype)
+        self.grads = np.zeros_like(self.params)
+        bound = 1.0 / math.sqrt(cfg.hidden)  # PyTorch: every RNN tensor and nn.Linear(H, V)
+        self.params[:] = np.random.default_rng(seed).uniform(-bound, bound, self.params.size)
+        self._p = self._views(self.params)
+        self._g = self._views(self.grads)
+        L = cfg.num_layers
+        self.layer_offsets = np.array(
+            [[self._offsets[f"rnn.{w}_l{k}"] for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+             for k in range(L)], dtype=np.int64)
+        self.fc_offsets = np.array([self._offsets["fc.weight"], self._offsets["fc.bias"]], np.int64)
+        self._workspaces: dict[tuple[int, int], _Workspace] = {}
+        self._perm: np.ndarray | None = None
+
+    # -- parameters ------------------------------------------------------------------------
+    def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: flat[self._offsets[name]: self._offsets[name] + math.prod(shape)].reshape(shape)
+                for name, shape in self._shapes}
+
+    @property
+    def num_params(self) -> int:
+        return int(self.params.size)
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """Views into ``params`` by PyTorch name (writing to them changes the model)."""
+        return dict(self._p)
+
+    def named_grads(self) -> dict[str, np.ndarray]:
+        """Views into ``grads`` by PyTorch name."""
+        return dict(self._g)
+
+    def load_named(self, tensors: dict[str, np.ndarray]) -> None:
+        """Copy tensors in by PyTorch name; CheckpointError unless names, shapes and dtype match."""
+        expected = dict(self._shapes)
+        for name in tensors:
+            if name not in expected:
+                raise CheckpointError(f"unexpected tensor {name!r} for a {self.cfg.num_layers}-layer "
+                                      f"{self.cfg.cell} with hidden {self.cfg.hidden}")
+        for name, shape in expected.items():
+            if name not in tensors:
+                raise CheckpointError(f"missing tensor {name!r}")
+            arr = np.asarray(tensors[name])
+            if tuple(arr.shape) != shape:
+                raise CheckpointError(f"{name} has shape {tuple(arr.shape)}, expected {shape}")
+            if arr.dtype != self.dtype:
+                raise CheckpointError(f"{name} has dtype {arr.dtype}, expected {self.dtype}")
+            if not np.all(np.isfinite(arr)):
+                raise CheckpointError(f"{name} contains NaN/Inf")
+        for name in expected:
+            self._p[name][...] = tensors[name]
+
+    def init_state(self, batch_size: int) -> np.ndarray:
+        """Zeros of shape (S, L, B, H)."""
+        c = self.cfg
+        return np.zeros((c.state_slots, c.num_layers, int(batch_size), c.hidden), self.dtype)
+
+    # -- checks ----------------------------------------------------------------------------
+    def _check_ids(self, X: np.ndarray, what: str) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1 or X.dtype.kind not in "iu":
+            raise ConfigError(f"{what} must be a non-empty (B, T) integer array, got {X.dtype} {X.shape}")
+        lo, hi = int(X.min()), int(X.max())
+        if lo < 0 or hi >= self.cfg.vocab_size:
+            raise ConfigError(f"{what} holds token id {lo if lo < 0 else hi} outside the "
+                              f"vocabulary (size {self.cfg.vocab_size})")
+        return np.ascontiguousarray(X.T, dtype=np.int32)  # time-major (T, B)
+
+    def _check_state(self, state: np.ndarray | None, B: int) -> np.ndarray:
+        if state is None:
+            return self.init_state(B)
+        state = np.asarray(state)
+        want = self.init_state(B).shape
+        if state.shape != want:
+            raise ConfigError(f"state has shape {state.shape}, expected {want}")
+        return state
+
+    def _workspace(self, T: int, B: int) -> _Workspace:
+        ws = self._workspaces.get((T, B))
+        if ws is None or ws.norms.shape[0] != self.parts:
+            if len(self._workspaces) > 4:
+                self._workspaces.clear()
+            ws = self._workspaces[(T, B)] = _Workspace(self.cfg, T, B, self.parts, self.dtype)
+        return ws
+
+    def _w_hh_parts(self, w_hh: np.ndarray) -> np.ndarray:
+        """W_hh with rows regrouped part by part (each part's gate rows together), C-contiguous."""
+        if self.parts == 1 or self.cfg.gates == 1:
+            return w_hh
+        if self._perm is None:
+            H, P, gates = self.cfg.hidden, self.parts, self.cfg.gates
+            self._perm = np.concatenate([np.arange(k * H + p * H // P, k * H + (p + 1) * H // P)
+                                         for p in range(P) for k in range(gates)])
+        return w_hh[self._perm]
+
+    # -- forward ---------------------------------------------------------------------------
+    def _forward(self, ids: np.ndarray, state: np.ndarray) -> _Workspace:
+        """Run every layer over the window; leaves the top layer's hidden states and the logits."""
+        from seqtui.kernels import gru, linear, lstm, rnn
+
+        _single_threaded_kernel_blas()
+        T, B = ids.shape
+        cfg, P, p = self.cfg, self.parts, self._p
+        H, G, N = cfg.hidden, cfg.gates * cfg.hidden, T * B
+        ws = self._workspace(T, B)
+        for k, lay in enumerate(ws.layers):
+            w_ih, w_hh = p[f"rnn.weight_ih_l{k}"], p[f"rnn.weight_hh_l{k}"]
+            b_ih, b_hh = p[f"rnn.bias_ih_l{k}"], p[f"rnn.bias_hh_l{k}"]
+            bias = b_ih if cfg.cell == "gru" else b_ih + b_hh
+            if k == 0:
+                linear.onehot_forward(lay.xg, ids, np.ascontiguousarray(w_ih.T), bias, P)
+            else:
+                xg = lay.xg.reshape(N, G)
+                np.dot(ws.layers[k - 1].hs[1:].reshape(N, H), w_ih.T, out=xg)
+                xg += bias
+            lay.hs[0] = state[0, k]
+            if cfg.cell == "rnn":
+                rnn.rnn_forward(lay.hs, lay.xg, w_hh, P)
+            elif cfg.cell == "gru":
+                gru.gru_forward(lay.hs, lay.acts, lay.xg, self._w_hh_parts(w_hh), b_hh, P)
+            else:
+                lay.cs[0] = state[1, k]
+                lstm.lstm_forward(lay.hs, lay.cs, lay.acts, lay.xg, self._w_hh_parts(w_hh), P)
+        top = ws.layers[-1].hs[1:].reshape(N, H)
+        np.dot(top, p["fc.weight"].T, out=ws.logits)
+        ws.logits += p["fc.bias"]
+        return ws
+
+    def _final_state(self, ws: _Workspace) -> np.ndarray:
+        out = np.empty((self.cfg.state_slots, self.cfg.num_layers) + ws.layers[0].hs.shape[1:], self.dtype)
+        for k, lay in enumerate(ws.layers):
+            out[0, k] = lay.hs[-1]
+            if lay.cs is not None:
+                out[1, k] = lay.cs[-1]
+        return out
+
+    def logits(self, X: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (B, T, V) of every position and the final state (no gradients)."""
+        ids = self._check_ids(X, "X")
+        T, B = ids.shape
+        ws = self._forward(ids, self._check_state(state, B))
+        out = ws.logits.reshape(T, B, -1).transpose(1, 0, 2).copy()
+        return out, self._final_state(ws)
+
+    def evaluate(self, X: np.ndarray, Y: np.ndarray, state: np.ndarray | None = None
+                 ) -> tuple[float, int, np.ndarray]:
+        """(sum of NLL over the B·T targets, B·T, final state), without gradients."""
+        from seqtui.kernels import output
+
+        ids = self._check_ids(X, "X")
+        targets = self._check_ids(Y, "Y")
+        if targets.shape != ids.shape:
+            raise ConfigError(f"Y has shape {np.shape(Y)}, expected {np.shape(X)}")
+        T, B = ids.shape
+        ws = self._forward(ids, self._check_state(state, B))
+        total = output.softmax_ce_forward(ws.logits, targets.reshape(-1), self.parts)
+        return float(total), T * B, self._final_state(ws)
+
+    # -- training --------------------------------------------------------------------------
+    def loss_and_grad(self, X: np.ndarray, Y: np.ndarray, state: np.ndarray | None,
+                      carry_scale: np.ndarray | None) -> StepStats:
+        """Forward + backward over one window; overwrites ``grads`` with ∂(mean NLL)/∂params."""
+        from seqtui.kernels import gru, linear, lstm, optim, output, rnn
+
+        ids = self._check_ids(X, "X")
+        targets = self._check_ids(Y, "Y")
+        if targets.shape != ids.shape:
+            raise ConfigError(f"Y has shape {np.shape(Y)}, expected {np.shape(X)}")
+        T, B = ids.shape
+        if carry_scale is None:
+            carry_scale = np.ones(T)
+        carry_scale = np.ascontiguousarray(carry_scale, dtype=np.float64)
+        if carry_scale.shape != (T,):
+            raise ConfigError(f"carry_scale has shape {carry_scale.shape}, expected ({T},)")
+        cfg, P, p, g = self.cfg, self.parts, self._p, self._g
+        H, G, N, L = cfg.hidden, cfg.gates * cfg.hidden, T * B, cfg.num_layers
+        ws = self._forward(ids, self._check_state(state, B))
+
+        # output layer: fused softmax-CE, then its weight gradients and ∂L/∂h of the top layer
+        loss_sum = output.softmax_ce_forward_backward(ws.logits, targets.reshape(-1), 1.0 / N, P)
+        dlogits = ws.logits
+        top = ws.layers[-1].hs[1:].reshape(N, H)
+        np.dot(dlogits.T, top, out=g["fc.weight"])
+        np.sum(dlogits, axis=0, out=g["fc.bias"])
+        np.dot(dlogits, p["fc.weight"], out=ws.dh.reshape(N, H))
+
+        h_norms = None
+        for k in range(L - 1, -1, -1):
+            lay = ws.layers[k]
+            w_hh_t = np.ascontiguousarray(p[f"rnn.weight_hh_l{k}"].T)
+            if cfg.cell == "rnn":
+                rnn.rnn_backward(lay.dgi, ws.norms, ws.dh, lay.hs, w_hh_t, carry_scale, P)
+            elif cfg.cell == "gru":
+                gru.gru_backward(lay.dgi, lay.dgh, ws.norms, ws.dh, lay.hs, lay.acts, w_hh_t,
+                                 carry_scale, P)
+            else:
+                lstm.lstm_backward(lay.dgi, ws.norms, ws.dh, lay.cs, lay.acts, w_hh_t, carry_scale, P)
+            if k == L - 1:
+                h_norms = np.sqrt(ws.norms.sum(axis=0))
+            dgi, dgh = lay.dgi.reshape(N, G), lay.dgh.reshape(N, G)
+            np.dot(dgh.T, lay.hs[:-1].reshape(N, H), out=g[f"rnn.weight_hh_l{k}"])
+            np.sum(dgh, axis=0, out=g[f"rnn.bias_hh_l{k}"])
+            np.sum(dgi, axis=0, out=g[f"rnn.bias_ih_l{k}"])
+            if k == 0:
+                ws.dw0_t[...] = 0
+                linear.onehot_backward(ws.dw0_t, lay.dgi, ids, P)
+                g["rnn.weight_ih_l0"][...] = ws.dw0_t.T
+            else:
+                below = ws.layers[k - 1].hs[1:].reshape(N, H)
+                np.dot(dgi.T, below, out=g[f"rnn.weight_ih_l{k}"])
+                np.dot(dgi, p[f"rnn.weight_ih_l{k}"], out=ws.dh.reshape(N, H))
+
+        loss = loss_sum / N
+        finite = math.isfinite(loss) and math.isfinite(optim.sum_squares(self.grads))
+        return StepStats(loss=float(loss), state=self._final_state(ws),
+                         h_grad_norms=h_norms, finite=bool(finite))
