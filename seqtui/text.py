@@ -247,41 +247,63 @@ def _new_output(npy: Path, n: int, path: Path) -> tuple[Path, np.ndarray]:
     return tmp, np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(n,))
 
 
-def _encode_chars(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progress: Progress | None):
-    """Two Numba passes over the mapped bytes: count code points, then write ids."""
-    from seqtui.kernels.text import MAX_CODEPOINT, OK, count_chars, encode_chars
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view, so kernels see one array type for mapped files and scratch buffers."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+def _scan(data: np.ndarray, path: Path, cfg: TextConfig, step, progress: Progress | None, phase: str) -> None:
+    """Feed the mapped bytes to ``step(buf, final) -> (used, written, status, where)`` chunk by
+    chunk, through the d2l filter when that preset is on; raise on bad bytes."""
+    from seqtui.kernels.text import OK, d2l_filter
 
     size = data.shape[0]
-    replace, d2l = cfg.errors == "replace", cfg.preprocess == "d2l"
-    counts = np.zeros(MAX_CODEPOINT, dtype=np.int64)
-    first = np.full(MAX_CODEPOINT, -1, dtype=np.int64)
-    state = np.zeros(3, dtype=np.int64)
+    chunk = max(CHUNK_BYTES, 4)  # room for one whole UTF-8 sequence
+    d2l, replace = cfg.preprocess == "d2l", cfg.errors == "replace"
+    scratch = np.empty(min(chunk, size), dtype=np.uint8) if d2l else None
+    d2l_state = np.zeros(2, dtype=np.int64)
     pos = 0
     while pos < size:
-        end = min(pos + CHUNK_BYTES, size)
-        used, _, status, where = count_chars(data[pos:end], end == size, replace, d2l, state, counts, first)
+        end = min(pos + chunk, size)
+        piece = data[pos:end]
+        if d2l:
+            used, k, status, where = d2l_filter(piece, end == size, replace, d2l_state, scratch)
+            step(_readonly(scratch[:k]), True)
+        else:
+            used, _, status, where = step(piece, end == size)
         if status != OK:
             _raise_status(status, path, pos + where)
         pos += used
         if progress:
-            progress("count", pos / size)
-    seen = np.flatnonzero(counts)
-    seen = seen[np.argsort(first[seen], kind="stable")]
+            progress(phase, pos / size)
+
+
+def _encode_chars(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progress: Progress | None):
+    """Two Numba passes over the mapped bytes: count code points, then write ids."""
+    from seqtui.kernels.text import MAX_CODEPOINT, count_chars, encode_chars
+
+    replace = cfg.errors == "replace"
+    counts = np.zeros(MAX_CODEPOINT, dtype=np.int64)  # calloc: only touched pages cost memory
+    seen = np.zeros(MAX_CODEPOINT, dtype=np.int32)
+    state = np.zeros(2, dtype=np.int64)  # [tokens, distinct code points]
+    _scan(data, path, cfg, lambda buf, final: count_chars(buf, final, replace, state, counts, seen), progress, "count")
+    seen = seen[: state[1]]  # first-appearance order
     vocab = Vocab.from_counts([(chr(c), int(counts[c])) for c in seen], min_freq=cfg.min_freq, is_char=True)
     table = vocab.char_table()
-    vcounts = np.bincount(table[seen], weights=counts[seen], minlength=len(vocab)).astype(np.int64)
-    tmp, out = _new_output(npy, int(state[2]), path)
-    state[:] = 0
-    pos = written = 0
-    while pos < size:
-        end = min(pos + CHUNK_BYTES, size)
-        used, k, status, where = encode_chars(data[pos:end], end == size, replace, d2l, state, table, out[written:])
-        if status != OK:  # pragma: no cover - pass 1 saw the same bytes
-            _raise_status(status, path, pos + where)
-        pos += used
-        written += k
-        if progress:
-            progress("encode", pos / size)
+    vcounts = np.zeros(len(vocab), dtype=np.int64)
+    np.add.at(vcounts, table[seen], counts[seen])  # rare chars (min_freq) add up in <unk>
+    tmp, out = _new_output(npy, int(state[0]), path)
+    written = 0
+
+    def encode(buf, final):
+        nonlocal written
+        r = encode_chars(buf, final, replace, table, out[written:])
+        written += r[1]
+        return r
+
+    _scan(data, path, cfg, encode, progress, "encode")
     out.flush()
     del out
     return vocab, vcounts, tmp

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 from seqtui import text as text_mod
 from seqtui.errors import ConfigError, CorpusError
-from seqtui.kernels.text import count_unigrams, encode_text_bytes, ngram_keys
+from seqtui.kernels.text import MAX_CODEPOINT, count_chars, count_unigrams, encode_text_bytes, ngram_keys
 from seqtui.text import TextConfig, load_dataset, preprocess_text, split_train_val, tokenize
 from seqtui.vocab import Vocab
 
@@ -39,6 +41,23 @@ def test_kernel_replaces_bad_utf8_exactly_like_python(data):
 @given(st.text(alphabet=st.sampled_from(list("abXYZ -.,!'\n\r\t9") + ["é", "ß", "😀"]), max_size=80))
 def test_kernel_d2l_matches_python_reference(s):
     assert _kernel_decode(s.encode("utf-8"), d2l=True) == preprocess_text(s, "d2l")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aab  c\n.XY") + ["é", "😀"]), max_size=120), st.integers(1, 9))
+def test_count_kernel_counts_and_orders_like_counter(s, cut):
+    """Fed in two chunks (cut anywhere, even inside a character): counts and first appearances."""
+    data = np.frombuffer(s.encode("utf-8"), dtype=np.uint8)
+    counts = np.zeros(MAX_CODEPOINT, dtype=np.int64)
+    seen = np.zeros(MAX_CODEPOINT, dtype=np.int32)
+    state = np.zeros(2, dtype=np.int64)
+    cut = min(cut, len(data))
+    used, _, status, _ = count_chars(data[:cut], False, False, state, counts, seen)
+    count_chars(data[used:], True, False, state, counts, seen)
+    ref = Counter(s)
+    assert [chr(c) for c in seen[: state[1]]] == list(ref)  # Counter keeps first-appearance order
+    assert {chr(c): int(counts[c]) for c in seen[: state[1]]} == dict(ref)
+    assert state[0] == len(s) and status == 0
 
 
 def test_d2l_preset_by_hand():

@@ -1,17 +1,18 @@
-"""Text kernels: UTF-8 bytes -> code points (with the d2l preset applied on the fly) -> ids.
+"""Text kernels: UTF-8 bytes -> code points -> ids, and n-gram counting over ids.
 
 Sizes: N bytes in a chunk, V vocabulary size, n n-gram order.
 
-One decoder (``_decode``) feeds two entry kernels that walk the same bytes the same way:
-``count_chars`` (pass 1: code point counts and first positions, for the vocabulary) and
-``encode_chars`` (pass 2: ids through a dense code point -> id table). Both stop before an
-incomplete trailing sequence unless ``final``, so a file can be fed in chunks, and report the
-first invalid byte (strict) or substitute U+FFFD exactly as ``bytes.decode('utf-8', 'replace')``
+One decoder (``_decode``) feeds three entry kernels: ``count_chars`` (pass 1: code point counts
+and the order of first appearance, for the vocabulary), ``encode_chars`` (pass 2: ids through a
+dense code point -> id table) and ``d2l_filter`` (the d2l preset, bytes -> lowercase ASCII
+letters and spaces, run before the other two). ASCII takes a fast path. Each stops before an
+incomplete trailing sequence unless ``final``, so a file can be fed in chunks, and reports the
+first invalid byte (strict) or substitutes U+FFFD exactly as ``bytes.decode('utf-8', 'replace')``
 does (one U+FFFD per maximal invalid subpart). A NUL byte is reported: it means a binary file.
 
-The ``state`` array carries the d2l preset across chunks: [pending_space, line_has_letter,
-tokens_emitted]. The d2l preset is d2l 0.17's ``re.sub('[^A-Za-z]+', ' ', line).strip().lower()``
-per line, lines joined without a separator.
+All three return (bytes consumed, tokens or bytes written, status, offset of the problem or -1).
+The d2l preset is d2l 0.17's ``re.sub('[^A-Za-z]+', ' ', line).strip().lower()`` per line,
+lines joined without a separator.
 """
 
 from __future__ import annotations
@@ -68,102 +69,167 @@ def _decode(buf, i, n, final):
 
 
 @njit(inline="always")
-def _d2l_map(cp, state):
-    """The d2l preset on one code point: returns (space_first, out) with out = -1 for nothing."""
-    if cp == 10 or cp == 13:
-        state[0] = 0
-        state[1] = 0
-        return False, -1
-    if 65 <= cp <= 90:
-        cp += 32
-    elif not 97 <= cp <= 122:
-        if state[1] != 0:
-            state[0] = 1
-        return False, -1
-    space = state[0] != 0
-    state[0] = 0
-    state[1] = 1
-    return space, cp
+def _plain_ascii(b):
+    """1..127: a code point by itself (0 is NUL, >= 128 starts a multi-byte sequence)."""
+    return np.uint8(b - np.uint8(1)) < np.uint8(0x7F)
 
 
 @njit(**NJIT)
-def count_chars(buf, final, replace, d2l, state, counts, first):
-    """Pass 1 over a chunk: add code point counts and first token positions.
+def count_chars(buf, final, replace, state, counts, seen):
+    """Pass 1 over a chunk: ``counts[cp] += 1`` per code point; a code point seen for the first
+    time is appended to ``seen`` (so ``seen`` is in first-appearance order).
 
-    Returns (bytes consumed, tokens emitted, status, byte offset of the problem or -1).
+    ``state`` = [tokens so far, len(seen)], carried across chunks. Runs of already-seen ASCII
+    are counted four bytes at a time into four histograms (independent increments).
     """
     n = buf.shape[0]
+    lanes = np.zeros((4, 128), dtype=np.int64)
+    known = np.zeros(128, dtype=np.bool_)
+    for b in range(128):
+        known[b] = counts[b] > 0
     i = 0
     emitted = 0
-    pos = state[2]
+    ns = state[1]
+    status = OK
+    where = -1
     while i < n:
-        cp, length, status = _decode(buf, i, n, final)
-        if status == 2:
-            break
-        if status == 1 and not replace:
-            state[2] = pos
-            return i, emitted, BAD_UTF8, i
-        if cp == 0:
-            state[2] = pos
-            return i, emitted, NUL, i
-        i += length
-        if d2l:
-            space, cp = _d2l_map(cp, state)
-            if cp < 0:
+        if i + 4 <= n:
+            b0 = buf[i]
+            b1 = buf[i + 1]
+            b2 = buf[i + 2]
+            b3 = buf[i + 3]
+            if (_plain_ascii(b0) and _plain_ascii(b1) and _plain_ascii(b2) and _plain_ascii(b3)
+                    and known[b0] and known[b1] and known[b2] and known[b3]):
+                lanes[0, b0] += 1
+                lanes[1, b1] += 1
+                lanes[2, b2] += 1
+                lanes[3, b3] += 1
+                i += 4
+                emitted += 4
                 continue
-            if space:
-                counts[32] += 1
-                if first[32] < 0:
-                    first[32] = pos
-                pos += 1
-                emitted += 1
-        counts[cp] += 1
-        if first[cp] < 0:
-            first[cp] = pos
-        pos += 1
+        b = buf[i]
+        if _plain_ascii(b):
+            if not known[b]:
+                known[b] = True
+                seen[ns] = b
+                ns += 1
+            lanes[0, b] += 1
+            emitted += 1
+            i += 1
+            continue
+        cp, length, st = _decode(buf, i, n, final)
+        if st == 2:
+            break
+        if (st == 1 and not replace) or cp == 0:
+            status = BAD_UTF8 if cp != 0 else NUL
+            where = i
+            break
+        i += length
+        c = counts[cp]
+        if c == 0:
+            seen[ns] = cp
+            ns += 1
+        counts[cp] = c + 1
         emitted += 1
-    state[2] = pos
-    return i, emitted, OK, -1
+    for b in range(128):
+        counts[b] += lanes[0, b] + lanes[1, b] + lanes[2, b] + lanes[3, b]
+    state[0] += emitted
+    state[1] = ns
+    return i, emitted, status, where
 
 
 @njit(**NJIT)
-def encode_chars(buf, final, replace, d2l, state, table, out):
-    """Pass 2 over a chunk: write ids ``table[code point]`` to ``out`` (room for N tokens).
-
-    Returns the same tuple as :func:`count_chars`.
-    """
+def encode_chars(buf, final, replace, table, out):
+    """Pass 2 over a chunk: ``out[k] = table[cp]`` for the k-th code point (room for N)."""
     n = buf.shape[0]
     i = 0
     emitted = 0
+    status = OK
+    where = -1
     while i < n:
-        cp, length, status = _decode(buf, i, n, final)
-        if status == 2:
+        if _plain_ascii(buf[i]):  # a run of ASCII: byte j goes to out[j + shift]
+            shift = emitted - i
+            j = i
+            while j < n and _plain_ascii(buf[j]):
+                out[j + shift] = table[buf[j]]
+                j += 1
+            emitted += j - i
+            i = j
+            continue
+        cp, length, st = _decode(buf, i, n, final)
+        if st == 2:
             break
-        if status == 1 and not replace:
-            state[2] += emitted
-            return i, emitted, BAD_UTF8, i
-        if cp == 0:
-            state[2] += emitted
-            return i, emitted, NUL, i
+        if (st == 1 and not replace) or cp == 0:
+            status = BAD_UTF8 if cp != 0 else NUL
+            where = i
+            break
         i += length
-        if d2l:
-            space, cp = _d2l_map(cp, state)
-            if cp < 0:
-                continue
-            if space:
-                out[emitted] = table[32]
-                emitted += 1
         out[emitted] = table[cp]
         emitted += 1
-    state[2] += emitted
-    return i, emitted, OK, -1
+    return i, emitted, status, where
+
+
+@njit(**NJIT)
+def d2l_filter(buf, final, replace, state, out):
+    """The d2l preset on a chunk: letters lowercased, each run of other characters inside a line
+    becomes one space, nothing at line ends; writes ASCII bytes to ``out`` (room for N).
+
+    ``state`` = [space pending, line has a letter], carried across chunks. Non-ASCII input is
+    still decoded, so bad UTF-8 and NUL bytes are reported as by the other kernels.
+    """
+    n = buf.shape[0]
+    i = 0
+    k = 0
+    pending = state[0]
+    started = state[1]
+    status = OK
+    where = -1
+    while i < n:
+        b = np.int64(buf[i])
+        if b >= 0x80 or b == 0:
+            cp, length, st = _decode(buf, i, n, final)
+            if st == 2:
+                break
+            if (st == 1 and not replace) or cp == 0:
+                status = BAD_UTF8 if cp != 0 else NUL
+                where = i
+                break
+            i += length
+            if started:
+                pending = 1
+            continue
+        i += 1
+        if b == 10 or b == 13:  # \n, \r and \r\n all end a line (readlines semantics)
+            pending = 0
+            started = 0
+            continue
+        if 65 <= b <= 90:
+            b += 32
+        elif b < 97 or b > 122:
+            if started:
+                pending = 1
+            continue
+        if pending:
+            out[k] = 32
+            k += 1
+            pending = 0
+        out[k] = b
+        k += 1
+        started = 1
+    state[0] = pending
+    state[1] = started
+    return i, k, status, where
 
 
 def encode_text_bytes(data: np.ndarray, table: np.ndarray, d2l: bool = False) -> np.ndarray:
-    """Ids of a whole in-memory UTF-8 buffer (invalid bytes become U+FFFD's id)."""
+    """Ids of a whole in-memory UTF-8 buffer (invalid bytes become U+FFFD's id, NUL stops)."""
+    if d2l:
+        filtered = np.empty(data.shape[0], dtype=np.uint8)
+        _, k, _, _ = d2l_filter(data, True, True, np.zeros(2, dtype=np.int64), filtered)
+        data = filtered[:k]
+        data.flags.writeable = False  # one array type for every caller: fewer compilations
     out = np.empty(data.shape[0], dtype=np.int32)
-    state = np.zeros(3, dtype=np.int64)
-    _, k, _, _ = encode_chars(data, True, True, d2l, state, table, out)
+    _, k, _, _ = encode_chars(data, True, True, table, out)
     return out[:k].copy()
 
 
