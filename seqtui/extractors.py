@@ -7,6 +7,7 @@ that holds the data: files are located through ``importlib.metadata``.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import os
 import re
@@ -23,7 +24,12 @@ EXTRACTOR_VERSION = 1
 
 
 def distribution_version(name: str) -> str | None:
-    """Installed version of a distribution, or None when it is absent."""
+    """Installed version of a distribution, or None when it is absent (memoized per sys.path)."""
+    return _version_on_path(name, tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=64)
+def _version_on_path(name: str, search_path: tuple[str, ...]) -> str | None:
     try:
         return md.version(name)
     except md.PackageNotFoundError:
