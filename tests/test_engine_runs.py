@@ -224,3 +224,75 @@ def test_start_run_validates_before_creating_anything(config):
         runs.start_run(dict(config, hidden=0))
     after = set(runs.runs_root().iterdir()) if runs.runs_root().exists() else set()
     assert before == after
+
+
+# ---------------------------------------------------------------------------------------------
+# RunConfig: absurd hyperparameters are one-line ConfigErrors
+from seqtui.engine.config import RunConfig, parse_bptt  # noqa: E402
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(hidden=0), "hidden must be a positive integer"),
+    (dict(hidden=10**9), "absurdly large"),
+    (dict(layers=-1), "layers must be a positive integer"),
+    (dict(lr=0.0), "learning rate must be a positive number"),
+    (dict(lr=float("nan")), "learning rate must be a positive number"),
+    (dict(batch_size=0), "batch size"),
+    (dict(num_steps=0), "num_steps"),
+    (dict(bptt="truncated", bptt_k=36), r"bptt k must be in 1..num_steps \(35\)"),
+    (dict(bptt="truncated", bptt_k=0), "bptt k must be in"),
+    (dict(bptt="truncated"), "needs k"),
+    (dict(bptt="randomized", bptt_p=0.0), r"bptt p must be in \(0, 1\]"),
+    (dict(bptt="randomized", bptt_p=1.5), r"bptt p must be in \(0, 1\]"),
+    (dict(bptt="full", bptt_k=3), "only applies to --bptt truncated"),
+    (dict(clip=0.0), "clip θ must be a positive number"),
+    (dict(clip=-1.0), "clip θ"),
+    (dict(epochs=0), "epochs must be a positive integer"),
+    (dict(steps=-5), "steps must be a positive integer"),
+    (dict(epochs=2, steps=5), "not both"),
+    (dict(val_fraction=0.6), r"validation fraction must be in \[0, 0.5\]"),
+    (dict(val_fraction=-0.1), "validation fraction"),
+    (dict(cell="transformer"), "unknown cell 'transformer'"),
+    (dict(optimizer="rmsprop"), "unknown optimizer"),
+    (dict(sampling="shuffled"), "unknown sampling"),
+    (dict(lr_decay=1.5), "lr decay"),
+    (dict(corpus=""), "no corpus"),
+    (dict(sample_every=-1), "sample_every must be ≥ 0"),
+])
+def test_absurd_hyperparameters_are_config_errors(changes, message):
+    cfg = RunConfig(corpus="x").replace(**changes)
+    with pytest.raises(ConfigError, match=message) as info:
+        cfg.validate()
+    assert "\n" not in str(info.value)
+
+
+def test_config_round_trips_through_json_and_rejects_unknown_keys_and_types(tmp_path):
+    cfg = RunConfig(corpus="x", bptt="randomized", bptt_p=0.5, clip=None, steps=7).validate()
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    assert RunConfig.load(path) == cfg
+    with pytest.raises(ConfigError, match="unknown config key 'hiden'"):
+        RunConfig.from_dict({"hiden": 3})
+    with pytest.raises(ConfigError, match="'hidden' must be an integer"):
+        RunConfig.from_dict({"hidden": 3.5})
+    with pytest.raises(ConfigError, match="'hidden' must be an integer"):
+        RunConfig.from_dict({"hidden": True})
+    with pytest.raises(ConfigError, match="cannot be null"):
+        RunConfig.from_dict({"lr": None})
+    assert RunConfig.from_dict({"lr": 1}).lr == 1.0 and isinstance(RunConfig.from_dict({"lr": 1}).lr, float)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        RunConfig.load(path)
+
+
+def test_bptt_syntax():
+    assert parse_bptt("full") == ("full", None, None)
+    assert parse_bptt("truncated:10") == ("truncated", 10, None)
+    assert parse_bptt("randomized:0.25") == ("randomized", None, 0.25)
+    assert parse_bptt("truncated") == ("truncated", None, None)
+    with pytest.raises(ConfigError, match="bad --bptt argument"):
+        parse_bptt("truncated:x")
+    with pytest.raises(ConfigError, match="unknown bptt"):
+        parse_bptt("partial:3")
+    with pytest.raises(ConfigError, match="takes no argument"):
+        parse_bptt("full:3")

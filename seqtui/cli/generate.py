@@ -14,7 +14,7 @@ from seqtui.errors import ConfigError
 @click.argument("prompt", default="")
 @click.option("-n", "--length", "n", type=int, default=200, show_default=True, help="Tokens to generate.")
 @click.option("--temperature", "-t", type=float, default=1.0, show_default=True,
-              help="Softmax temperature (lower = safer).")
+              help="Softmax temperature (lower = safer, 0 = greedy).")
 @click.option("--top-k", type=int, default=0, show_default=True, help="Sample among the k likeliest (0 = all).")
 @click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling mass in (0, 1].")
 @click.option("--seed", type=int, default=None, help="Seed for reproducible samples.")
@@ -57,8 +57,8 @@ def check_sampling(n: int, temperature: float, top_k: int, top_p: float) -> None
     """One-line ConfigErrors for absurd sampling settings."""
     if n < 0:
         raise ConfigError(f"-n must be ≥ 0, got {n}")
-    if not temperature > 0 or temperature != temperature or temperature == float("inf"):
-        raise ConfigError(f"temperature must be a positive number, got {temperature:g}")
+    if not 0 <= temperature < float("inf"):
+        raise ConfigError(f"temperature must be ≥ 0 (0 = greedy), got {temperature:g}")
     if top_k < 0:
         raise ConfigError(f"top-k must be ≥ 0, got {top_k}")
     if not 0 < top_p <= 1:

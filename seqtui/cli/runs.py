@@ -29,7 +29,7 @@ def list_cmd(as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False, expand=False)
     for col in ("NAME", "STATUS", "STEP", "PPL", "BEST VAL", "MODEL", "CORPUS", "CREATED"):
         table.add_column(col, justify="right" if col in ("STEP", "PPL", "BEST VAL") else "left")
     for r in items:
@@ -59,7 +59,7 @@ def show_cmd(run: str, as_json: bool) -> None:
     rows = [
         ("run", info.name), ("path", str(info.path)),
         ("status", info.status + (f" (pid {info.pid})" if info.pid else "")
-         + (f" — {info.reason}" if info.reason and info.status != "running" else "")),
+         + (f" — {info.reason}" if info.reason not in (None, info.status) else "")),
         ("step", f"{info.last_step}" + (f" / {info.total_steps}" if info.total_steps else "")),
         ("train ppl", _num(info.last_ppl)), ("best val ppl", _num(info.best_val_ppl)),
         ("corpus", f"{c.get('corpus')} ({c.get('tokens')}, {c.get('preprocess')})"),
@@ -74,7 +74,7 @@ def show_cmd(run: str, as_json: bool) -> None:
     ]
     for kind, meta in checkpoints.items():
         rows.append((f"{kind} checkpoint", f"step {meta['step']}" + (
-            f", val ppl {_num(meta['best_val_ppl'])}" if meta.get("best_val_ppl") else "")))
+            f", best val ppl {_num(meta['best_val_ppl'])}" if meta.get("best_val_ppl") else "")))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key:<{width}}  {value}")
@@ -156,7 +156,7 @@ def _short(text: str, width: int = 24) -> str:
 def _when(ts) -> str:
     if not ts:
         return "—"
-    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    return _dt.datetime.fromtimestamp(ts).strftime("%m-%d %H:%M")
 
 
 def _bptt(c: dict) -> str:

@@ -223,8 +223,9 @@ class _Display:
                 self._last_epoch_line = time.monotonic()
                 self._line(f"epoch {e['epoch']}  train ppl {_fmt(e.get('train_ppl'))}")
         elif kind == "sample":
-            self._line(f"[dim]sample @ {e['step']}:[/] {e.get('prompt', '')}{e.get('text', '')!s}"
-                       .replace("\n", "⏎"))
+            text = (e.get("prompt", "") + str(e.get("text", ""))).replace("\n", "⏎")
+            width = max(20, self.console.width - 16)
+            self._line(f"[dim]sample @ {e['step']}:[/] " + escape(text[:width]))
         elif kind == "error":
             self.close()
 
@@ -262,6 +263,12 @@ class _Display:
         else:
             self._line(f"stopped [bold]{self.name}[/] at step {pos.step} ({trainer.stop_reason}); "
                        f"continue with: seqtui runs resume {self.name}")
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as _escape
+
+    return _escape(text)
 
 
 def _fmt(x) -> str:
