@@ -1,0 +1,359 @@
+"""The Textual app: screens as modes, the attached run's event tail, and the engine calls.
+
+The app never trains in its own process: it starts runs with ``seqtui.engine.runs.start_run``
+(a detached subprocess) and tails their ``events.jsonl`` in a thread worker, so quitting the
+app or losing SSH never stops training and reopening re-attaches. Every engine call that can
+take time (listing runs, stopping, loading a model) runs in a thread worker; errors become
+notifications and the app keeps running. ``make_app`` is shared by the CLI and the tests.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.worker import get_current_worker
+
+from seqtui.errors import SeqtuiError
+from seqtui.messages import RunEvents, RunsListed, RunStatus
+from seqtui.screens.corpora import CorporaScreen
+from seqtui.screens.generate import GenerateScreen, load_generator
+from seqtui.screens.gradients import GradientsScreen
+from seqtui.screens.help import HelpScreen
+from seqtui.screens.runs import RunsScreen
+from seqtui.screens.train import TrainScreen
+from seqtui.widgets.nav import SCREENS
+from seqtui.widgets.run_state import RunState
+
+POLL_SECONDS = 0.5      # events.jsonl tail
+STATUS_SECONDS = 2.0    # pid liveness / status of the attached run
+BACKLOG_BYTES = 4 << 20  # read a long run's history in slices, one message each
+
+
+class SeqtuiCommands(Provider):
+    """Command-palette entries for the main actions (ctrl+p)."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        app: SeqtuiApp = self.app  # type: ignore[assignment]
+        cmds = [(f"Go to {label}", partial(app.action_goto, mode), f"{fkey.upper()} or {letter}")
+                for mode, fkey, letter, label in SCREENS]
+        cmds += [
+            ("New training run", app.action_new_run, "open the Train form"),
+            ("Stop the attached run", app.stop_attached, "SIGTERM: it checkpoints and exits"),
+            ("Resume the attached run", app.resume_attached, "continue from its latest checkpoint"),
+            ("Attach to the newest run", app.attach_newest, "re-read the runs directory"),
+            ("Help: keys and what the screens show", app.action_help, "F1 or ?"),
+        ]
+        return cmds
+
+    async def discover(self) -> Hits:
+        for title, callback, help_text in self._commands():
+            yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback, help_text in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+
+
+class SeqtuiApp(App):
+    """Corpora → Train → Gradients → Runs → Generate, one mode (screen stack) each."""
+
+    TITLE = "seqtui"
+    CSS_PATH = [
+        "screens/app.tcss", "screens/train.tcss", "screens/corpora.tcss", "screens/gradients.tcss",
+        "screens/runs.tcss", "screens/generate.tcss", "screens/help.tcss",
+    ]
+    MODES = {
+        "corpora": CorporaScreen, "train": TrainScreen, "gradients": GradientsScreen,
+        "runs": RunsScreen, "generate": GenerateScreen,
+    }
+    DEFAULT_MODE = "train"
+    COMMANDS = App.COMMANDS | {SeqtuiCommands}
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("question_mark", "help", "Help", show=False),
+        *[Binding(fkey, f"goto('{mode}')", label, show=False, priority=True)
+          for mode, fkey, _letter, label in SCREENS],
+        *[Binding(letter, f"goto('{mode}')", label, show=False)
+          for mode, _fkey, letter, label in SCREENS],
+    ]
+
+    def __init__(self, *, corpus: str | None = None, run: str | None = None,
+                 screen: str = "train", poll_seconds: float = POLL_SECONDS,
+                 generator_loader: Callable[[Path], Any] | None = None,
+                 attach: bool = True, ansi_color: bool | None = None) -> None:
+        super().__init__(ansi_color=ansi_color)
+        self.preselect_corpus = corpus
+        self.initial_run = run
+        self.initial_screen = screen
+        self.poll_seconds = poll_seconds
+        self.generator_loader = generator_loader or load_generator
+        self.auto_attach = attach
+        self.state: RunState | None = None
+        self.attaching = attach          # True until the startup look-up decided
+        self.runs: list = []             # the last list_runs() snapshot
+        self.runs_version = 0
+        self.corpus_stats: dict[str, dict] = {}
+        self._attached_at = 0.0
+
+    # -- start-up -----------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self.initial_screen != self.DEFAULT_MODE:
+            self.switch_mode(self.initial_screen)
+        if self.auto_attach:
+            self._initial_attach(self.initial_run)
+        self.refresh_runs()
+
+    @work(thread=True, exit_on_error=False, group="attach")
+    def _initial_attach(self, run: str | None) -> None:
+        """Re-attach to the named run, else the newest running one, else the newest one."""
+        from seqtui.engine.runs import get_run, list_runs
+
+        try:
+            if run:
+                info = get_run(run)
+            else:
+                runs = list_runs()
+                info = next((r for r in runs if r.status == "running"), runs[0] if runs else None)
+            if info is not None:
+                self.call_from_thread(self.attach, info.path, info)
+        except SeqtuiError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", title="run")
+        finally:
+            self.call_from_thread(setattr, self, "attaching", False)
+
+    def attach_newest(self) -> None:
+        self.attaching = True
+        self._initial_attach(None)
+
+    # -- the attached run ---------------------------------------------------------------------
+    def attach(self, path: Path | str, info: Any = None) -> None:
+        """Follow a run: a fresh RunState fed by a tail worker (replacing any previous one)."""
+        path = Path(path)
+        if self.state is not None and self.state.path == path:
+            return
+        self.state = RunState(path)
+        if info is not None:
+            self.state.load_info(info)
+        self._attached_at = time.time()
+        self.attaching = False
+        self.run_worker(partial(self._tail_run, path), thread=True, exclusive=True, group="tail",
+                        name=f"tail {path.name}", exit_on_error=False)
+
+    def _tail_run(self, path: Path) -> None:
+        """Thread worker: post new events (≤ every poll_seconds) and the status (every 2 s)."""
+        from seqtui.engine.events import EventTail
+        from seqtui.engine.runs import EVENTS_FILE, get_run
+
+        worker = get_current_worker()
+        tail = EventTail(path / EVENTS_FILE)
+        backlog, next_status = True, 0.0
+        while not worker.is_cancelled:
+            events = tail.poll(max_bytes=BACKLOG_BYTES)
+            if events:
+                self.post_message(RunEvents(path, events, backlog))
+            now = time.monotonic()
+            if now >= next_status:
+                next_status = now + STATUS_SECONDS
+                try:
+                    self.post_message(RunStatus(get_run(path)))
+                except SeqtuiError:
+                    pass  # removed under us; the Runs screen will say so
+            if len(events) and tail.offset < _size(tail.path):
+                continue  # still reading history: no sleep
+            backlog = False
+            deadline = time.monotonic() + self.poll_seconds
+            while time.monotonic() < deadline and not worker.is_cancelled:
+                time.sleep(0.05)
+
+    @on(RunEvents)
+    def _run_events(self, message: RunEvents) -> None:
+        if self.state is None or message.path != self.state.path:
+            return
+        self.state.ingest(message.events)
+        if message.backlog:
+            return
+        for event in message.events:
+            if float(event.get("time") or 0) < self._attached_at - 1:
+                continue
+            kind = event.get("type")
+            if kind == "error":
+                self.notify(str(event.get("message")), title=f"run {self.state.name}", severity="error")
+            elif kind == "end":
+                status = event.get("status")
+                text = f"{event.get('reason')} at step {int(event.get('step') or 0):,}"
+                severity = {"failed": "error", "stopped": "warning"}.get(status, "information")
+                self.notify(text, title=f"run {self.state.name} {status}", severity=severity)
+            elif kind == "compile" and event.get("state") == "done":
+                self.notify(f"kernels compiled in {float(event.get('seconds') or 0):.1f} s",
+                            title="numba", timeout=3)
+
+    @on(RunStatus)
+    def _run_status(self, message: RunStatus) -> None:
+        if self.state is not None and message.info.path == self.state.path:
+            self.state.load_info(message.info)
+
+    # -- runs list ------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    def refresh_runs(self) -> None:
+        from seqtui.engine.runs import list_runs
+
+        try:
+            self.post_message(RunsListed(list_runs()))
+        except SeqtuiError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error")
+
+    @on(RunsListed)
+    def _runs_listed(self, message: RunsListed) -> None:
+        self.runs = message.runs
+        self.runs_version += 1
+
+    # -- engine actions (thread workers; errors become notifications) ---------------------------
+    def start_training(self, config: dict, name: str | None = None) -> None:
+        self._start_worker(config, name)
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _start_worker(self, config: dict, name: str | None) -> None:
+        from seqtui.engine.runs import start_run
+
+        try:
+            config = _check_corpus(config)
+            info = start_run(config, name=name)
+        except SeqtuiError as exc:
+            self.call_from_thread(self.notify, str(exc), title="cannot start", severity="error")
+            return
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"{exc.strerror or exc}", title="cannot start",
+                                  severity="error")
+            return
+        self.call_from_thread(self._started, info)
+
+    def _started(self, info: Any) -> None:
+        self.state = None
+        self.attach(info.path, info)
+        self.notify(f"training in the background (pid {info.pid}); quitting the app does not stop it",
+                    title=f"run {info.name} started", timeout=4)
+        self.refresh_runs()
+        if self.current_mode != "train":
+            self.switch_mode("train")
+        screen = self.screen
+        if isinstance(screen, TrainScreen):
+            screen.show_live()
+
+    def stop_attached(self) -> None:
+        if self.state is None:
+            self.notify("no run attached", severity="warning")
+            return
+        self.stop_run(self.state.path)
+
+    def resume_attached(self) -> None:
+        if self.state is None:
+            self.notify("no run attached", severity="warning")
+            return
+        self.resume_run(self.state.path)
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def stop_run(self, path: Path) -> None:
+        from seqtui.engine.runs import stop_run
+
+        self.call_from_thread(self.notify, f"stopping {Path(path).name}… (it saves a checkpoint first)",
+                              timeout=3)
+        try:
+            info = stop_run(str(path))
+        except SeqtuiError as exc:
+            self.call_from_thread(self.notify, str(exc), title="stop", severity="error")
+            return
+        self.post_message(RunStatus(info))
+        self.refresh_runs()
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def resume_run(self, path: Path) -> None:
+        from seqtui.engine.runs import resume_run
+
+        try:
+            info = resume_run(str(path))
+        except SeqtuiError as exc:
+            self.call_from_thread(self.notify, str(exc), title="resume", severity="error")
+            return
+        self.post_message(RunStatus(info))
+        self.call_from_thread(self.notify, f"resumed {info.name} (pid {info.pid})", timeout=3)
+        self.refresh_runs()
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def remove_run(self, path: Path) -> None:
+        from seqtui.engine.runs import remove_run
+
+        try:
+            removed = remove_run(str(path))
+        except SeqtuiError as exc:
+            self.call_from_thread(self.notify, str(exc), title="delete", severity="error")
+            return
+        if self.state is not None and self.state.path == Path(removed):
+            self.call_from_thread(self._detach)
+        self.call_from_thread(self.notify, f"deleted {Path(removed).name}", timeout=3)
+        self.refresh_runs()
+
+    def _detach(self) -> None:
+        self.workers.cancel_group(self, "tail")
+        self.state = None
+
+    # -- navigation -----------------------------------------------------------------------------
+    def action_goto(self, mode: str) -> None:
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+        elif len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_new_run(self, corpus: str | None = None) -> None:
+        self.switch_mode("train")
+        screen = self.screen
+        if isinstance(screen, TrainScreen):
+            screen.show_form(corpus)
+        else:  # pragma: no cover - the train mode's base screen is a TrainScreen
+            self.call_after_refresh(self.action_new_run, corpus)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _check_corpus(config: dict) -> dict:
+    """Refuse a missing, empty, binary or non-UTF-8 corpus before spawning (same errors as the CLI).
+
+    A file path becomes absolute: the trainer runs with the run directory as its working directory.
+    """
+    from seqtui.corpora import check_text_file, resolve_corpus
+
+    info = resolve_corpus(config["corpus"])
+    if info.kind == "bundled":
+        if not info.available:
+            from seqtui.errors import CorpusError
+
+            raise CorpusError(f"corpus {info.name!r} is not installed: {info.install_hint}")
+        return config
+    if info.path is not None:
+        check_text_file(Path(info.path), errors=config.get("errors", "strict"))
+        if info.kind == "path":
+            config = {**config, "corpus": str(Path(info.path).resolve())}
+    return config
+
+
+def make_app(**options: Any) -> SeqtuiApp:
+    """The app with the given options (``corpus``, ``run``, ``screen``, ...): CLI and tests share it."""
+    return SeqtuiApp(**options)

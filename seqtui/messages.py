@@ -1,0 +1,73 @@
+"""Messages that worker threads post to the app (``post_message`` is thread-safe).
+
+Workers only call the engine and post these; handlers on the UI thread fold them into state.
+Progress-like messages override ``can_replace`` so a newer one replaces a queued older one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+
+class RunEvents(Message):
+    """New complete lines from a tailed run's events.jsonl."""
+
+    def __init__(self, path: Path, events: list[dict], backlog: bool = False) -> None:
+        super().__init__()
+        self.path = path
+        self.events = events
+        self.backlog = backlog  # True while reading what was written before the app attached
+
+
+class RunStatus(Message):
+    """The engine's view of a run (status from pid liveness + the last `end` event)."""
+
+    def __init__(self, info: Any) -> None:
+        super().__init__()
+        self.info = info
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunStatus) and message.info.path == self.info.path
+
+
+class RunsListed(Message):
+    """A fresh ``list_runs()`` snapshot for the Runs and Generate screens."""
+
+    def __init__(self, runs: list) -> None:
+        super().__init__()
+        self.runs = runs
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunsListed)
+
+
+class GenerationUpdate(Message):
+    """The continuation so far (posted ~10×/s, not per token) and, when ``done``, the end."""
+
+    def __init__(self, serial: int, text: str, tokens: int, seconds: float, done: bool = False,
+                 unknown: list[str] | None = None, error: str | None = None) -> None:
+        super().__init__()
+        self.serial = serial      # which request this answers; stale ones are ignored
+        self.text = text
+        self.tokens = tokens
+        self.seconds = seconds
+        self.done = done
+        self.unknown = unknown or []
+        self.error = error
+
+    def can_replace(self, message: Message) -> bool:
+        return (isinstance(message, GenerationUpdate) and message.serial == self.serial
+                and not message.done)
+
+
+class CorpusStats(Message):
+    """Statistics of one corpus computed in a worker (or the error that stopped them)."""
+
+    def __init__(self, name: str, stats: dict | None, error: str | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.stats = stats
+        self.error = error

@@ -1,0 +1,275 @@
+"""Runs: every run with status, corpus, model and best validation perplexity; attach, stop,
+resume, delete (after confirmation) and compare two runs' curves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Label, Static
+
+from seqtui.widgets.nav import NavBar
+from seqtui.widgets.ppl_plot import PerplexityPlot, Series
+from seqtui.widgets.run_state import STATUS_MARK, RunState, fmt_ppl, model_label
+from seqtui.widgets.stats_panel import STATUS_STYLE
+
+REFRESH_SECONDS = 2.0
+COMPARE_COLORS = (("cyan", "blue"), ("orange", "red"))
+
+
+def run_row(info, marked: bool) -> tuple:
+    """The table cells of one RunInfo."""
+    cfg = info.config or {}
+    corpus = Path(str(cfg.get("corpus") or "?")).name
+    step = f"{info.last_step:,}" + (f"/{info.total_steps:,}" if info.total_steps else "")
+    status = Text(f"{STATUS_MARK.get(info.status, '?')} {info.status}", style=STATUS_STYLE.get(info.status, ""))
+    return ("◆" if marked else " ", info.name, status, corpus, model_label(cfg) if cfg else "?",
+            step, fmt_ppl(info.best_val_ppl))
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes/no before something that cannot be undone."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Label(self.question, id="confirm-question")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Delete (y)", id="yes", variant="error", compact=True)
+                yield Button("Keep (n)", id="no", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#no").focus()
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class CompareScreen(Screen):
+    """Two runs' train and validation curves on one plot (escape returns)."""
+
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__()
+        self.paths = paths
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("runs", id="nav")
+        yield Static(" loading…", id="compare-title")
+        yield PerplexityPlot(id="compare-plot", empty_message="loading events…")
+        yield Static("", id="compare-legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#compare-plot").border_title = "perplexity (log scale) · solid train, dotted val"
+        self._load()
+
+    @work(thread=True, exit_on_error=False)
+    def _load(self) -> None:
+        from seqtui.engine.events import read_events
+
+        states = []
+        for path in self.paths:
+            state = RunState(path)
+            state.ingest(read_events(path / "events.jsonl"))
+            states.append(state)
+        self.app.call_from_thread(self._show, states)
+
+    def _show(self, states: list[RunState]) -> None:
+        series = []
+        legend = Text(no_wrap=True, overflow="ellipsis")
+        for state, (c_train, c_val) in zip(states, COMPARE_COLORS):
+            series.append(Series(f"{state.name} train", tuple(state.train), c_train))
+            if state.val:
+                series.append(Series(f"{state.name} val", tuple(state.val), c_val, marker="hd"))
+            legend.append(f" {state.name}: {state.model_label}, best val {fmt_ppl(state.best_val)} ",
+                          style=f"bold {c_train}")
+        self.query_one(PerplexityPlot).set_curves(series)
+        self.query_one("#compare-title", Static).update(
+            Text(" compare " + "  vs  ".join(s.name for s in states), style="bold"))
+        self.query_one("#compare-legend", Static).update(legend)
+
+
+class RunsTable(DataTable):
+    """The runs table; enter attaches (shown in the footer)."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Attach")]
+
+
+class RunsScreen(Screen):
+    """The runs table, refreshed every 2 s while visible."""
+
+    BINDINGS = [
+        Binding("s", "stop", "Stop"),
+        Binding("u", "resume", "Resume"),
+        Binding("x,delete", "delete", "Delete"),
+        Binding("space", "mark", "Mark"),
+        Binding("v", "compare", "Compare"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: list[str] = []
+        self._shown_version = -1
+        self._by_name: dict[str, object] = {}
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("runs", id="nav")
+        yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="runs-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for label, width in (("", 1), ("run", 16), ("status", 10), ("corpus", 9), ("model", 9),
+                             ("step", 11), ("best val", 8)):
+            table.add_column(label, width=width, key=label or "mark")
+        self.set_interval(REFRESH_SECONDS, self._tick)
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        self.app.refresh_runs()
+        self.refresh_view()
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.app.refresh_runs()
+            self.refresh_view()
+
+    def refresh_view(self) -> None:
+        if self.app.runs_version == self._shown_version:
+            return
+        self._shown_version = self.app.runs_version
+        runs = self.app.runs
+        self._by_name = {r.name: r for r in runs}
+        self.marked = [m for m in self.marked if m in self._by_name]
+        table = self.query_one(DataTable)
+        cursor_key = self.selected_name
+        table.clear()
+        for info in runs:
+            table.add_row(*run_row(info, info.name in self.marked), key=info.name)
+        if cursor_key in self._by_name:
+            table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
+        attached = self.app.state.name if self.app.state else None
+        self.query_one(NavBar).set_status(f"{len(runs)} runs")
+        self._show_detail()
+
+    @property
+    def selected_name(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - cursor outside the rows
+            return None
+
+    @property
+    def selected(self):
+        return self._by_name.get(self.selected_name or "")
+
+    @on(DataTable.RowHighlighted)
+    def _show_detail(self) -> None:
+        info = self.selected
+        detail = self.query_one("#runs-detail", Static)
+        if info is None:
+            detail.update(Text(" no runs yet — start one on the Train screen (F3, n)", style="dim"))
+            return
+        text = Text(no_wrap=False)
+        text.append(f" {info.name}", style="bold")
+        text.append(f"  {info.path}", style="dim")
+        if info.reason and info.reason != info.status:
+            style = "bold red" if info.status == "failed" else "dim"
+            text.append(f"\n {info.status}: {info.reason}", style=style)
+        if self.marked:
+            text.append(f"\n marked for compare: {', '.join(self.marked)} (v compares)", style="italic")
+        detail.update(text)
+
+    # -- actions ---------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        info = self.selected
+        if action == "stop":
+            return info is not None and info.status == "running"
+        if action == "resume":
+            return info is not None and info.status in ("stopped", "failed")
+        if action in ("delete", "mark"):
+            return info is not None
+        if action == "compare":
+            return len(self.marked) >= 2 or (len(self.marked) == 1 and info is not None
+                                             and info.name not in self.marked)
+        return True
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_attach()
+
+    def action_attach(self) -> None:
+        info = self.selected
+        if info is None:
+            return
+        self.app.attach(info.path, info)
+        self.app.switch_mode("train")
+        screen = self.app.screen
+        if hasattr(screen, "show_live"):
+            screen.show_live()
+
+    def action_stop(self) -> None:
+        if self.selected is not None:
+            self.app.stop_run(self.selected.path)
+
+    def action_resume(self) -> None:
+        if self.selected is not None:
+            self.app.resume_run(self.selected.path)
+
+    def action_delete(self) -> None:
+        info = self.selected
+        if info is None:
+            return
+        if info.status == "running":
+            self.notify(f"{info.name} is running; stop it first (s)", severity="warning")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.app.remove_run(info.path)
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {info.name} and its checkpoints?"), done)
+
+    def action_mark(self) -> None:
+        name = self.selected_name
+        if name is None:
+            return
+        if name in self.marked:
+            self.marked.remove(name)
+        else:
+            self.marked = (self.marked + [name])[-2:]
+        table = self.query_one(DataTable)
+        for row_key in list(table.rows):
+            table.update_cell(row_key, "mark", "◆" if row_key.value in self.marked else " ")
+        self._show_detail()
+        self.refresh_bindings()
+
+    def action_compare(self) -> None:
+        names = list(self.marked)
+        if len(names) == 1 and self.selected_name and self.selected_name not in names:
+            names.append(self.selected_name)
+        if len(names) < 2:
+            self.notify("mark two runs with space, then press v", severity="warning")
+            return
+        self.app.push_screen(CompareScreen([self._by_name[n].path for n in names[:2]]))

@@ -1,0 +1,54 @@
+"""The one-line bar at the top of every screen: where you are and the keys to the other screens."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+# (mode name, function key, letter key, label) in display order; the app binds the same keys.
+SCREENS = (
+    ("corpora", "f2", "c", "Corpora"),
+    ("train", "f3", "t", "Train"),
+    ("gradients", "f4", "d", "Gradients"),
+    ("runs", "f5", "r", "Runs"),
+    ("generate", "f6", "g", "Generate"),
+)
+
+
+def nav_text(current: str, status: str = "", width: int = 80) -> Text:
+    """``seqtui  F2 Corpora  F3 Train ...`` with the current screen highlighted, status at the right."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append(" seqtui ", style="bold reverse")
+    for mode, fkey, _letter, label in SCREENS:
+        out.append(" ")
+        style = "bold reverse" if mode == current else ""
+        out.append(f"{fkey.upper()}", style="dim" if mode != current else style)
+        out.append(f" {label} ", style=style or "")
+    room = width - out.cell_len - 2
+    if status and room >= 4:
+        if len(status) > room:
+            status = status[: room - 1] + "…"
+        out.append(" " * (width - out.cell_len - len(status) - 1))
+        out.append(status, style="bold")
+    return out
+
+
+class NavBar(Static):
+    """Screen tabs plus a short status (the attached run), re-rendered only when they change."""
+
+    DEFAULT_CSS = """
+    NavBar { height: 1; width: 1fr; background: $panel; }
+    """
+
+    def __init__(self, current: str, **kwargs):
+        super().__init__(nav_text(current), **kwargs)
+        self.current = current
+        self._status = ""
+
+    def set_status(self, status: str) -> None:
+        if status != self._status:
+            self._status = status
+            self.update(nav_text(self.current, status, self.size.width or 80))
+
+    def on_resize(self) -> None:
+        self.update(nav_text(self.current, self._status, self.size.width or 80))

@@ -1,0 +1,184 @@
+"""Perplexity curves (textual-plotext): log-perplexity on a linear axis, labelled in perplexity.
+
+textual-plotext rebuilds the whole figure on every refresh and its log axis crashes on rebuilds,
+so curves are plotted as ln(ppl) with ticks placed at round perplexities, downsampled to about
+two points per column, and the widget refreshes only when its data changed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from rich.text import Text
+from textual_plotext import PlotextPlot
+
+# Round perplexities for tick labels; the axis picks the ones inside the data range.
+NICE_PPL = (1, 1.2, 1.5, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700,
+            1000, 2000, 5000, 10000, 20000, 50000, 100000)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One curve: a label for the legend, (step, perplexity) points, a plotext colour."""
+
+    label: str
+    points: tuple[tuple[int, float], ...]
+    color: str = "cyan"
+    marker: str = "braille"
+
+
+def downsample(points: Sequence[tuple[float, float]], max_points: int) -> list[tuple[float, float]]:
+    """Average consecutive points into at most ``max_points`` bins (x and ln y averaged).
+
+    Averaging in log space keeps a falling perplexity curve's shape; the last point is kept
+    exactly so the curve ends at the newest value.
+    """
+    n = len(points)
+    if max_points <= 0 or n <= max_points:
+        return [(float(x), float(y)) for x, y in points]
+    out: list[tuple[float, float]] = []
+    for b in range(max_points - 1):
+        lo, hi = b * (n - 1) // (max_points - 1), (b + 1) * (n - 1) // (max_points - 1)
+        chunk = points[lo:max(hi, lo + 1)]
+        xs = sum(p[0] for p in chunk) / len(chunk)
+        ly = sum(math.log(max(p[1], 1e-12)) for p in chunk) / len(chunk)
+        out.append((xs, math.exp(ly)))
+    out.append((float(points[-1][0]), float(points[-1][1])))
+    return out
+
+
+def ppl_ticks(lo: float, hi: float, max_ticks: int = 6) -> list[float]:
+    """Round perplexities spanning [lo, hi] (at most ``max_ticks``, spread evenly in log space)."""
+    inside = [p for p in NICE_PPL if lo * 0.97 <= p <= hi * 1.03]
+    if len(inside) < 2:
+        below = [p for p in NICE_PPL if p <= lo] or [NICE_PPL[0]]
+        above = [p for p in NICE_PPL if p >= hi] or [NICE_PPL[-1]]
+        inside = sorted({below[-1], *inside, above[0]})
+    if len(inside) <= max_ticks:
+        return inside
+    step = (len(inside) - 1) / (max_ticks - 1)
+    return sorted({inside[round(i * step)] for i in range(max_ticks)})
+
+
+def fmt_tick(p: float) -> str:
+    return f"{p:g}" if p < 1000 else f"{p / 1000:g}k"
+
+
+def step_ticks(lo: float, hi: float, max_ticks: int = 5) -> list[int]:
+    """Round step numbers (1, 2, 2.5 or 5 × 10ⁿ apart) inside [lo, hi]."""
+    span = max(hi - lo, 1.0)
+    raw = span / max(1, max_ticks - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    ticks = []
+    t = first
+    while t <= hi + 1e-9:
+        ticks.append(int(round(t)))
+        t += step
+    return sorted(set(ticks))
+
+
+def fmt_step(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:g}M"
+    if n >= 10_000:
+        return f"{n / 1000:g}k"
+    return str(n)
+
+
+class PerplexityPlot(PlotextPlot):
+    """Training/validation perplexity against step, with an optional horizontal reference line."""
+
+    DEFAULT_CSS = """
+    PerplexityPlot { width: 1fr; height: 1fr; min-height: 6; }
+    """
+
+    def __init__(self, *, empty_message: str = "waiting for the first progress event…",
+                 name: str | None = None, id: str | None = None, classes: str | None = None):
+        super().__init__(name=name, id=id, classes=classes)
+        self._series: tuple[Series, ...] = ()
+        self._reference: tuple[str, float] | None = None
+        self.empty_message = empty_message
+        self._drawn_for: tuple | None = None
+
+    def set_curves(self, series: Sequence[Series], reference: tuple[str, float] | None = None) -> None:
+        """Replace the curves; refreshes only if something differs from what is drawn."""
+        series, key = tuple(series), (tuple(series), reference)
+        if key == (self._series, self._reference):
+            return
+        self._series, self._reference = series, reference
+        self.border_subtitle = self.legend()
+        self.refresh()
+
+    @property
+    def series(self) -> tuple[Series, ...]:
+        return self._series
+
+    @property
+    def reference(self) -> tuple[str, float] | None:
+        return self._reference
+
+    def render(self):
+        self._build(max(self.size.width, 20))
+        return super().render()
+
+    def _build(self, width: int) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.frame(False)
+        plt.xlabel("")
+        ys: list[float] = []
+        xs: list[float] = []
+        for s in self._series:
+            pts = downsample(s.points, 2 * width)
+            if not pts:
+                continue
+            x = [p[0] for p in pts]
+            y = [math.log(max(p[1], 1e-12)) for p in pts]
+            xs += x
+            ys += [p[1] for p in pts]
+            plt.plot(x, y, marker=s.marker, color=s.color)
+        if self._reference is not None:
+            label, value = self._reference
+            ys.append(value)
+            if xs:
+                plt.plot([min(xs), max(xs)], [math.log(value)] * 2, marker="dot", color="gray")
+        if not xs:
+            plt.title(self.empty_message)
+            plt.yticks([], [])
+            plt.xticks([], [])
+            return
+        lo, hi = min(ys), max(ys)
+        if hi <= lo * 1.02:
+            lo, hi = lo / 1.1, hi * 1.1
+        ticks = ppl_ticks(lo, hi, max_ticks=max(2, min(6, self.size.height // 2 or 3)))
+        plt.yticks([math.log(t) for t in ticks], [fmt_tick(t) for t in ticks])
+        plt.ylim(math.log(min(lo, ticks[0])), math.log(max(hi, ticks[-1])))
+        x_lo, x_hi = min(xs), max(xs)
+        if x_lo == x_hi:
+            x_lo, x_hi = x_lo - 1, x_hi + 1
+        plt.xlim(x_lo, x_hi)
+        xt = step_ticks(x_lo, x_hi, max_ticks=max(2, min(6, width // 12)))
+        plt.xticks(xt, [fmt_step(t) for t in xt])
+
+    def legend(self) -> Text:
+        """The series names in their colours, for a border subtitle (plotext's legend hides data)."""
+        out = Text()
+        for s in self._series:
+            if s.points:
+                out.append(f" ━ {s.label}", style=_rich_color(s.color))
+        if self._reference is not None:
+            out.append(f" ┄ {self._reference[0]} {self._reference[1]:.3g}", style="dim")
+        return out
+
+
+_RICH_COLORS = {"orange": "dark_orange", "gray": "grey50"}
+
+
+def _rich_color(plotext_color: str) -> str:
+    name = plotext_color.rstrip("+")
+    return _RICH_COLORS.get(name, name)
