@@ -25,6 +25,7 @@ import seqtui
 from seqtui.engine import runs
 from seqtui.engine.checkpoint import check_vocab, load_checkpoint, save_checkpoint
 from seqtui.engine.config import RunConfig
+from seqtui.engine.evaluate import eval_batch_size, evaluate_ids
 from seqtui.engine.events import EventWriter
 from seqtui.errors import CheckpointError, ConfigError, SeqtuiError, TrainingDiverged
 
@@ -164,10 +165,7 @@ class Trainer:
         val_batch = 0
         if cfg.val_fraction > 0:
             val_ids = np.ascontiguousarray(val_ids)
-            for b in range(min(cfg.batch_size, len(val_ids)), 0, -1):
-                if len(val_ids) >= min_tokens("sequential", b, cfg.num_steps):
-                    val_batch = b
-                    break
+            val_batch = eval_batch_size(len(val_ids), cfg.batch_size, cfg.num_steps)
             if val_batch == 0:
                 need = min_tokens("sequential", 1, cfg.num_steps)
                 raise ConfigError(
@@ -378,19 +376,9 @@ class Trainer:
             self._save("latest", vocab, model, opt, rng, None)
 
     def _validate(self, model, val_ids, val_batch, vocab, opt, rng, state, num_batches) -> None:
-        from seqtui.batches import make_epoch
-
         cfg, pos = self.cfg, self.pos
-        eb = make_epoch(val_ids, "sequential", val_batch, cfg.num_steps, cfg.seed, 0)
-        h = model.init_state(val_batch)
-        nll, count = 0.0, 0
-        for i in range(eb.num_batches):
-            X, Y = eb.batch(i)
-            s, n, h = model.evaluate(X, Y, h)
-            nll += float(s)
-            count += int(n)
-        loss = nll / max(count, 1)
-        ppl = _ppl(loss)
+        result = evaluate_ids(model, val_ids, cfg.num_steps, val_batch, seed=cfg.seed)
+        loss, ppl = result["loss"], result["ppl"]
         improved = math.isfinite(ppl) and (pos.best_val_ppl is None or ppl < pos.best_val_ppl)
         if improved:
             pos.best_val_ppl = ppl
