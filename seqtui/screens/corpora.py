@@ -8,7 +8,6 @@ computed in a thread worker and cached for the session.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from pathlib import Path
 
 from rich.table import Table
@@ -40,33 +39,37 @@ def human_bytes(n: int | None) -> str:
     return "?"  # pragma: no cover
 
 
-def text_stats(text: str) -> dict:
-    """Characters, lines, char vocabulary, top chars and words, word rank-frequency (log-spaced)."""
-    chars = Counter(text)
-    words = Counter(text.split())
-    ranked = [c for _, c in words.most_common()]
-    # Log-spaced ranks so the Zipf plot has evenly spread points on log axes.
-    idx = sorted({min(len(ranked) - 1, int(round(10 ** (i * math.log10(max(1, len(ranked))) / ZIPF_POINTS))) - 1)
-                  for i in range(ZIPF_POINTS + 1)}) if ranked else []
-    return {
-        "chars": len(text),
-        "lines": text.count("\n") + (0 if text.endswith("\n") or not text else 1),
-        "char_vocab": len(chars) + 1,  # + <unk>
-        "words": sum(words.values()),
-        "word_vocab": len(words) + 1,
-        "top_chars": chars.most_common(TOP_TOKENS),
-        "top_words": words.most_common(TOP_TOKENS),
-        "zipf": [(i + 1, ranked[i]) for i in idx if i >= 0],
-        "preview": text[:PREVIEW_CHARS],
-    }
+def log_spaced(counts, points: int = ZIPF_POINTS) -> list[tuple[int, int]]:
+    """(rank, count) at about ``points`` ranks spread evenly in log space (ranks from 1)."""
+    n = len(counts)
+    if n == 0:
+        return []
+    top = math.log10(n)
+    ranks = sorted({max(1, min(n, int(round(10 ** (top * i / points))))) for i in range(points + 1)})
+    return [(r, int(counts[r - 1])) for r in ranks]
 
 
 def corpus_stats(name: str) -> dict:
-    """Read (extracting if needed) and summarize one corpus; CorpusError on bad files."""
-    from seqtui.corpora import read_corpus_text, resolve_corpus
+    """Size, characters, vocabulary, top n-grams and Zipf data of one corpus (via seqtui.stats).
 
-    info = resolve_corpus(name)
-    return text_stats(read_corpus_text(info))
+    Tokenizes through the same cached pipeline as training (Numba): call it in a worker.
+    """
+    from seqtui.stats import corpus_stats as library_stats
+    from seqtui.stats import zipf_stats
+    from seqtui.text import TextConfig, load_dataset
+
+    cs = library_stats(name, preview_chars=PREVIEW_CHARS, top=TOP_TOKENS)
+    ds = load_dataset(TextConfig(name))
+    z = zipf_stats(ds.ids, ds.vocab, top=8, orders=(1, 2, 3))
+    return {
+        "bytes": cs.bytes,
+        "chars": cs.chars,
+        "vocab_size": cs.vocab_size,
+        "top_chars": cs.top_tokens,
+        "top": {n: [g.text for g in z.top[n]] for n in (2, 3)},
+        "zipf": {n: log_spaced(z.rank_freq[n]) for n in (1, 2, 3)},
+        "preview": cs.preview,
+    }
 
 
 def show_char(c: str) -> str:
@@ -77,6 +80,10 @@ class AddCorpusScreen(ModalScreen):
     """Name + path of a UTF-8 file; validated by the engine, errors shown inline."""
 
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
+
+    def on_mount(self) -> None:
+        self.query(Input).set(cursor_blink=self.app.cursor_blink)
+        self.query_one("#add-path").focus()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="add-box"):
@@ -150,7 +157,7 @@ class CorporaScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#zipf").border_title = "Zipf: word frequency vs rank (log₁₀–log₁₀)"
+        self.query_one("#zipf").border_title = "Zipf: log₁₀ count vs log₁₀ rank (characters)"
         self.query_one("#corpus-preview").border_title = "preview"
         table = self.query_one(DataTable)
         table.add_column("corpus", width=14, key="name")
@@ -249,22 +256,25 @@ class CorporaScreen(Screen):
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
-        grid.add_row("chars", f"{stats['chars']:,} · {stats['lines']:,} lines · "
-                              f"vocab {stats['char_vocab']} chars / {stats['word_vocab']:,} words")
-        grid.add_row("top chars", " ".join(f"{show_char(c)}" for c, _ in stats["top_chars"]))
-        grid.add_row("top words", " ".join(w for w, _ in stats["top_words"][:8]))
+        grid.add_row("size", f"{human_bytes(stats['bytes'])} · {stats['chars']:,} characters · "
+                             f"vocabulary {stats['vocab_size']} (with <unk>)")
+        grid.add_row("top chars", " ".join(show_char(c) for c, _ in stats["top_chars"]))
+        for n, label in ((2, "bigrams"), (3, "trigrams")):
+            grid.add_row(f"top {label}", "  ".join("".join(map(show_char, g)) for g in stats["top"][n]))
         self.query_one("#corpus-stats", Static).update(grid)
         self.query_one("#corpus-preview", Static).update(Text(stats["preview"]))
         plot = self.query_one("#zipf", PlotextPlot)
-        plot.display = bool(stats["zipf"])
+        plot.display = any(stats["zipf"].values())
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        if stats["zipf"]:
-            xs = [math.log10(r) for r, _ in stats["zipf"]]
-            ys = [math.log10(c) for _, c in stats["zipf"]]
-            plt.plot(xs, ys, marker="braille", color="cyan")
-            plt.xlabel("log₁₀ rank")
+        for n, color in ((1, "cyan"), (2, "orange"), (3, "green")):
+            points = stats["zipf"].get(n) or []
+            if points:
+                plt.plot([math.log10(r) for r, _ in points], [math.log10(c) for _, c in points],
+                         marker="braille", color=color)
+        plot.border_subtitle = Text.assemble(("━ unigram ", "cyan"), ("━ bigram ", "dark_orange"),
+                                             ("━ trigram", "green"))
         plot.refresh()
 
     # -- actions ---------------------------------------------------------------------------------

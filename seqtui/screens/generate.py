@@ -35,6 +35,7 @@ UPDATE_SECONDS = 0.1          # streamed text reaches the screen ~10×/s
 TOP_K_STEPS = (0, 1, 2, 3, 5, 10, 20, 40)
 LENGTH_STEPS = (50, 100, 200, 400, 800, 1600)
 NO_RUNS = "(no trained runs)"
+clock = time.monotonic  # tests replace it to make timings reproducible
 
 
 @dataclass
@@ -135,7 +136,9 @@ class GenerateScreen(Screen):
         self.set_interval(1.0, self._sync_runs)
         self._sync_runs()
         self._show_status()
-        self.query_one("#gen-prompt").focus()
+        prompt = self.query_one("#gen-prompt", Input)
+        prompt.cursor_blink = self.app.cursor_blink
+        prompt.focus()
 
     def on_screen_resume(self) -> None:
         self.app.refresh_runs()
@@ -227,7 +230,7 @@ class GenerateScreen(Screen):
     def _generate(self, serial: int, path: Path, prompt: str, length: int, temperature: float,
                   top_k: int, seed: int) -> None:
         worker = get_current_worker()
-        t0 = time.monotonic()
+        t0 = clock()
         try:
             loaded = self.loaded.get(path)
             if loaded is None:
@@ -240,18 +243,18 @@ class GenerateScreen(Screen):
             unknown = list(gen.prime(prompt))
             sep = "" if loaded.is_char else " "
             pieces: list[str] = []
-            last = time.monotonic()
+            last = clock()
             for token in gen.sample(length, temperature=temperature, top_k=top_k, seed=seed):
                 if worker.is_cancelled:
                     return
                 pieces.append(token)
-                now = time.monotonic()
+                now = clock()
                 if now - last >= UPDATE_SECONDS:
                     last = now
                     self.post_message(GenerationUpdate(serial, sep.join(pieces), len(pieces),
                                                        now - t0, unknown=unknown))
             self.post_message(GenerationUpdate(serial, sep.join(pieces), len(pieces),
-                                               time.monotonic() - t0, done=True, unknown=unknown))
+                                               clock() - t0, done=True, unknown=unknown))
         except SeqtuiError as exc:
             self.post_message(GenerationUpdate(serial, "", 0, 0.0, done=True, error=str(exc)))
         except Exception as exc:  # noqa: BLE001 - a broken checkpoint must not kill the app

@@ -44,7 +44,7 @@ SCREEN_NOTES = {
     "Runs": "All runs: status, corpus, model, best validation perplexity; mark two with space to compare.",
     "Generate": ("Pick a run (tab, then ← / →), type a prompt; the continuation restarts as you type "
                  "(enter re-rolls). "
-                 "Characters the model never saw are flagged and read as <unk>."),
+                 "Characters the model never saw are flagged and read as `<unk>`."),
 }
 
 

@@ -191,9 +191,16 @@ class RunsScreen(Screen):
         if info is None:
             detail.update(Text(" no runs yet — start one on the Train screen (F3, n)", style="dim"))
             return
-        text = Text(no_wrap=False)
+        from seqtui.engine.runs import runs_root
+
+        cfg = info.config or {}
+        text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {info.name}", style="bold")
-        text.append(f"  {info.path}", style="dim")
+        if cfg:
+            text.append(f"  {model_label(cfg)} · B{cfg.get('batch_size')} T{cfg.get('num_steps')} · "
+                        f"{cfg.get('optimizer')} lr {cfg.get('lr')} · bptt {cfg.get('bptt')}", style="dim")
+        if info.path.parent != runs_root():
+            text.append(f"\n {info.path}", style="dim")
         if info.reason and info.reason != info.status:
             style = "bold red" if info.status == "failed" else "dim"
             text.append(f"\n {info.status}: {info.reason}", style=style)

@@ -6,6 +6,8 @@ a second (the plot only when a curve changed), so a long run costs little on a s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -34,7 +36,8 @@ def run_title(state: RunState) -> Text:
         bptt += f":{cfg['bptt_p']:g}"
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(f" {state.name}", style="bold")
-    out.append(f" · {cfg.get('corpus', '?')} · {state.model_label} · "
+    corpus = Path(str(cfg.get("corpus") or "?")).name
+    out.append(f" · {corpus} · {state.model_label} · "
                f"B{cfg.get('batch_size', '?')} T{cfg.get('num_steps', '?')} · bptt {bptt}")
     return out
 

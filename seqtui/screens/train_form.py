@@ -198,6 +198,7 @@ class TrainForm(Vertical):
         return field
 
     def on_mount(self) -> None:
+        self.query(Input).set(cursor_blink=self.app.cursor_blink)
         self._revalidate()
 
     # -- values ----------------------------------------------------------------------------------
@@ -206,11 +207,7 @@ class TrainForm(Vertical):
 
     def set_value(self, key: str, value: str) -> None:
         """Set a field programmatically (the Corpora screen's "train on this")."""
-        widget = self.query_one(f"#f-{key}")
-        if isinstance(widget, Choice):
-            widget.value = value
-        else:
-            widget.value = value
+        self.query_one(f"#f-{key}").value = value
         self._values[key] = value
         self._revalidate()
 

@@ -37,16 +37,19 @@ def stats_table(state: RunState, now: float | None = None) -> Table:
     status = state.status
     mark = STATUS_MARK.get(status, "?")
     status_text = Text(f"{mark} {status}", style=STATUS_STYLE.get(status, ""))
-    if state.reason and status != "running":
+    if state.reason and status != "running" and state.reason != status:
         status_text.append(f" ({state.reason})", style="dim")
     t.add_row("status", status_text)
+    if state.status == "running" and state.start is None:
+        t.add_row("phase", Text("reading and encoding the corpus…", style="italic"))
     if state.compiling:
         since = (now or time.time()) - float(state.compile.get("time") or 0.0)
         t.add_row("numba", Text(f"compiling kernels… {since:.0f}s", style="italic"))
     total_epochs = state.total_epochs
     if total_epochs:
         frac = state.epoch / total_epochs
-        t.add_row("epoch", f"{state.epoch:.1f}/{total_epochs:g} {bar(frac, 8)} {frac:.0%}")
+        total_text = f"{total_epochs:g}" if float(total_epochs).is_integer() else f"{total_epochs:.1f}"
+        t.add_row("epoch", f"{state.epoch:.1f}/{total_text} {bar(frac, 8)} {frac:.0%}")
     total = state.total_steps
     t.add_row("step", f"{state.step:,}" + (f"/{total:,}" if total else ""))
     last = state.last_progress
