@@ -233,3 +233,53 @@ def test_detached_run_survives_sighup_stops_resumes_and_is_removed(corpus, capsy
     assert [s["resumed"] for s in starts] == [False, True] and starts[1]["step"] == stopped.last_step
     code, out, _ = run_main(["runs", "rm", "bg", "--yes"], capsys)
     assert code == 0 and not run.path.exists()
+
+
+def test_a_disk_that_refuses_the_checkpoint_is_one_line_and_a_failed_run(corpus, capsys, monkeypatch):
+    import errno
+
+    from seqtui.engine import checkpoint
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full)
+    code, _, err = run_main(["train", str(corpus), "--name", "diskfull", "--steps", "4", *TINY], capsys)
+    one_line_error(code, err, "No space left on device")
+    run = runs.get_run("diskfull")
+    assert run.status == "failed" and "No space left" in run.reason
+
+
+def test_config_file_with_overrides(trained, corpus, capsys):
+    code, _, err = run_main(["train", "--config", str(trained.path / "config.json"), "--name", "from-cfg",
+                             "--steps", "3", "--bptt", "truncated:4", "-q"], capsys)
+    assert code == 0, err
+    cfg = runs.get_run("from-cfg").config
+    assert (cfg["hidden"], cfg["seed"], cfg["steps"], cfg["epochs"]) == (8, 5, 3, None)
+    assert (cfg["bptt"], cfg["bptt_k"]) == ("truncated", 4)
+    code, _, err = run_main(["train", str(corpus), "--bptt-k", "4", "--bptt-p", "0.5", "-q"], capsys)
+    assert code != 0
+
+
+def test_word_level_run_generates_words(corpus, capsys):
+    code, _, err = run_main(["train", str(corpus), "--name", "words", "--tokens", "word", "--steps", "5",
+                             *TINY], capsys)
+    assert code == 0, err
+    code, out, _ = run_main(["generate", "words", "the time", "-n", "6", "--seed", "2"], capsys)
+    assert code == 0 and out.startswith("the time ")
+    assert len(out.split()) == 2 + 6
+
+
+def test_bench_runs_what_exists_and_tolerates_missing_suites(capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    from seqtui.cli import bench
+
+    calls = []
+    monkeypatch.setattr(bench, "_load", lambda module: SimpleNamespace(main=calls.append)
+                        if module == "bench_train" else None)
+    code, _, err = run_main(["bench", "--quick"], capsys)
+    assert code == 0 and calls == [["--quick"]] and "bench encode: not available" in err
+    monkeypatch.setattr(bench, "_load", lambda module: None)
+    code, _, err = run_main(["bench"], capsys)
+    assert code != 0 and "no benchmarks" in err

@@ -136,3 +136,13 @@ def test_importing_the_engine_event_and_run_modules_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_engine_never_imports_textual():
+    code = (
+        "import sys, seqtui.engine.trainer, seqtui.engine.loading, seqtui.engine.checkpoint\n"
+        "import seqtui.engine.evaluate, seqtui.cli.train, seqtui.cli.runs\n"
+        "print('textual' in sys.modules, 'numba' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -103,6 +103,8 @@ def test_steps_limit_and_event_stream(corpus):
     samples = [e for e in events if e["type"] == "sample"]
     assert [s["step"] for s in samples] == [6, 12]
     assert all(10 <= len(s["text"]) <= 50 for s in samples)  # 10 tokens (<unk> is 5 chars)
+    baseline = next(e for e in events if e["type"] == "baseline")
+    assert baseline["order"] == 3 and 1.0 < baseline["val_ppl"] < 30
     end = events[-1]
     assert (end["status"], end["reason"], end["step"]) == ("finished", "finished", 13)
     cfg = json.loads((path / "config.json").read_text())

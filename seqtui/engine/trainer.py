@@ -127,9 +127,13 @@ class Trainer:
             self._fail(str(exc), "error")
             raise
         except KeyboardInterrupt:  # a second Ctrl-C while saving, or during data loading
-            self._emit("end", sync=True, step=self.pos.step, reason="interrupted", status="stopped",
-                       train_ppl=self.pos.last_train_ppl)
+            self._try_emit("end", sync=True, step=self.pos.step, reason="interrupted",
+                           status="stopped", train_ppl=self.pos.last_train_ppl)
             raise
+        except OSError as exc:  # the disk refused a write (events, config)
+            message = f"cannot write to run dir {self.run_dir}: {exc.strerror or exc}"
+            self._fail(message, "error")
+            raise runs.RunError(message) from None
         except Exception as exc:
             self._fail(f"{type(exc).__name__}: {exc}".splitlines()[0], "error")
             raise
@@ -143,10 +147,17 @@ class Trainer:
         assert self.events is not None
         return self.events.emit(type_, **fields)
 
+    def _try_emit(self, type_: str, **fields: Any) -> None:
+        """Emit, but a disk that refuses even this must not mask the original error."""
+        try:
+            self._emit(type_, **fields)
+        except OSError:
+            pass
+
     def _fail(self, message: str, reason: str) -> None:
-        self._emit("error", message=message)
-        self._emit("end", sync=True, step=self.pos.step, reason=reason, status="failed",
-                   train_ppl=self.pos.last_train_ppl)
+        self._try_emit("error", message=message)
+        self._try_emit("end", sync=True, step=self.pos.step, reason=reason, status="failed",
+                       train_ppl=self.pos.last_train_ppl)
 
     # -- set-up ---------------------------------------------------------------------------------
     def _load_data(self):
@@ -238,6 +249,16 @@ class Trainer:
             self._saved_step = self.pos.step
         self._emit("checkpoint", step=self.pos.step, kind=kind, path=str(path))
 
+    def _baseline(self, train_ids, val_ids, vocab_size: int, order: int = 3) -> None:
+        """The n-gram baseline's validation perplexity: a reference line for the curves."""
+        from seqtui.ngram import baseline_perplexity
+
+        try:
+            ppl = baseline_perplexity(train_ids, val_ids, vocab_size, order=order)
+        except SeqtuiError:
+            return  # a baseline is a nicety; never fail a run over it
+        self._emit("baseline", order=order, val_ppl=ppl)
+
     def _warm_up(self, model, opt, vocab, X, Y) -> None:
         """Compile (or load from cache) every kernel before the first timed step."""
         from seqtui.model import carry_scale_for
@@ -278,6 +299,8 @@ class Trainer:
                    steps_per_epoch=first.num_batches, train_tokens=int(len(train_ids)),
                    val_tokens=int(len(val_ids)) if val_batch else 0, vocab_size=len(vocab),
                    config=cfg.to_dict(), resumed=resumed, epoch=pos.epoch)
+        if val_batch and not resumed:
+            self._baseline(train_ids, val_ids, len(vocab))
         self._warm_up(model, opt, vocab, *first.batch(0))
         sampler = _Sampler(cfg, vocab, val_ids if val_batch else train_ids)
 
