@@ -283,3 +283,16 @@ def test_bench_runs_what_exists_and_tolerates_missing_suites(capsys, monkeypatch
     monkeypatch.setattr(bench, "_load", lambda module: None)
     code, _, err = run_main(["bench"], capsys)
     assert code != 0 and "no benchmarks" in err
+
+
+def test_start_run_with_a_relative_corpus_path_trains_in_the_background(corpus, monkeypatch):
+    from _fixtures_engine import tiny_config
+
+    monkeypatch.chdir(corpus.parent)
+    config = dict(tiny_config(corpus, epochs=None, steps=6), corpus=corpus.name)
+    info = runs.start_run(config, name="from-tui")
+    assert info.status == "running" and info.pid is not None
+    assert info.config["corpus"] == str(corpus.resolve())
+    assert _wait(lambda: runs.get_run("from-tui").status != "running"), (info.path / "train.log").read_text()
+    done = runs.get_run("from-tui")
+    assert (done.status, done.last_step) == ("finished", 6), (info.path / "train.log").read_text()

@@ -296,3 +296,13 @@ def test_bptt_syntax():
         parse_bptt("partial:3")
     with pytest.raises(ConfigError, match="takes no argument"):
         parse_bptt("full:3")
+
+
+def test_start_run_refuses_an_unknown_corpus_before_creating_anything(tmp_path):
+    from seqtui.errors import CorpusError
+
+    before = set(runs.runs_root().iterdir()) if runs.runs_root().exists() else set()
+    with pytest.raises(CorpusError):
+        runs.start_run({"corpus": str(tmp_path / "nope.txt"), "cell": "gru"})
+    after = set(runs.runs_root().iterdir()) if runs.runs_root().exists() else set()
+    assert before == after

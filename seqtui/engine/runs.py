@@ -366,9 +366,13 @@ def spawn_training(path: Path) -> int:
 def start_run(config: dict[str, Any], name: str | None = None,
               run_dir: str | os.PathLike | None = None) -> RunInfo:
     """Validate ``config``, create the run directory and start training it in the background."""
+    from seqtui.corpora import resolve_corpus
     from seqtui.engine.config import RunConfig
 
     cfg = RunConfig.from_dict(config).validate()
+    info = resolve_corpus(cfg.corpus)  # CorpusError now, not in the background child's log
+    if info.kind == "path" and info.path is not None:  # the child's cwd is the run dir
+        cfg = cfg.replace(corpus=str(info.path))
     path = create_run_dir(cfg.to_dict(), name=name, run_dir=run_dir)
     spawn_training(path)
     return _read_run(path)
