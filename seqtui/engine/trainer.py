@@ -301,7 +301,8 @@ class Trainer:
                    config=cfg.to_dict(), resumed=resumed, epoch=pos.epoch)
         if val_batch and not resumed:
             self._baseline(train_ids, val_ids, len(vocab))
-        self._warm_up(model, opt, vocab, *first.batch(0))
+        if self.stop_reason is None:  # a signal during data loading: stop without compiling
+            self._warm_up(model, opt, vocab, *first.batch(0))
         sampler = _Sampler(cfg, vocab, val_ids if val_batch else train_ids)
 
         interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
