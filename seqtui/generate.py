@@ -92,8 +92,8 @@ class Generator:
             given = 0
             try:
                 for tok in out.tolist():
+                    given += 1  # counted before the yield: a close() lands on the yield itself
                     yield itos[tok]
-                    given += 1
             finally:
                 if given < m:  # stopped early: rewind to just after the last token handed out
                     self.state[...] = start_state

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,13 +109,49 @@ def carry_scale_for(mode: str, T: int, k: int | None = None, p: float | None = N
     raise ConfigError(f"unknown BPTT mode {mode!r} (choose full, truncated or randomized)")
 
 
-def default_parts(hidden: int) -> int:
-    """How many cores split the recurrence: 2 when there are two and H is worth splitting."""
+def available_cpus() -> int:
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return 2 if cpus >= 2 and hidden >= 64 else 1
+        return os.cpu_count() or 1
+
+
+class ThreadTuner:
+    """Picks 1 or 2 threads for each training step from measured step times.
+
+    The work of a step is always cut into the same parts, so the thread count changes only the
+    speed, never a bit of the result. Two threads need both cores at every time step (one
+    barrier per step); when another process holds a core, one thread is much faster. The tuner
+    keeps the faster of the two by their recent median times, re-measuring the other one every
+    ``probe_every`` steps.
+    """
+
+    def __init__(self, max_threads: int, probe_every: int = 50, window: int = 3) -> None:
+        self.max_threads = max(1, int(max_threads))
+        self.current = self.max_threads
+        self.probe_every = probe_every
+        self.times: dict[int, list[float]] = {1: [], self.max_threads: []}
+        self.window = window
+        self.steps = 0
+
+    def pick(self) -> int:
+        self.steps += 1
+        if self.max_threads == 1:
+            return 1
+        other = 1 if self.current != 1 else self.max_threads
+        if len(self.times[other]) < self.window and self.steps > 1 or self.steps % self.probe_every == 0:
+            return other
+        return self.current
+
+    def record(self, threads: int, seconds: float) -> None:
+        if self.max_threads == 1:
+            return
+        hist = self.times[threads]
+        hist.append(seconds)
+        del hist[: -self.window]
+        if all(len(h) >= self.window for h in self.times.values()):
+            med = {k: sorted(h)[len(h) // 2] for k, h in self.times.items()}
+            self.current = min(med, key=lambda k: (med[k], -k))
 
 
 _blas_lock = threading.Lock()
@@ -123,9 +161,9 @@ _blas_limited = False
 def _single_threaded_kernel_blas() -> None:
     """Limit the BLAS that Numba's ``np.dot`` calls (scipy's OpenBLAS) to one thread.
 
-    The recurrence kernels already run one BLAS call per core inside a parallel region; a
-    multi-threaded BLAS under them would oversubscribe the cores. NumPy's own BLAS (used for the
-    big batched products outside the kernels) keeps its threads.
+    Every product of a step runs as one BLAS call per part inside a parallel region; a
+    multi-threaded BLAS under them would oversubscribe the cores. NumPy's own BLAS (a separate
+    library, not used by a step) keeps its threads.
     """
     global _blas_limited
     with _blas_lock:
@@ -141,6 +179,26 @@ def _single_threaded_kernel_blas() -> None:
             path = str(getattr(lib, "filepath", ""))
             if lib.user_api == "blas" and "numpy" not in path:
                 lib.set_num_threads(1)
+
+
+class _kernel_threads:
+    """Run the kernels on ``threads`` OpenMP threads (Numba's setting is per calling thread) with
+    single-threaded BLAS inside them. One thread means no synchronisation at all."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def __enter__(self):
+        import numba
+
+        _single_threaded_kernel_blas()
+        self.before = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(self.threads, numba.config.NUMBA_NUM_THREADS)))
+
+    def __exit__(self, *exc) -> None:
+        import numba
+
+        numba.set_num_threads(self.before)
 
 
 class _Layer:
@@ -171,18 +229,26 @@ class _Workspace:
 class CharModel:
     """An RNN/GRU/LSTM language model with a linear output layer, PyTorch-compatible parameters.
 
-    ``parts`` is how many cores split each recurrence step (default: 2 on a multi-core machine
-    when H ≥ 64); any value gives the same result up to float rounding.
+    Every step's work is cut into ``parts`` pieces (hidden columns of the recurrence, row blocks of
+    the big products); ``threads`` run them: None tunes 1 or 2 from measured step times (see
+    :class:`ThreadTuner`) — the result does not depend on it, only on ``parts``.
     """
 
-    def __init__(self, cfg: ModelConfig, seed: int = 0, dtype=np.float32, parts: int | None = None):
+    def __init__(self, cfg: ModelConfig, seed: int = 0, dtype=np.float32, parts: int = 2,
+                 threads: int | None = None):
         self.cfg = cfg
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ConfigError(f"model dtype must be float32 or float64, got {self.dtype}")
-        self.parts = default_parts(cfg.hidden) if parts is None else int(parts)
-        if not 1 <= self.parts <= max(1, cfg.hidden):
-            raise ConfigError(f"parts must be in 1..hidden, got {parts}")
+        self.parts = min(int(parts), cfg.hidden)
+        if self.parts < 1:
+            raise ConfigError(f"parts must be >= 1, got {parts}")
+        if threads is not None and int(threads) < 1:
+            raise ConfigError(f"threads must be >= 1, got {threads}")
+        self.threads = None if threads is None else int(threads)
+        # below H = 64 a step is too small for a second thread to pay for its barriers
+        self._max_threads = min(2, self.parts, available_cpus()) if cfg.hidden >= 64 else 1
+        self._tuners: dict[tuple[str, int, int], ThreadTuner] = {}
         self._shapes = parameter_shapes(cfg)
         sizes = [math.prod(s) for _, s in self._shapes]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -283,10 +349,9 @@ class CharModel:
 
     # -- forward ---------------------------------------------------------------------------
     def _forward(self, ids: np.ndarray, state: np.ndarray) -> _Workspace:
-        """Run every layer over the window; leaves the top layer's hidden states and the logits."""
+        """Run every layer over the window; leaves the hidden states and the logits."""
         from seqtui.kernels import gru, linear, lstm, rnn
 
-        _single_threaded_kernel_blas()
         T, B = ids.shape
         cfg, P, p = self.cfg, self.parts, self._p
         H, G, N = cfg.hidden, cfg.gates * cfg.hidden, T * B
@@ -299,8 +364,8 @@ class CharModel:
                 linear.onehot_forward(lay.xg, ids, np.ascontiguousarray(w_ih.T), bias, P)
             else:
                 xg = lay.xg.reshape(N, G)
-                np.dot(ws.layers[k - 1].hs[1:].reshape(N, H), w_ih.T, out=xg)
-                xg += bias
+                linear.matmul_rows(xg, ws.layers[k - 1].hs[1:].reshape(N, H), w_ih.T, P)
+                linear.add_bias(xg, bias, P)
             lay.hs[0] = state[0, k]
             if cfg.cell == "rnn":
                 rnn.rnn_forward(lay.hs, lay.xg, w_hh, P)
@@ -310,8 +375,8 @@ class CharModel:
                 lay.cs[0] = state[1, k]
                 lstm.lstm_forward(lay.hs, lay.cs, lay.acts, lay.xg, self._w_hh_parts(w_hh), P)
         top = ws.layers[-1].hs[1:].reshape(N, H)
-        np.dot(top, p["fc.weight"].T, out=ws.logits)
-        ws.logits += p["fc.bias"]
+        linear.matmul_rows(ws.logits, top, p["fc.weight"].T, P)
+        linear.add_bias(ws.logits, p["fc.bias"], P)
         return ws
 
     def _final_state(self, ws: _Workspace) -> np.ndarray:
@@ -326,7 +391,8 @@ class CharModel:
         """Logits (B, T, V) of every position and the final state (no gradients)."""
         ids = self._check_ids(X, "X")
         T, B = ids.shape
-        ws = self._forward(ids, self._check_state(state, B))
+        with self._timed("logits", T, B):
+            ws = self._forward(ids, self._check_state(state, B))
         out = ws.logits.reshape(T, B, -1).transpose(1, 0, 2).copy()
         return out, self._final_state(ws)
 
@@ -340,16 +406,15 @@ class CharModel:
         if targets.shape != ids.shape:
             raise ConfigError(f"Y has shape {np.shape(Y)}, expected {np.shape(X)}")
         T, B = ids.shape
-        ws = self._forward(ids, self._check_state(state, B))
-        total = output.softmax_ce_forward(ws.logits, targets.reshape(-1), self.parts)
+        with self._timed("eval", T, B):
+            ws = self._forward(ids, self._check_state(state, B))
+            total = output.softmax_ce_forward(ws.logits, targets.reshape(-1), self.parts)
         return float(total), T * B, self._final_state(ws)
 
     # -- training --------------------------------------------------------------------------
     def loss_and_grad(self, X: np.ndarray, Y: np.ndarray, state: np.ndarray | None,
                       carry_scale: np.ndarray | None) -> StepStats:
         """Forward + backward over one window; overwrites ``grads`` with ∂(mean NLL)/∂params."""
-        from seqtui.kernels import gru, linear, lstm, optim, output, rnn
-
         ids = self._check_ids(X, "X")
         targets = self._check_ids(Y, "Y")
         if targets.shape != ids.shape:
@@ -360,17 +425,43 @@ class CharModel:
         carry_scale = np.ascontiguousarray(carry_scale, dtype=np.float64)
         if carry_scale.shape != (T,):
             raise ConfigError(f"carry_scale has shape {carry_scale.shape}, expected ({T},)")
+        state = self._check_state(state, B)
+        with self._timed("train", T, B):
+            return self._loss_and_grad(ids, targets, state, carry_scale)
+
+    @contextmanager
+    def _timed(self, kind: str, T: int, B: int):
+        """Run the kernels on the fixed or the tuned thread count (tuned per call kind and shape)."""
+        if self.threads is not None:
+            with _kernel_threads(self.threads):
+                yield
+            return
+        tuner = self._tuners.get((kind, T, B))
+        if tuner is None:
+            if len(self._tuners) > 16:
+                self._tuners.clear()
+            tuner = self._tuners[(kind, T, B)] = ThreadTuner(self._max_threads)
+        threads = tuner.pick()
+        start = time.perf_counter()
+        with _kernel_threads(threads):
+            yield
+        tuner.record(threads, time.perf_counter() - start)
+
+    def _loss_and_grad(self, ids, targets, state, carry_scale) -> StepStats:
+        from seqtui.kernels import gru, linear, lstm, optim, output, rnn
+
+        T, B = ids.shape
         cfg, P, p, g = self.cfg, self.parts, self._p, self._g
         H, G, N, L = cfg.hidden, cfg.gates * cfg.hidden, T * B, cfg.num_layers
-        ws = self._forward(ids, self._check_state(state, B))
+        ws = self._forward(ids, state)
 
         # output layer: fused softmax-CE, then its weight gradients and ∂L/∂h of the top layer
         loss_sum = output.softmax_ce_forward_backward(ws.logits, targets.reshape(-1), 1.0 / N, P)
         dlogits = ws.logits
         top = ws.layers[-1].hs[1:].reshape(N, H)
-        np.dot(dlogits.T, top, out=g["fc.weight"])
-        np.sum(dlogits, axis=0, out=g["fc.bias"])
-        np.dot(dlogits, p["fc.weight"], out=ws.dh.reshape(N, H))
+        linear.matmul_tn(g["fc.weight"], dlogits, top, P)
+        linear.colsum(g["fc.bias"], dlogits, P)
+        linear.matmul_rows(ws.dh.reshape(N, H), dlogits, p["fc.weight"], P)
 
         h_norms = None
         for k in range(L - 1, -1, -1):
@@ -385,18 +476,22 @@ class CharModel:
                 lstm.lstm_backward(lay.dgi, ws.norms, ws.dh, lay.cs, lay.acts, w_hh_t, carry_scale, P)
             if k == L - 1:
                 h_norms = np.sqrt(ws.norms.sum(axis=0))
-            dgi, dgh = lay.dgi.reshape(N, G), lay.dgh.reshape(N, G)
-            np.dot(dgh.T, lay.hs[:-1].reshape(N, H), out=g[f"rnn.weight_hh_l{k}"])
-            np.sum(dgh, axis=0, out=g[f"rnn.bias_hh_l{k}"])
-            np.sum(dgi, axis=0, out=g[f"rnn.bias_ih_l{k}"])
+            dgi = lay.dgi.reshape(N, G)
+            dgh = dgi if lay.dgh is lay.dgi else lay.dgh.reshape(N, G)
+            linear.matmul_tn(g[f"rnn.weight_hh_l{k}"], dgh, lay.hs[:-1].reshape(N, H), P)
+            linear.colsum(g[f"rnn.bias_hh_l{k}"], dgh, P)
+            if dgi is dgh:
+                g[f"rnn.bias_ih_l{k}"][...] = g[f"rnn.bias_hh_l{k}"]
+            else:
+                linear.colsum(g[f"rnn.bias_ih_l{k}"], dgi, P)
             if k == 0:
                 ws.dw0_t[...] = 0
                 linear.onehot_backward(ws.dw0_t, lay.dgi, ids, P)
                 g["rnn.weight_ih_l0"][...] = ws.dw0_t.T
             else:
                 below = ws.layers[k - 1].hs[1:].reshape(N, H)
-                np.dot(dgi.T, below, out=g[f"rnn.weight_ih_l{k}"])
-                np.dot(dgi, p[f"rnn.weight_ih_l{k}"], out=ws.dh.reshape(N, H))
+                linear.matmul_tn(g[f"rnn.weight_ih_l{k}"], dgi, below, P)
+                linear.matmul_rows(ws.dh.reshape(N, H), dgi, p[f"rnn.weight_ih_l{k}"], P)
 
         loss = loss_sum / N
         finite = math.isfinite(loss) and math.isfinite(optim.sum_squares(self.grads))

@@ -1,6 +1,10 @@
-"""One-hot input layer: the product x_t W_ihᵀ for one-hot x_t is a row gather of W_ihᵀ.
+"""Batched (non-recurrent) layers: the one-hot input gather and the big products of a step.
 
-Sizes: T steps, B batch, V vocabulary, G gates·H.
+The product x_t W_ihᵀ for one-hot x_t is a row gather of W_ihᵀ. Products over all T·B rows
+(input projections, output layer, weight gradients) are split over the cores by rows, each
+part one single-threaded BLAS call, so one thread pool (OpenMP) does all the parallel work.
+
+Sizes: T steps, B batch, V vocabulary, G gates·H, K/M/N matrix sizes.
   ids  (T, B) int32 token ids (time-major)
   w_t  (V, G)  W_ihᵀ (a C-contiguous transposed copy, so each gather reads one row)
   xg   (T, B, G) the projection, biases included
@@ -8,6 +12,7 @@ Sizes: T steps, B batch, V vocabulary, G gates·H.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 from seqtui.kernels.config import NJIT_PARALLEL
@@ -37,3 +42,64 @@ def onehot_backward(dw_t, dxg, ids, nparts):
                 v = ids[t, b]
                 for g in range(g0, g1):
                     dw_t[v, g] += dxg[t, b, g]
+
+
+@njit(**NJIT_PARALLEL)
+def matmul_rows(out, a, b, nparts):
+    """out (M, N) = a (M, K) @ b (K, N); part p computes a block of rows of out with one
+    single-threaded BLAS call (a C-contiguous; b C- or F-contiguous, e.g. a weight's ``.T``)."""
+    M = out.shape[0]
+    for p in prange(nparts):
+        r0 = p * M // nparts
+        r1 = (p + 1) * M // nparts
+        if r1 > r0:
+            np.dot(a[r0:r1], b, out[r0:r1])
+
+
+@njit(**NJIT_PARALLEL)
+def matmul_tn(out, a, b, nparts):
+    """out (M, N) = aᵀ @ b for a (K, M), b (K, N) C-contiguous — a weight gradient summed over
+    K = T·B rows. Part p multiplies its block of the K rows; the partial products are summed."""
+    K = a.shape[0]
+    M, N = out.shape
+    partial = np.empty((max(nparts - 1, 0), M, N), dtype=out.dtype)
+    for p in prange(nparts):
+        k0 = p * K // nparts
+        k1 = (p + 1) * K // nparts
+        dst = out if p == 0 else partial[p - 1]
+        if k1 > k0:
+            np.dot(a[k0:k1].T, b[k0:k1], dst)
+        else:
+            dst[:] = 0
+    if nparts > 1:
+        for p in prange(nparts):
+            r0 = p * M // nparts
+            r1 = (p + 1) * M // nparts
+            for q in range(nparts - 1):
+                for i in range(r0, r1):
+                    for j in range(N):
+                        out[i, j] += partial[q, i, j]
+
+
+@njit(**NJIT_PARALLEL)
+def colsum(out, a, nparts):
+    """out (N,) = Σ_rows a (K, N): a bias gradient; parts own column blocks."""
+    K, N = a.shape
+    for p in prange(nparts):
+        c0 = p * N // nparts
+        c1 = (p + 1) * N // nparts
+        for j in range(c0, c1):
+            out[j] = 0
+        for k in range(K):
+            for j in range(c0, c1):
+                out[j] += a[k, j]
+
+
+@njit(**NJIT_PARALLEL)
+def add_bias(x, bias, nparts):
+    """x (M, N) += bias (N,) on every row; parts own row blocks."""
+    M, N = x.shape
+    for p in prange(nparts):
+        for i in range(p * M // nparts, (p + 1) * M // nparts):
+            for j in range(N):
+                x[i, j] += bias[j]
