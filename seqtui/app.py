@@ -83,6 +83,7 @@ class SeqtuiApp(App):
     BINDINGS = [
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
+        Binding("escape", "leave_field", "Leave field", show=False),
         *[Binding(fkey, f"goto('{mode}')", label, show=False, priority=True)
           for mode, fkey, _letter, label in SCREENS],
         *[Binding(letter, f"goto('{mode}')", label, show=False)
@@ -163,7 +164,8 @@ class SeqtuiApp(App):
         worker = get_current_worker()
         tail = EventTail(path / EVENTS_FILE)
         backlog, next_status = True, 0.0
-        while not worker.is_cancelled:
+        # is_running also ends the loop if the app died without cancelling its workers.
+        while not worker.is_cancelled and self.is_running:
             events = tail.poll(max_bytes=BACKLOG_BYTES)
             if events:
                 self.post_message(RunEvents(path, events, backlog))
@@ -178,7 +180,7 @@ class SeqtuiApp(App):
                 continue  # still reading history: no sleep
             backlog = False
             deadline = time.monotonic() + self.poll_seconds
-            while time.monotonic() < deadline and not worker.is_cancelled:
+            while time.monotonic() < deadline and not worker.is_cancelled and self.is_running:
                 time.sleep(0.05)
 
     @on(RunEvents)
@@ -365,6 +367,10 @@ class SeqtuiApp(App):
             self.switch_mode(mode)
         elif len(self.screen_stack) > 1:
             self.pop_screen()
+
+    def action_leave_field(self) -> None:
+        """esc: take the focus out of a text field so the letter shortcuts work."""
+        self.screen.set_focus(None)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

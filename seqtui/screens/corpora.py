@@ -82,7 +82,8 @@ class AddCorpusScreen(ModalScreen):
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
     def on_mount(self) -> None:
-        self.query(Input).set(cursor_blink=self.app.cursor_blink)
+        for field in self.query(Input):
+            field.cursor_blink = self.app.cursor_blink
         self.query_one("#add-path").focus()
 
     def compose(self) -> ComposeResult:

@@ -117,6 +117,7 @@ class GenerateScreen(Screen):
         self._started = 0.0
         self.unknown: list[str] = []
         self._paths: dict[str, Path] = {}
+        self.updates_shown = 0  # text updates drawn (a few per second, not one per token)
 
     def compose(self) -> ComposeResult:
         yield NavBar("generate", id="nav")
@@ -168,13 +169,14 @@ class GenerateScreen(Screen):
 
     def _select(self, name: str) -> None:
         path = self._paths.get(name) if name != NO_RUNS else None
+        info = self.query_one("#gen-run-info", Static)
+        if path is None:
+            self.run_path = None
+            info.update(Text("  train a run first (F3)", style="dim"))
+            return
         if path == self.run_path:
             return
         self.run_path = path
-        info = self.query_one("#gen-run-info", Static)
-        if path is None:
-            info.update(Text("  train a run first (F3)", style="dim"))
-            return
         info.update(Text("  loading…", style="dim"))
         self.restart(now=True)
 
@@ -279,6 +281,7 @@ class GenerateScreen(Screen):
             self.query_one("#gen-text", Static).update(Text(message.error, style="bold red"))
             self.notify(message.error, title="generate", severity="error")
             return
+        self.updates_shown += 1
         prompt = self.query_one("#gen-prompt", Input).value
         sep = "" if (self.loaded.get(self.run_path) is None or self.loaded[self.run_path].is_char) else " "
         text = Text(prompt, style="dim")

@@ -198,7 +198,8 @@ class TrainForm(Vertical):
         return field
 
     def on_mount(self) -> None:
-        self.query(Input).set(cursor_blink=self.app.cursor_blink)
+        for field in self.query(Input):
+            field.cursor_blink = self.app.cursor_blink
         self._revalidate()
 
     # -- values ----------------------------------------------------------------------------------
