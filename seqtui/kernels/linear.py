@@ -88,11 +88,12 @@ def colsum(out, a, nparts):
     for p in prange(nparts):
         c0 = p * N // nparts
         c1 = (p + 1) * N // nparts
-        for j in range(c0, c1):
-            out[j] = 0
+        acc = np.zeros(c1 - c0, dtype=out.dtype)  # local: no aliasing with ``a``, so it vectorizes
         for k in range(K):
-            for j in range(c0, c1):
-                out[j] += a[k, j]
+            row = a[k, c0:c1]
+            for j in range(c1 - c0):
+                acc[j] += row[j]
+        out[c0:c1] = acc
 
 
 @njit(**NJIT_PARALLEL)

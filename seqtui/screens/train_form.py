@@ -34,6 +34,7 @@ class FieldSpec:
     kind: str                         # int | float | str | choice | opt_int | opt_float
     choices: tuple[str, ...] = ()
     help: str = ""
+    placeholder: str = ""
 
 
 # Two columns, read top to bottom: data, model and windows on the left; optimizer and events on the right.
@@ -41,7 +42,7 @@ LEFT = (
     FieldSpec("corpus", "corpus", "str", help="a corpus name (→ completes) or a path to a UTF-8 file"),
     FieldSpec("tokens", "tokens", "choice", TOKENS),
     FieldSpec("preprocess", "preprocess", "choice", PREPROCESS, "d2l: lowercase letters and spaces"),
-    FieldSpec("max_tokens", "max tokens", "opt_int", help="blank = the whole corpus"),
+    FieldSpec("max_tokens", "max tokens", "opt_int", help="blank = the whole corpus", placeholder="all"),
     FieldSpec("val_fraction", "val frac", "float"),
     FieldSpec("cell", "cell", "choice", CELLS),
     FieldSpec("hidden", "hidden H", "int"),
@@ -50,18 +51,20 @@ LEFT = (
     FieldSpec("num_steps", "steps T", "int", help="tokens per window"),
     FieldSpec("sampling", "sampling", "choice", SAMPLINGS),
     FieldSpec("bptt", "bptt", "choice", BPTT_MODES),
-    FieldSpec("bptt_k", "trunc. k", "opt_int", help="truncated: cut the carry every k steps"),
-    FieldSpec("bptt_p", "random p", "opt_float", help="randomized: keep the carry with probability p"),
+    FieldSpec("bptt_k", "trunc. k", "opt_int", help="truncated: cut the carry every k steps",
+              placeholder="truncated only"),
+    FieldSpec("bptt_p", "random p", "opt_float", help="randomized: keep the carry with probability p",
+              placeholder="randomized only"),
     FieldSpec("dtype", "dtype", "choice", DTYPES),
 )
 RIGHT = (
-    FieldSpec("name", "run name", "str", help="blank = corpus-cell(-N)"),
+    FieldSpec("name", "run name", "str", help="blank = corpus-cell(-N)", placeholder="corpus-cell"),
     FieldSpec("optimizer", "optimizer", "choice", OPTIMIZERS),
     FieldSpec("lr", "lr", "float"),
     FieldSpec("lr_decay", "lr decay", "float", help="× per epoch"),
-    FieldSpec("clip", "clip θ", "opt_float", help="blank = no clipping"),
+    FieldSpec("clip", "clip θ", "opt_float", help="blank = no clipping", placeholder="no clipping"),
     FieldSpec("epochs", "epochs", "opt_int"),
-    FieldSpec("steps", "or steps", "opt_int", help="set steps instead of epochs"),
+    FieldSpec("steps", "or steps", "opt_int", help="set steps instead of epochs", placeholder="use epochs"),
     FieldSpec("seed", "seed", "int"),
     FieldSpec("min_freq", "min freq", "int"),
     FieldSpec("progress_every", "progress/", "int", help="steps between progress events"),
@@ -193,7 +196,7 @@ class TrainForm(Vertical):
             return Choice(spec.choices, value, id=f"f-{spec.key}", classes="field")
         suggester = SuggestFromList(self.corpus_names, case_sensitive=False) if spec.key == "corpus" else None
         field = Input(value, id=f"f-{spec.key}", classes="field", compact=True, suggester=suggester,
-                      select_on_focus=False)
+                      select_on_focus=False, placeholder=spec.placeholder)
         field.tooltip = spec.help or None
         return field
 
