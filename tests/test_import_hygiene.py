@@ -1,0 +1,53 @@
+"""Layering, checked in fresh interpreters: the engine and the library never import Textual,
+`seqtui --help` never imports numba, and opening the app does not wait for numba either.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+NON_UI = [
+    "seqtui", "seqtui.errors", "seqtui.paths", "seqtui.corpora", "seqtui.vocab", "seqtui.text",
+    "seqtui.batches", "seqtui.ngram", "seqtui.stats", "seqtui.model", "seqtui.optim",
+    "seqtui.generate", "seqtui.engine", "seqtui.engine.config", "seqtui.engine.events",
+    "seqtui.engine.runs", "seqtui.engine.checkpoint", "seqtui.engine.loading",
+    "seqtui.engine.trainer", "seqtui.engine.evaluate", "seqtui.cli",
+]
+
+
+def loaded_after(code: str) -> set[str]:
+    """Top-level module names in sys.modules after running ``code`` in a new interpreter."""
+    probe = code + "\nimport sys\nprint('MODULES', ' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("MODULES ")][-1]
+    return set(line.split()[1:])
+
+
+def test_engine_and_library_never_import_textual():
+    present = [m for m in NON_UI if importlib.util.find_spec(m) is not None]
+    assert "seqtui.engine.runs" in present
+    mods = loaded_after("\n".join(f"import {m}" for m in present))
+    assert "textual" not in mods and "textual_plotext" not in mods, sorted(mods)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["app", "--help"], ["serve", "--help"]])
+def test_help_does_not_import_numba_or_textual(args):
+    mods = loaded_after(
+        "from seqtui.cli import cli\n"
+        "try:\n"
+        f"    cli.main(args={args!r}, prog_name='seqtui', standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n")
+    assert "numba" not in mods
+    assert "textual" not in mods and "textual_serve" not in mods
+
+
+def test_opening_the_app_does_not_import_numba():
+    mods = loaded_after("from seqtui.app import make_app\nmake_app()")
+    assert "textual" in mods
+    assert "numba" not in mods  # kernels load in workers, when a screen first needs them
