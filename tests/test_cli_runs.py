@@ -278,8 +278,12 @@ def test_bench_runs_what_exists_and_tolerates_missing_suites(capsys, monkeypatch
     calls = []
     monkeypatch.setattr(bench, "_load", lambda module: SimpleNamespace(main=calls.append)
                         if module == "bench_train" else None)
-    code, _, err = run_main(["bench", "--quick"], capsys)
-    assert code == 0 and calls == [["--quick"]] and "bench encode: not available" in err
+    code, _, err = run_main(["bench"], capsys)
+    assert code == 0 and calls == [[]] and "bench encode: not available" in err
+    code, _, err = run_main(["bench", "--only", "train", "--repeats", "1"], capsys)
+    assert code == 0 and calls[-1] == ["--repeats", "1"]
+    code, _, err = run_main(["bench", "--repeats", "1"], capsys)
+    assert code != 0 and "--only" in err
     monkeypatch.setattr(bench, "_load", lambda module: None)
     code, _, err = run_main(["bench"], capsys)
     assert code != 0 and "no benchmarks" in err

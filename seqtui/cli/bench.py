@@ -36,7 +36,12 @@ def _load(module: str):
 @click.option("--only", type=click.Choice(sorted(SUITES)), help="Run one suite.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(only: str | None, args: tuple[str, ...]) -> None:
-    """Benchmark training steps and text encoding (extra ARGS go to the suites)."""
+    """Benchmark training steps and text encoding.
+
+    Extra ARGS go to the suite chosen with --only (see `seqtui bench --only train -- --help`).
+    """
+    if args and not only:
+        raise click.UsageError("suite arguments need --only train|encode (the suites differ)")
     ran = 0
     for name, module in SUITES.items():
         if only and name != only:
