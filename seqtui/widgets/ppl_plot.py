@@ -67,18 +67,19 @@ def fmt_tick(p: float) -> str:
 
 
 def step_ticks(lo: float, hi: float, max_ticks: int = 5) -> list[int]:
-    """Round step numbers (1, 2, 2.5 or 5 × 10ⁿ apart) inside [lo, hi]."""
+    """Round step numbers (1, 2, 2.5 or 5 × 10ⁿ apart) inside [lo, hi]: the densest that fits."""
     span = max(hi - lo, 1.0)
-    raw = span / max(1, max_ticks - 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
-    ticks = []
-    t = first
-    while t <= hi + 1e-9:
-        ticks.append(int(round(t)))
-        t += step
-    return sorted(set(ticks))
+    top = math.floor(math.log10(span))
+    for e in range(max(0, top - 3), top + 2):
+        for m in (1, 2, 2.5, 5):
+            step = m * 10 ** e
+            if step < 1:
+                continue
+            first = math.ceil(lo / step) * step
+            count = int((hi - first) // step) + 1 if first <= hi else 0
+            if count <= max_ticks:
+                return [int(round(first + i * step)) for i in range(count)]
+    return [int(round(lo)), int(round(hi))]  # pragma: no cover - the loop always returns
 
 
 def fmt_step(n: int) -> str:
