@@ -359,7 +359,9 @@ class CharModel:
         for k, lay in enumerate(ws.layers):
             w_ih, w_hh = p[f"rnn.weight_ih_l{k}"], p[f"rnn.weight_hh_l{k}"]
             b_ih, b_hh = p[f"rnn.bias_ih_l{k}"], p[f"rnn.bias_hh_l{k}"]
-            bias = b_ih if cfg.cell == "gru" else b_ih + b_hh
+            bias = b_ih + b_hh  # folded into the input projection (GRU: all but b_hn)
+            if cfg.cell == "gru":
+                bias[2 * H:] = b_ih[2 * H:]
             if k == 0:
                 linear.onehot_forward(lay.xg, ids, np.ascontiguousarray(w_ih.T), bias, P)
             else:

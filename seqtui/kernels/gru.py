@@ -4,10 +4,10 @@ Sizes: T steps, B batch, H hidden, G = 3H, P parts (hidden columns split over th
 
     r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr)      z = σ(x W_izᵀ + b_iz + h W_hzᵀ + b_hz)
     n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn))     h' = (1 − z) ⊙ n + z ⊙ h
-The caller computes xg = x W_ihᵀ + b_ih for all steps at once and the weight gradients as big
+The caller computes xg = x W_ihᵀ + b_ih + (b_hr, b_hz, 0) for all steps at once and the weight gradients as big
 products; these kernels hold the recurrence. Buffers are time-major, C-contiguous:
   hs   (T+1, B, H)  hs[0] = h_{-1}, hs[t+1] = h_t
-  xg   (T, B, G)    input projection (with b_ih)
+  xg   (T, B, G)    input projection (with b_ih and the r, z parts of b_hh)
   acts (T, B, 4H)   r | z | n | hn  (hn = h_{t-1} W_hnᵀ + b_hn, needed for ∂r)
   dgi  (T, B, G)    ∂L/∂xg  (gradient of W_ih, b_ih and of the layer input)
   dgh  (T, B, G)    ∂L/∂(h_{t-1} W_hhᵀ + b_hh)  (gradient of W_hh, b_hh and of h_{t-1})
@@ -72,6 +72,20 @@ def _sigmoid_impl(x):
 
 
 @njit(inline="always")
+def _sigmoid_sum(out, x, y):
+    """out = σ(x + y), elementwise over 1-D slices."""
+    for j in range(out.shape[0]):
+        out[j] = _sigmoid(x[j] + y[j])
+
+
+@njit(inline="always")
+def _add(out, x, y):
+    """out = x + y, elementwise over 1-D slices."""
+    for j in range(out.shape[0]):
+        out[j] = x[j] + y[j]
+
+
+@njit(inline="always")
 def _cols(p, nparts, H):
     """Hidden columns [c0, c1) of part p."""
     return p * H // nparts, (p + 1) * H // nparts
@@ -83,12 +97,18 @@ def _scratch(buf, p, B, c):
     return buf[p, : B * c].reshape((B, c))
 
 
+# The elementwise work runs as short loops over contiguous row slices, each touching two or three
+# arrays: LLVM then vectorizes them (one loop over many arrays gets no SIMD: too many aliasing checks).
+
+
 @njit(**NJIT_PARALLEL)
 def gru_forward(hs, acts, xg, w_hh_parts, b_hh, nparts):
-    """Run the GRU over T steps from hs[0]; write hs[1:] and the gate activations."""
+    """Run the GRU over T steps from hs[0]; write hs[1:] and the gate activations.
+
+    xg must already hold b_ih + (b_hr, b_hz, 0); b_hh is only read for b_hn (inside r ⊙ (…)).
+    """
     T, B, G = xg.shape
     H = G // 3
-    one = hs.dtype.type(1.0)
     scratch = np.empty((nparts, 3 * B * (H // nparts + 1)), dtype=hs.dtype)
     for t in range(T):
         for p in prange(nparts):
@@ -96,18 +116,25 @@ def gru_forward(hs, acts, xg, w_hh_parts, b_hh, nparts):
             c = c1 - c0
             acc = _scratch(scratch, p, B, 3 * c)
             np.dot(hs[t], w_hh_parts[3 * c0 : 3 * c1].T, acc)
+            bn = b_hh[2 * H + c0 : 2 * H + c1]
             for b in range(B):
+                x = xg[t, b]
+                a = acc[b]
+                g = acts[t, b]
+                r = g[c0:c1]
+                z = g[H + c0 : H + c1]
+                n = g[2 * H + c0 : 2 * H + c1]
+                hn = g[3 * H + c0 : 3 * H + c1]
+                _sigmoid_sum(r, x[c0:c1], a[:c])
+                _sigmoid_sum(z, x[H + c0 : H + c1], a[c : 2 * c])
+                _add(hn, a[2 * c :], bn)
+                xn = x[2 * H + c0 : 2 * H + c1]
                 for j in range(c):
-                    k = c0 + j
-                    r = _sigmoid(xg[t, b, k] + acc[b, j] + b_hh[k])
-                    z = _sigmoid(xg[t, b, H + k] + acc[b, c + j] + b_hh[H + k])
-                    hn = acc[b, 2 * c + j] + b_hh[2 * H + k]
-                    n = _tanh(xg[t, b, 2 * H + k] + r * hn)
-                    hs[t + 1, b, k] = (one - z) * n + z * hs[t, b, k]
-                    acts[t, b, k] = r
-                    acts[t, b, H + k] = z
-                    acts[t, b, 2 * H + k] = n
-                    acts[t, b, 3 * H + k] = hn
+                    n[j] = _tanh(xn[j] + r[j] * hn[j])
+                hp = hs[t, b, c0:c1]
+                ho = hs[t + 1, b, c0:c1]
+                for j in range(c):
+                    ho[j] = n[j] + z[j] * (hp[j] - n[j])
 
 
 @njit(**NJIT_PARALLEL)
@@ -121,7 +148,7 @@ def gru_backward(dgi, dgh, norms, dhs, hs, acts, w_hh_t, carry_scale, nparts):
     T, B, H = dhs.shape
     one = hs.dtype.type(1.0)
     scratch = np.empty((nparts, B * (H // nparts + 1)), dtype=hs.dtype)
-    dh_next = np.zeros((B, H), dtype=hs.dtype)  # ∂L/∂h_{t+1}, each part owns its columns
+    dh = np.zeros((B, H), dtype=hs.dtype)  # ∂L/∂h_t (then h_{t-1}); each part owns its columns
     for t in range(T - 1, -1, -1):
         s = carry_scale[t + 1] if t + 1 < T else 0.0
         sc = hs.dtype.type(s)
@@ -133,24 +160,37 @@ def gru_backward(dgi, dgh, norms, dhs, hs, acts, w_hh_t, carry_scale, nparts):
                 np.dot(dgh[t + 1], w_hh_t[c0:c1].T, acc)
             sq = 0.0
             for b in range(B):
+                d = dh[b, c0:c1]
+                up = dhs[t, b, c0:c1]
+                if s != 0.0:
+                    zn = acts[t + 1, b, H + c0 : H + c1]
+                    a = acc[b]
+                    for j in range(c):
+                        d[j] = up[j] + sc * (d[j] * zn[j] + a[j])
+                else:
+                    d[:] = up
                 for j in range(c):
-                    k = c0 + j
-                    dh = dhs[t, b, k]
-                    if s != 0.0:
-                        dh += sc * (dh_next[b, k] * acts[t + 1, b, H + k] + acc[b, j])
-                    sq += np.float64(dh) * np.float64(dh)
-                    r = acts[t, b, k]
-                    z = acts[t, b, H + k]
-                    n = acts[t, b, 2 * H + k]
-                    hn = acts[t, b, 3 * H + k]
-                    dn = dh * (one - z) * (one - n * n)
-                    dz = dh * (hs[t, b, k] - n) * z * (one - z)
-                    dr = dn * hn * r * (one - r)
-                    dgi[t, b, k] = dr
-                    dgi[t, b, H + k] = dz
-                    dgi[t, b, 2 * H + k] = dn
-                    dgh[t, b, k] = dr
-                    dgh[t, b, H + k] = dz
-                    dgh[t, b, 2 * H + k] = dn * r
-                    dh_next[b, k] = dh
+                    sq += np.float64(d[j]) * np.float64(d[j])
+                g = acts[t, b]
+                r = g[c0:c1]
+                z = g[H + c0 : H + c1]
+                n = g[2 * H + c0 : 2 * H + c1]
+                hn = g[3 * H + c0 : 3 * H + c1]
+                hp = hs[t, b, c0:c1]
+                gi = dgi[t, b]
+                gh = dgh[t, b]
+                dr = gi[c0:c1]
+                dz = gi[H + c0 : H + c1]
+                dn = gi[2 * H + c0 : 2 * H + c1]
+                for j in range(c):
+                    dn[j] = d[j] * (one - z[j]) * (one - n[j] * n[j])
+                for j in range(c):
+                    dz[j] = d[j] * (hp[j] - n[j]) * z[j] * (one - z[j])
+                for j in range(c):
+                    dr[j] = dn[j] * hn[j] * r[j] * (one - r[j])
+                gh[c0:c1] = dr
+                gh[H + c0 : H + c1] = dz
+                dhn = gh[2 * H + c0 : 2 * H + c1]
+                for j in range(c):
+                    dhn[j] = dn[j] * r[j]
             norms[p, t] = sq

@@ -70,6 +70,20 @@ def _sigmoid_impl(x):
 
 
 @njit(inline="always")
+def _sigmoid_sum(out, x, y):
+    """out = σ(x + y), elementwise over 1-D slices."""
+    for j in range(out.shape[0]):
+        out[j] = _sigmoid(x[j] + y[j])
+
+
+@njit(inline="always")
+def _tanh_sum(out, x, y):
+    """out = tanh(x + y), elementwise over 1-D slices."""
+    for j in range(out.shape[0]):
+        out[j] = _tanh(x[j] + y[j])
+
+
+@njit(inline="always")
 def _cols(p, nparts, H):
     """Hidden columns [c0, c1) of part p."""
     return p * H // nparts, (p + 1) * H // nparts
@@ -79,6 +93,10 @@ def _cols(p, nparts, H):
 def _scratch(buf, p, B, c):
     """A C-contiguous (B, c) view at the start of part p's scratch row."""
     return buf[p, : B * c].reshape((B, c))
+
+
+# The elementwise work runs as short loops over contiguous row slices, each touching two to four
+# arrays: LLVM then vectorizes them (one loop over many arrays gets no SIMD: too many aliasing checks).
 
 
 @njit(**NJIT_PARALLEL)
@@ -94,21 +112,27 @@ def lstm_forward(hs, cs, acts, xg, w_hh_parts, nparts):
             acc = _scratch(scratch, p, B, 4 * c)
             np.dot(hs[t], w_hh_parts[4 * c0 : 4 * c1].T, acc)
             for b in range(B):
+                x = xg[t, b]
+                a = acc[b]
+                g = acts[t, b]
+                i = g[c0:c1]
+                f = g[H + c0 : H + c1]
+                gg = g[2 * H + c0 : 2 * H + c1]
+                o = g[3 * H + c0 : 3 * H + c1]
+                tc = g[4 * H + c0 : 4 * H + c1]
+                _sigmoid_sum(i, x[c0:c1], a[:c])
+                _sigmoid_sum(f, x[H + c0 : H + c1], a[c : 2 * c])
+                _tanh_sum(gg, x[2 * H + c0 : 2 * H + c1], a[2 * c : 3 * c])
+                _sigmoid_sum(o, x[3 * H + c0 : 3 * H + c1], a[3 * c :])
+                cp = cs[t, b, c0:c1]
+                cn = cs[t + 1, b, c0:c1]
                 for j in range(c):
-                    k = c0 + j
-                    i = _sigmoid(xg[t, b, k] + acc[b, j])
-                    f = _sigmoid(xg[t, b, H + k] + acc[b, c + j])
-                    g = _tanh(xg[t, b, 2 * H + k] + acc[b, 2 * c + j])
-                    o = _sigmoid(xg[t, b, 3 * H + k] + acc[b, 3 * c + j])
-                    cn = f * cs[t, b, k] + i * g
-                    tc = _tanh(cn)
-                    cs[t + 1, b, k] = cn
-                    hs[t + 1, b, k] = o * tc
-                    acts[t, b, k] = i
-                    acts[t, b, H + k] = f
-                    acts[t, b, 2 * H + k] = g
-                    acts[t, b, 3 * H + k] = o
-                    acts[t, b, 4 * H + k] = tc
+                    cn[j] = f[j] * cp[j] + i[j] * gg[j]
+                for j in range(c):
+                    tc[j] = _tanh(cn[j])
+                h = hs[t + 1, b, c0:c1]
+                for j in range(c):
+                    h[j] = o[j] * tc[j]
 
 
 @njit(**NJIT_PARALLEL)
@@ -122,7 +146,8 @@ def lstm_backward(dg, norms, dhs, cs, acts, w_hh_t, carry_scale, nparts):
     T, B, H = dhs.shape
     one = cs.dtype.type(1.0)
     scratch = np.empty((nparts, B * (H // nparts + 1)), dtype=cs.dtype)
-    dc_next = np.zeros((B, H), dtype=cs.dtype)  # ∂L/∂c_{t+1}, each part owns its columns
+    dh = np.zeros((B, H), dtype=cs.dtype)  # ∂L/∂h_t; each part owns its columns
+    dc = np.zeros((B, H), dtype=cs.dtype)  # ∂L/∂c_t (then c_{t-1})
     for t in range(T - 1, -1, -1):
         s = carry_scale[t + 1] if t + 1 < T else 0.0
         sc = cs.dtype.type(s)
@@ -134,23 +159,40 @@ def lstm_backward(dg, norms, dhs, cs, acts, w_hh_t, carry_scale, nparts):
                 np.dot(dg[t + 1], w_hh_t[c0:c1].T, acc)
             sq = 0.0
             for b in range(B):
+                d = dh[b, c0:c1]
+                dcb = dc[b, c0:c1]
+                up = dhs[t, b, c0:c1]
+                g = acts[t, b]
+                o = g[3 * H + c0 : 3 * H + c1]
+                tc = g[4 * H + c0 : 4 * H + c1]
+                if s != 0.0:
+                    a = acc[b]
+                    for j in range(c):
+                        d[j] = up[j] + sc * a[j]
+                    fn = acts[t + 1, b, H + c0 : H + c1]
+                    for j in range(c):
+                        dcb[j] = sc * dcb[j] * fn[j] + d[j] * o[j] * (one - tc[j] * tc[j])
+                else:
+                    d[:] = up
+                    for j in range(c):
+                        dcb[j] = d[j] * o[j] * (one - tc[j] * tc[j])
                 for j in range(c):
-                    k = c0 + j
-                    dh = dhs[t, b, k]
-                    dc = cs.dtype.type(0.0)
-                    if s != 0.0:
-                        dh += sc * acc[b, j]
-                        dc = sc * dc_next[b, k] * acts[t + 1, b, H + k]
-                    sq += np.float64(dh) * np.float64(dh)
-                    i = acts[t, b, k]
-                    f = acts[t, b, H + k]
-                    g = acts[t, b, 2 * H + k]
-                    o = acts[t, b, 3 * H + k]
-                    tc = acts[t, b, 4 * H + k]
-                    dc += dh * o * (one - tc * tc)
-                    dg[t, b, k] = dc * g * i * (one - i)
-                    dg[t, b, H + k] = dc * cs[t, b, k] * f * (one - f)
-                    dg[t, b, 2 * H + k] = dc * i * (one - g * g)
-                    dg[t, b, 3 * H + k] = dh * tc * o * (one - o)
-                    dc_next[b, k] = dc
+                    sq += np.float64(d[j]) * np.float64(d[j])
+                i = g[c0:c1]
+                f = g[H + c0 : H + c1]
+                gg = g[2 * H + c0 : 2 * H + c1]
+                cp = cs[t, b, c0:c1]
+                dgb = dg[t, b]
+                di = dgb[c0:c1]
+                df = dgb[H + c0 : H + c1]
+                dgg = dgb[2 * H + c0 : 2 * H + c1]
+                do = dgb[3 * H + c0 : 3 * H + c1]
+                for j in range(c):
+                    di[j] = dcb[j] * gg[j] * i[j] * (one - i[j])
+                for j in range(c):
+                    df[j] = dcb[j] * cp[j] * f[j] * (one - f[j])
+                for j in range(c):
+                    dgg[j] = dcb[j] * i[j] * (one - gg[j] * gg[j])
+                for j in range(c):
+                    do[j] = d[j] * tc[j] * o[j] * (one - o[j])
             norms[p, t] = sq
