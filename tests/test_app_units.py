@@ -10,7 +10,7 @@ import pytest
 from _fixtures_app import T0, record_run
 from seqtui.engine.events import read_events
 from seqtui.widgets.grad_profile import (bin_norms, cut_points, decade_range, describe_profile,
-                                         history_strip, profile_chart)
+                                         history_strip, log_range, profile_chart)
 from seqtui.widgets.ppl_plot import downsample, ppl_ticks, step_ticks
 from seqtui.widgets.run_state import RunState, fmt_duration, fmt_ppl, fmt_sci
 from seqtui.widgets.stats_panel import bar, sparkline
@@ -118,6 +118,10 @@ def test_gradient_helpers():
     assert decade_range([0.02, 3.0]) == (-2, 1)
     assert decade_range([0.5]) == (-1, 0)
     assert decade_range([]) == (-1, 0)
+    lo, hi = log_range([0.01, 0.1])
+    assert hi == pytest.approx(-1) and lo == pytest.approx(-2.1)
+    lo, hi = log_range([1.0, 1.1])  # a nearly flat profile still spans half a decade
+    assert hi - lo == pytest.approx(0.55)
     assert cut_points("truncated:10", 35) == [10, 20, 30]
     assert cut_points("full", 35) == [] and cut_points("randomized:0.5", 35) == []
 
@@ -131,7 +135,7 @@ def test_describe_profile_reads_the_ratio():
 
 
 def test_profile_chart_draws_one_column_per_step():
-    norms = [10.0 ** (-(t / 10)) for t in range(35, 0, -1)]  # grows toward t = 1... reversed: t=1 small
+    norms = [10.0 ** (-(t / 10)) for t in range(35, 0, -1)]  # t = 1 smallest, t = 35 largest
     chart = profile_chart(norms, width=80, height=8, bptt="truncated:10").plain.splitlines()
     assert len(chart) == 8
     body, axis = chart[:-1], chart[-1]
@@ -141,14 +145,16 @@ def test_profile_chart_draws_one_column_per_step():
     heights = [sum(1 for row in body if len(row) > 8 + 2 * i and row[8 + 2 * i] != " ")
                for i in range(35)]
     assert heights[-1] == max(heights) and heights[0] == min(heights)
-    assert any(row.lstrip().startswith("1e") for row in body)
+    labels = [row.split("┤")[0].strip() for row in body if "┤" in row]
+    assert len(labels) == 3 and float(labels[0]) > float(labels[-1])  # top > bottom, real values
 
 
 def test_history_strip_one_row_per_profile():
     profiles = [{"step": s, "norms": [0.1 * (i + 1) for i in range(10)]} for s in (50, 100, 150)]
     rows = history_strip(profiles, width=60, rows=2).plain.splitlines()
     assert len(rows) == 2
-    assert "step 100" in rows[0] and "step 150" in rows[1]
+    assert rows[0].split("│")[0].strip() == "100" and rows[1].split("│")[0].strip() == "150"
+    assert len(rows[0].split("│")[1]) == 10 * 3  # 10 steps, 3 cells each (the widest)
 
 
 # -- the new-run form --------------------------------------------------------------------------

@@ -109,7 +109,7 @@ class GradientsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#grad-history").border_title = "history (newest last)"
+        self.query_one("#grad-history").border_title = "history: one row per profile, step at the left, darker = larger"
         self.set_interval(REFRESH_SECONDS, self.refresh_view)
         self.refresh_view()
 

@@ -6,6 +6,7 @@ a second (the plot only when a curve changed), so a long run costs little on a s
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -23,7 +24,8 @@ from seqtui.widgets.run_state import STATUS_MARK, RunState
 from seqtui.widgets.sample_panel import SamplePanel
 from seqtui.widgets.stats_panel import StatsPanel
 
-REFRESH_SECONDS = 0.5
+REFRESH_SECONDS = 0.5   # numbers
+PLOT_SECONDS = 1.0      # the plot redraws every cell it covers: at most once a second
 
 
 def run_title(state: RunState) -> Text:
@@ -57,6 +59,7 @@ class TrainScreen(Screen):
     """The live dashboard of the attached run; ``n`` opens the form for a new run."""
 
     AUTO_FOCUS = ""  # no auto focus: the form takes focus only when it is shown
+    _plotted_at = 0.0
 
     BINDINGS = [
         Binding("n", "new_run", "New run"),
@@ -129,8 +132,11 @@ class TrainScreen(Screen):
             return
         nav.set_status(f"{STATUS_MARK.get(state.status, '?')} {state.name}")
         self.query_one("#live-title", Static).update(run_title(state))
-        series, ref = curves(state)
-        self.query_one(PerplexityPlot).set_curves(series, ref)
+        now = time.monotonic()
+        if now - self._plotted_at >= PLOT_SECONDS or state.status != "running":
+            self._plotted_at = now
+            series, ref = curves(state)
+            self.query_one(PerplexityPlot).set_curves(series, ref)
         self.query_one(StatsPanel).show(state)
         sample = state.last_sample
         panel = self.query_one(SamplePanel)

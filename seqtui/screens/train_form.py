@@ -78,7 +78,7 @@ FIELDS = {f.key: f for f in LEFT + RIGHT}
 
 # Where the form differs from RunConfig's defaults: small and chatty, so learning shows at once.
 FORM_DEFAULTS: dict[str, Any] = dict(
-    corpus="genesis", hidden=128, epochs=5, progress_every=10, val_every=100,
+    corpus="genesis", hidden=128, epochs=20, progress_every=10, val_every=100,
     grad_profile_every=25, sample_every=200, checkpoint_every=500,
 )
 

@@ -35,6 +35,27 @@ def decade_range(values: Sequence[float]) -> tuple[int, int]:
     return lo, hi
 
 
+def log_range(values: Sequence[float], min_span: float = 0.5) -> tuple[float, float]:
+    """(lo, hi) in log10 for a chart: the data's range with a 10% floor margin, ≥ ``min_span``.
+
+    Tighter than whole decades, so a profile that varies 3× still shows its shape.
+    """
+    pos = [v for v in values if v > 0 and math.isfinite(v)]
+    if not pos:
+        return -1.0, 0.0
+    lo, hi = math.log10(min(pos)), math.log10(max(pos))
+    if hi - lo < min_span:
+        mid = (hi + lo) / 2
+        lo, hi = mid - min_span / 2, mid + min_span / 2
+    return lo - 0.1 * (hi - lo), hi
+
+
+def layout(width: int, n: int) -> tuple[int, int]:
+    """(label width, cells per step) shared by the chart and the history strip so columns align."""
+    label_w = 8
+    return label_w, max(1, min(3, (width - label_w) // max(1, n)))
+
+
 def cut_points(bptt: str, T: int) -> list[int]:
     """Steps t (1-based) whose gradient does not flow into t-1 under ``truncated:K``."""
     mode, _, arg = (bptt or "full").partition(":")
@@ -46,28 +67,23 @@ def cut_points(bptt: str, T: int) -> list[int]:
 
 def profile_chart(norms: Sequence[float], width: int, height: int, bptt: str = "full") -> Text:
     """A column per step t = 1..T (binned if T > columns), bar height ∝ log10 ‖∂L/∂h_t‖."""
-    label_w = 7
     rows = max(2, height - 1)
-    cols = max(1, width - label_w - 1)
-    values = bin_norms(list(norms), cols)
+    values = bin_norms(list(norms), max(1, width - 8))
     T = len(norms)
-    cw = max(1, min(3, cols // max(1, len(values))))
-    lo, hi = decade_range(values)
+    label_w, cw = layout(width, len(values))
+    lo, hi = log_range(values)
     span = hi - lo
     levels = [0 if not (v > 0 and math.isfinite(v)) else
               max(1, round((math.log10(v) - lo) / span * rows * 8)) for v in values]
+    # value labels on the top, middle and bottom rows
+    label_rows = {0: hi, rows - 1: lo + span / rows, (rows - 1) // 2: lo + span * (rows - (rows - 1) // 2) / rows}
     out = Text(no_wrap=True, overflow="crop")
-    label_rows = {round((hi - d) / span * (rows - 1)): d for d in range(lo, hi + 1)}
     for r in range(rows):
-        d = label_rows.get(r)
-        out.append(f"{'1e' + str(d) if d is not None else '':>{label_w - 1}} ", style="dim")
-        out.append("┤" if d is not None else "│", style="dim")
+        value = label_rows.get(r)
+        out.append(f"{f'{10 ** value:.1e}' if value is not None else '':>{label_w - 1}}", style="dim")
+        out.append("┤" if value is not None else "│", style="dim")
         floor8 = (rows - 1 - r) * 8
-        line = []
-        for lv in levels:
-            cell = min(8, max(0, lv - floor8))
-            line.append(EIGHTHS[cell] * cw)
-        out.append("".join(line), style="bold")
+        out.append("".join(EIGHTHS[min(8, max(0, lv - floor8))] * cw for lv in levels), style="bold")
         out.append("\n")
     # axis: t labels at both ends, cut points marked
     axis = [" "] * (len(values) * cw)
@@ -79,25 +95,23 @@ def profile_chart(norms: Sequence[float], width: int, height: int, bptt: str = "
     axis_s = left + axis_s[len(left):]
     if len(axis_s) >= len(left) + len(right) + 1:
         axis_s = axis_s[: len(axis_s) - len(right)] + right
-    out.append(" " * label_w + "└", style="dim")
+    out.append(" " * (label_w - 1) + "└", style="dim")
     out.append(axis_s, style="dim")
     return out
 
 
 def history_strip(profiles: Sequence[dict], width: int, rows: int) -> Text:
     """The last ``rows`` profiles, one line each (newest last), shaded by log norm on one scale."""
-    label_w = 12
     recent = list(profiles)[-rows:]
     out = Text(no_wrap=True, overflow="crop")
     if not recent:
         return out
-    cols = max(1, width - label_w)
-    binned = [bin_norms(p.get("norms") or [], cols) for p in recent]
-    lo, hi = decade_range([v for b in binned for v in b])
+    binned = [bin_norms(p.get("norms") or [], max(1, width - 8)) for p in recent]
+    label_w, cw = layout(width, max(len(b) for b in binned))
+    lo, hi = log_range([v for b in binned for v in b])
     span = hi - lo
-    cw = max(1, min(3, cols // max(1, max(len(b) for b in binned))))
     for i, (p, vals) in enumerate(zip(recent, binned)):
-        out.append(f"{'step ' + format(int(p.get('step') or 0), ','):>{label_w - 1}} ", style="dim")
+        out.append(f"{int(p.get('step') or 0):>{label_w - 1},}│", style="dim")
         shades = []
         for v in vals:
             if not (v > 0 and math.isfinite(v)):
