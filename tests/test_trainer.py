@@ -232,3 +232,17 @@ def test_kill_9_leaves_a_resumable_run_that_continues_bit_exactly(corpus, tmp_pa
     assert events[last_start]["step"] == saved and events[last_start]["resumed"]
     after = losses(events[last_start:])
     assert after == {s: ref_losses[s] for s in range(saved + 1, 41)}
+
+
+def test_samples_validation_and_profiles_do_not_perturb_training(corpus):
+    quiet = new_run(tiny_config(corpus, epochs=None, steps=20, sampling="sequential",
+                                bptt="randomized", bptt_p=0.7, sample_every=0, grad_profile_every=0,
+                                val_fraction=0.1))
+    busy = new_run(tiny_config(corpus, epochs=None, steps=20, sampling="sequential",
+                               bptt="randomized", bptt_p=0.7, sample_every=3, grad_profile_every=2,
+                               val_every=4, checkpoint_every=5, val_fraction=0.1))
+    train_run(quiet)
+    train_run(busy)
+    busy_events = read_events(busy)
+    assert sum(e["type"] == "sample" for e in busy_events) == 6
+    assert losses(read_events(quiet)) == losses(busy_events)
