@@ -221,6 +221,9 @@ class _Workspace:
         H, V, G = cfg.hidden, cfg.vocab_size, cfg.gates * cfg.hidden
         self.layers = [_Layer(cfg.cell, T, B, H, G, dtype) for _ in range(cfg.num_layers)]
         self.logits = np.zeros((T * B, V), dtype)
+        self.w_hh = np.zeros((G, H), dtype)     # W_hh regrouped by part (forward)
+        self.w_hh_t = np.zeros((H, G), dtype)   # W_hhᵀ (backward)
+        self.w_ih0_t = np.zeros((V, G), dtype)  # layer 0's W_ihᵀ (one-hot gather)
         self.dh = np.zeros((T, B, H), dtype)
         self.dw0_t = np.zeros((V, G), dtype)
         self.norms = np.zeros((parts, T), np.float64)
@@ -337,15 +340,18 @@ class CharModel:
             ws = self._workspaces[(T, B)] = _Workspace(self.cfg, T, B, self.parts, self.dtype)
         return ws
 
-    def _w_hh_parts(self, w_hh: np.ndarray) -> np.ndarray:
+    def _w_hh_parts(self, w_hh: np.ndarray, out: np.ndarray) -> np.ndarray:
         """W_hh with rows regrouped part by part (each part's gate rows together), C-contiguous."""
+        from seqtui.kernels import linear
+
         if self.parts == 1 or self.cfg.gates == 1:
             return w_hh
         if self._perm is None:
             H, P, gates = self.cfg.hidden, self.parts, self.cfg.gates
             self._perm = np.concatenate([np.arange(k * H + p * H // P, k * H + (p + 1) * H // P)
-                                         for p in range(P) for k in range(gates)])
-        return w_hh[self._perm]
+                                         for p in range(P) for k in range(gates)]).astype(np.int64)
+        linear.gather_rows(out, w_hh, self._perm, self.parts)
+        return out
 
     # -- forward ---------------------------------------------------------------------------
     def _forward(self, ids: np.ndarray, state: np.ndarray) -> _Workspace:
@@ -363,7 +369,8 @@ class CharModel:
             if cfg.cell == "gru":
                 bias[2 * H:] = b_ih[2 * H:]
             if k == 0:
-                linear.onehot_forward(lay.xg, ids, np.ascontiguousarray(w_ih.T), bias, P)
+                linear.transpose(ws.w_ih0_t, w_ih, P)
+                linear.onehot_forward(lay.xg, ids, ws.w_ih0_t, bias, P)
             else:
                 xg = lay.xg.reshape(N, G)
                 linear.matmul_rows(xg, ws.layers[k - 1].hs[1:].reshape(N, H), w_ih.T, P)
@@ -372,10 +379,10 @@ class CharModel:
             if cfg.cell == "rnn":
                 rnn.rnn_forward(lay.hs, lay.xg, w_hh, P)
             elif cfg.cell == "gru":
-                gru.gru_forward(lay.hs, lay.acts, lay.xg, self._w_hh_parts(w_hh), b_hh, P)
+                gru.gru_forward(lay.hs, lay.acts, lay.xg, self._w_hh_parts(w_hh, ws.w_hh), b_hh, P)
             else:
                 lay.cs[0] = state[1, k]
-                lstm.lstm_forward(lay.hs, lay.cs, lay.acts, lay.xg, self._w_hh_parts(w_hh), P)
+                lstm.lstm_forward(lay.hs, lay.cs, lay.acts, lay.xg, self._w_hh_parts(w_hh, ws.w_hh), P)
         top = ws.layers[-1].hs[1:].reshape(N, H)
         linear.matmul_rows(ws.logits, top, p["fc.weight"].T, P)
         linear.add_bias(ws.logits, p["fc.bias"], P)
@@ -468,7 +475,8 @@ class CharModel:
         h_norms = None
         for k in range(L - 1, -1, -1):
             lay = ws.layers[k]
-            w_hh_t = np.ascontiguousarray(p[f"rnn.weight_hh_l{k}"].T)
+            w_hh_t = ws.w_hh_t
+            linear.transpose(w_hh_t, p[f"rnn.weight_hh_l{k}"], P)
             if cfg.cell == "rnn":
                 rnn.rnn_backward(lay.dgi, ws.norms, ws.dh, lay.hs, w_hh_t, carry_scale, P)
             elif cfg.cell == "gru":

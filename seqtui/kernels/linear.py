@@ -104,3 +104,28 @@ def add_bias(x, bias, nparts):
         for i in range(p * M // nparts, (p + 1) * M // nparts):
             for j in range(N):
                 x[i, j] += bias[j]
+
+
+@njit(**NJIT_PARALLEL)
+def transpose(out, a, nparts):
+    """out (N, M) = aᵀ for a (M, N), in 32×32 tiles; parts own row blocks of out."""
+    M, N = a.shape
+    for p in prange(nparts):
+        r0 = p * N // nparts
+        r1 = (p + 1) * N // nparts
+        for i0 in range(r0, r1, 32):
+            i1 = min(i0 + 32, r1)
+            for j0 in range(0, M, 32):
+                j1 = min(j0 + 32, M)
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        out[i, j] = a[j, i]
+
+
+@njit(**NJIT_PARALLEL)
+def gather_rows(out, a, rows, nparts):
+    """out[i] = a[rows[i]]; parts own row blocks of out."""
+    n = rows.shape[0]
+    for p in prange(nparts):
+        for i in range(p * n // nparts, (p + 1) * n // nparts):
+            out[i] = a[rows[i]]
