@@ -225,3 +225,29 @@ def test_matches_pytorch_when_installed(cell):
         np.testing.assert_allclose(grads["rnn." + name], p.grad.numpy(), atol=1e-13)
     np.testing.assert_allclose(grads["fc.weight"], fc.weight.grad.numpy(), atol=1e-13)
     np.testing.assert_allclose(grads["fc.bias"], fc.bias.grad.numpy(), atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-14), (np.float32, 1e-6)])
+def test_fused_softmax_cross_entropy(dtype, tol):
+    """Loss and gradient of the fused kernel vs NumPy in float64, over wide logit ranges
+    (float32 uses a polynomial exp; rows with −200 and +50 exercise its clamps)."""
+    from seqtui.kernels import output
+
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal((300, 7)) * 8).astype(dtype)
+    z[0, 3] = -200.0
+    z[1, :] = 50.0
+    z[2, 4] = 80.0
+    y = rng.integers(0, 7, 300).astype(np.int32)
+    z64 = z.astype(np.float64)
+    m = z64.max(1, keepdims=True)
+    e = np.exp(z64 - m)
+    s = e.sum(1, keepdims=True)
+    loss = float((np.log(s[:, 0]) - (z64[np.arange(300), y] - m[:, 0])).sum())
+    grad = e / s / 300
+    grad[np.arange(300), y] -= 1 / 300
+    for parts in (1, 2):
+        assert output.softmax_ce_forward(z, y, parts) == pytest.approx(loss, rel=tol)
+        g = z.copy()
+        assert output.softmax_ce_forward_backward(g, y, 1 / 300, parts) == pytest.approx(loss, rel=tol)
+        np.testing.assert_allclose(g, grad, rtol=0, atol=tol / 300)
