@@ -18,10 +18,11 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from seqtui.errors import SeqtuiError
 from seqtui.messages import BaselineReady, RunEvents, RunsListed, RunStatus
+from seqtui.screens.base import DATASET_LOCK, report_worker_error
 from seqtui.screens.corpora import CorporaScreen
 from seqtui.screens.generate import GenerateScreen, load_generator
 from seqtui.screens.gradients import GradientsScreen
@@ -229,11 +230,12 @@ class SeqtuiApp(App):
         from seqtui.text import TextConfig, load_dataset, split_train_val
 
         try:
-            ds = load_dataset(TextConfig(corpus=cfg["corpus"], preprocess=cfg.get("preprocess", "raw"),
-                                         tokens=cfg.get("tokens", "char"),
-                                         min_freq=cfg.get("min_freq", 0),
-                                         max_tokens=cfg.get("max_tokens"),
-                                         errors=cfg.get("errors", "strict")))
+            with DATASET_LOCK:
+                ds = load_dataset(TextConfig(corpus=cfg["corpus"], preprocess=cfg.get("preprocess", "raw"),
+                                             tokens=cfg.get("tokens", "char"),
+                                             min_freq=cfg.get("min_freq", 0),
+                                             max_tokens=cfg.get("max_tokens"),
+                                             errors=cfg.get("errors", "strict")))
             train, val = split_train_val(ds.ids, cfg["val_fraction"])
             ppl = baseline_perplexity(train, val, len(ds.vocab), order=BASELINE_ORDER)
             self.post_message(BaselineReady(path, key, BASELINE_ORDER, float(ppl)))
@@ -256,6 +258,11 @@ class SeqtuiApp(App):
     def _run_status(self, message: RunStatus) -> None:
         if self.state is not None and message.info.path == self.state.path:
             self.state.load_info(message.info)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """An unexpected exception in the app's own workers becomes a notification."""
+        report_worker_error(self, event)
 
     # -- runs list ------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)

@@ -144,7 +144,7 @@ async def test_gradients_screen_profile_history_and_explanation(runs_dir):
         assert "‖∂L/∂h_t‖ back through the window" in text and "step 400" in text
         assert "bptt truncated:10" in text
         assert "t=1" in text and "t=35" in text and text.count("┆") >= 3
-        assert "step 350" in text and "step 400" in text  # history rows
+        assert "350│" in text and "400│" in text  # history rows
         assert "Truncated BPTT" in text
         assert "pre-clip ‖g‖" in text
         await pilot.press("e")
@@ -390,3 +390,17 @@ async def test_run_errors_arrive_as_notifications(runs_dir):
 def test_no_color_is_respected(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     assert make_app().no_color
+
+
+@pilot_test
+async def test_an_unexpected_worker_error_is_a_notification(runs_dir, monkeypatch):
+    def boom(name):
+        raise RuntimeError(f"cannot summarize {name}")
+
+    monkeypatch.setattr("seqtui.screens.corpora.corpus_stats", boom)
+    app = app_for_tests(screen="corpora", corpus="genesis")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any("RuntimeError: cannot summarize genesis" in str(n.message)
+                                          for n in app._notifications))
+        await pilot.press("down")  # still responsive
+        assert app.is_running

@@ -22,6 +22,7 @@ from textual_plotext import PlotextPlot
 
 from seqtui.errors import SeqtuiError
 from seqtui.messages import CorpusStats
+from seqtui.screens.base import DATASET_LOCK, WorkerErrors
 from seqtui.widgets.nav import NavBar
 
 PREVIEW_CHARS = 600
@@ -58,9 +59,10 @@ def corpus_stats(name: str) -> dict:
     from seqtui.stats import zipf_stats
     from seqtui.text import TextConfig, load_dataset
 
-    cs = library_stats(name, preview_chars=PREVIEW_CHARS, top=TOP_TOKENS)
-    ds = load_dataset(TextConfig(name))
-    z = zipf_stats(ds.ids, ds.vocab, top=8, orders=(1, 2, 3))
+    with DATASET_LOCK:
+        cs = library_stats(name, preview_chars=PREVIEW_CHARS, top=TOP_TOKENS)
+        ds = load_dataset(TextConfig(name))
+        z = zipf_stats(ds.ids, ds.vocab, top=8, orders=(1, 2, 3))
     return {
         "bytes": cs.bytes,
         "chars": cs.chars,
@@ -76,7 +78,7 @@ def show_char(c: str) -> str:
     return {"\n": "⏎", " ": "␠", "\t": "⇥"}.get(c, c)
 
 
-class AddCorpusScreen(ModalScreen):
+class AddCorpusScreen(WorkerErrors, ModalScreen):
     """Name + path of a UTF-8 file; validated by the engine, errors shown inline."""
 
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
@@ -136,7 +138,7 @@ class CorporaTable(DataTable):
     BINDINGS = [Binding("enter", "select_cursor", "Train on it")]
 
 
-class CorporaScreen(Screen):
+class CorporaScreen(WorkerErrors, Screen):
     """The corpus list on the left, the selected corpus's details on the right."""
 
     BINDINGS = [Binding("a", "add", "Add file")]
@@ -144,7 +146,7 @@ class CorporaScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self._infos: dict[str, object] = {}
-        self._pending: str | None = None
+        self._computing: set[str] = set()  # one statistics worker per corpus
 
     def compose(self) -> ComposeResult:
         yield NavBar("corpora", id="nav")
@@ -220,9 +222,10 @@ class CorporaScreen(Screen):
         if stats is not None:
             self._show_stats(info.name, stats)
         elif info.available:
-            self._clear_stats("computing statistics…")
-            self._pending = info.name
-            self._compute(info.name)
+            self._clear_stats("computing statistics… (the first time reads and encodes the corpus)")
+            if info.name not in self._computing:
+                self._computing.add(info.name)
+                self._compute(info.name)
         else:
             self._clear_stats("")
 
@@ -233,7 +236,7 @@ class CorporaScreen(Screen):
         plot.plt.clear_data()
         plot.display = False
 
-    @work(thread=True, exclusive=True, group="corpus-stats", exit_on_error=False)
+    @work(thread=True, group="corpus-stats", exit_on_error=False)
     def _compute(self, name: str) -> None:
         try:
             self.post_message(CorpusStats(name, corpus_stats(name)))
@@ -241,9 +244,12 @@ class CorporaScreen(Screen):
             self.post_message(CorpusStats(name, None, str(exc)))
         except OSError as exc:
             self.post_message(CorpusStats(name, None, f"{exc.strerror or exc}"))
+        except Exception as exc:  # noqa: BLE001 - shown, and the corpus can be tried again
+            self.post_message(CorpusStats(name, None, f"{type(exc).__name__}: {exc}"))
 
     @on(CorpusStats)
     def _stats_ready(self, message: CorpusStats) -> None:
+        self._computing.discard(message.name)
         if message.stats is None:
             self.notify(message.error or "cannot read corpus", title=message.name, severity="error")
             if self.selected is not None and self.selected.name == message.name:

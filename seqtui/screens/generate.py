@@ -27,6 +27,7 @@ from textual.worker import get_current_worker
 from seqtui.errors import SeqtuiError
 from seqtui.messages import GenerationUpdate
 from seqtui.widgets.choice import Choice
+from seqtui.screens.base import WorkerErrors
 from seqtui.widgets.nav import NavBar
 from seqtui.widgets.run_state import fmt_ppl
 
@@ -89,7 +90,7 @@ def settings_line(temperature: float, top_k: int, length: int, seed: int) -> str
     return f" T {temperature:.2f}  top-k {top_k or 'off'}  length {length}  seed {seed}"
 
 
-class GenerateScreen(Screen):
+class GenerateScreen(WorkerErrors, Screen):
     """Prompt in, continuation out, live."""
 
     BINDINGS = [

@@ -14,8 +14,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Label, Static
 
+from seqtui.screens.base import WorkerErrors
 from seqtui.widgets.nav import NavBar
-from seqtui.widgets.ppl_plot import PerplexityPlot, Series
+from seqtui.widgets.ppl_plot import PerplexityPlot, Series, rich_color
 from seqtui.widgets.run_state import STATUS_MARK, RunState, fmt_ppl, model_label
 from seqtui.widgets.stats_panel import STATUS_STYLE
 
@@ -60,7 +61,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
-class CompareScreen(Screen):
+class CompareScreen(WorkerErrors, Screen):
     """Two runs' train and validation curves on one plot (escape returns)."""
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
@@ -99,7 +100,7 @@ class CompareScreen(Screen):
             if state.val:
                 series.append(Series(f"{state.name} val", tuple(state.val), c_val, marker="hd"))
             legend.append(f" {state.name}: {state.model_label}, best val {fmt_ppl(state.best_val)} ",
-                          style=f"bold {c_train}")
+                          style=f"bold {rich_color(c_train)}")
         self.query_one(PerplexityPlot).set_curves(series)
         self.query_one("#compare-title", Static).update(
             Text(" compare " + "  vs  ".join(s.name for s in states), style="bold"))

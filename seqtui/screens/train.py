@@ -65,7 +65,7 @@ class TrainScreen(Screen):
         Binding("n", "new_run", "New run"),
         Binding("s", "stop", "Stop"),
         Binding("u", "resume", "Resume"),
-        Binding("escape", "cancel_form", "Back", show=False),
+        Binding("escape", "cancel_form", "Back to the run"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -171,7 +171,7 @@ class PerplexityPlot(PlotextPlot):
         out = Text()
         for s in self._series:
             if s.points:
-                out.append(f" ━ {s.label}", style=_rich_color(s.color))
+                out.append(f" ━ {s.label}", style=rich_color(s.color))
         if self._reference is not None:
             out.append(f" ┄ {self._reference[0]} {self._reference[1]:.3g}", style="dim")
         return out
@@ -180,6 +180,6 @@ class PerplexityPlot(PlotextPlot):
 _RICH_COLORS = {"orange": "dark_orange", "gray": "grey50"}
 
 
-def _rich_color(plotext_color: str) -> str:
+def rich_color(plotext_color: str) -> str:
     name = plotext_color.rstrip("+")
     return _RICH_COLORS.get(name, name)
