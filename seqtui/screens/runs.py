@@ -129,6 +129,7 @@ class RunsScreen(Screen):
         self.marked: list[str] = []
         self._shown_version = -1
         self._by_name: dict[str, object] = {}
+        self._bindings_for: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield NavBar("runs", id="nav")
@@ -188,6 +189,10 @@ class RunsScreen(Screen):
     @on(DataTable.RowHighlighted)
     def _show_detail(self) -> None:
         info = self.selected
+        key = (info.status if info else None, len(self.marked), self.selected_name in self.marked)
+        if key != self._bindings_for:  # stop/resume/compare depend on the highlighted run
+            self._bindings_for = key
+            self.refresh_bindings()
         detail = self.query_one("#runs-detail", Static)
         if info is None:
             detail.update(Text(" no runs yet — start one on the Train screen (F3, n)", style="dim"))
@@ -271,7 +276,6 @@ class RunsScreen(Screen):
         for row_key in list(table.rows):
             table.update_cell(row_key, "mark", "◆" if row_key.value in self.marked else " ")
         self._show_detail()
-        self.refresh_bindings()
 
     def action_compare(self) -> None:
         names = list(self.marked)

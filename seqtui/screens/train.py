@@ -60,6 +60,7 @@ class TrainScreen(Screen):
 
     AUTO_FOCUS = ""  # no auto focus: the form takes focus only when it is shown
     _plotted_at = 0.0
+    _bindings_for: tuple | None = None
 
     BINDINGS = [
         Binding("n", "new_run", "New run"),
@@ -147,7 +148,10 @@ class TrainScreen(Screen):
             panel.show(state.errors[-1], "error", style="bold red")
         else:
             panel.show("the trainer writes a sample every sample_every steps", "sample", style="dim")
-        self.refresh_bindings()
+        key = (state.path, state.status)
+        if key != self._bindings_for:  # the footer recomposes on every refresh_bindings
+            self._bindings_for = key
+            self.refresh_bindings()
 
     # -- actions -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
