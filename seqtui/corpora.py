@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,7 +128,7 @@ def _load_registry() -> dict[str, dict]:
 def _save_registry(corpora: dict[str, dict]) -> None:
     p = registry_path()
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps({"version": _REGISTRY_VERSION, "corpora": corpora}, indent=2), encoding="utf-8")
     os.replace(tmp, p)
 
@@ -226,7 +227,7 @@ def materialize(m: dict) -> Path:
     if not text or "\x00" in text:
         raise CorpusError(f"corpus {m['name']!r}: extraction produced no usable text")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_bytes(text.encode("utf-8"))
     os.replace(tmp, target)
     for old in target.parent.glob(f"{m['name']}-*.txt"):  # earlier versions of this corpus

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -145,7 +146,7 @@ def file_sha256(path: Path) -> str:
 
 def _atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
@@ -243,7 +244,7 @@ def _new_output(npy: Path, n: int, path: Path) -> tuple[Path, np.ndarray]:
     if n == 0:
         raise CorpusError(f"{path} has no tokens after preprocessing")
     npy.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.tmp.npy")
+    tmp = npy.with_name(f".{npy.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npy")
     return tmp, np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(n,))
 
 
