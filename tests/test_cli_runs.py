@@ -300,3 +300,16 @@ def test_start_run_with_a_relative_corpus_path_trains_in_the_background(corpus, 
     assert _wait(lambda: runs.get_run("from-tui").status != "running"), (info.path / "train.log").read_text()
     done = runs.get_run("from-tui")
     assert (done.status, done.last_step) == ("finished", 6), (info.path / "train.log").read_text()
+
+
+def test_invalid_utf8_is_refused_then_trained_with_errors_replace(corpus, capsys, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(corpus.read_bytes()[:3000] + b"\xff\xfe" + corpus.read_bytes()[3000:6000])
+    code, _, err = run_main(["train", str(bad), "--name", "utf8-bad", *TINY, "--steps", "2"], capsys)
+    one_line_error(code, err, "invalid UTF-8 at byte 3000")
+    assert "--errors replace" in err
+    code, _, err = run_main(["train", str(bad), "--name", "utf8-ok", "--errors", "replace", *TINY,
+                             "--steps", "2"], capsys)
+    assert code == 0, err
+    run = runs.get_run("utf8-ok")
+    assert run.status == "finished" and run.config["errors"] == "replace"

@@ -52,6 +52,8 @@ def _default(name: str) -> str:
 @click.option("--tokens", type=click.Choice(["char", "word"]), help=f"{_default('tokens')}")
 @click.option("--min-freq", type=int, help="Rarer tokens become <unk>. [default: 0]")
 @click.option("--max-tokens", type=int, help="Use only the first N tokens (d2l: 10000).")
+@click.option("--errors", type=click.Choice(["strict", "replace"]),
+              help="Invalid UTF-8: refuse (strict) or substitute U+FFFD (replace). [default: strict]")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help=f"{_default('dtype')}")
 @click.option("--progress-every", type=int, help=f"Steps between progress events. {_default('progress_every')}")
 @click.option("--grad-profile-every", type=int,
