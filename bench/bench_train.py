@@ -26,7 +26,24 @@ import time
 import numpy as np
 
 B, T, V = 32, 35, 28
-PEAK_GFLOPS = 340.0  # the issue's reference: 2 cores × AVX-512 FMA (this CPU may have less)
+
+
+def fma_peak_gflops() -> float:
+    """This machine's single-precision FMA peak: cores × GHz × FLOPs/cycle (two FMA pipes:
+    64 with AVX-512, 32 with AVX2+FMA, 16 otherwise), read from /proc/cpuinfo; 340 if unknown."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return 340.0
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    mhz = [float(ln.split(":", 1)[1]) for ln in info.splitlines() if ln.startswith("cpu MHz")]
+    if not mhz:
+        return 340.0
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
+    return len(mhz) * max(mhz) / 1000 * per_cycle
+
+
+PEAK_GFLOPS = fma_peak_gflops()
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 ROWS = {"rnn256": ("rnn", 256), "rnn512": ("rnn", 512), "gru256": ("gru", 256),
         "lstm256": ("lstm", 256), "gen512": ("gen", 512)}
@@ -219,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     use_torch = torch_version is not None and not args.no_torch
     print(f"seqtui bench: B={B} T={T} V={V} float32, {os.cpu_count()} CPUs, load {_load()}, "
           f"torch {torch_version if use_torch else 'not used'}, "
-          f"{'best' if args.best else 'median'} of {args.repeats}×{args.inner} steps", flush=True)
+          f"{'best' if args.best else 'median'} of {args.repeats}×{args.inner} steps, "
+          f"FMA peak {PEAK_GFLOPS:.0f} GFLOP/s", flush=True)
     print(f"{'row':9} {'seqtui':>12} {'torch':>12} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6} {'thr':>3}  target",
           flush=True)
     for name in rows:
