@@ -29,6 +29,9 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 BPTT_MODES = ("full", "truncated", "randomized")
 
 
+INITS = ("pytorch", "d2l")  # parameter initialisation schemes
+
+
 @dataclass
 class ModelConfig:
     """What defines a model's shapes: the cell, the vocabulary size, hidden width and depth."""
@@ -238,7 +241,7 @@ class CharModel:
     """
 
     def __init__(self, cfg: ModelConfig, seed: int = 0, dtype=np.float32, parts: int = 2,
-                 threads: int | None = None):
+                 threads: int | None = None, init: str = "pytorch"):
         self.cfg = cfg
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -258,9 +261,16 @@ class CharModel:
         self._offsets = {name: int(off) for (name, _), off in zip(self._shapes, offsets[:-1])}
         self.params = np.empty(int(offsets[-1]), self.dtype)
         self.grads = np.zeros_like(self.params)
-        bound = 1.0 / math.sqrt(cfg.hidden)  # PyTorch: every RNN tensor and nn.Linear(H, V)
-        self.params[:] = np.random.default_rng(seed).uniform(-bound, bound, self.params.size)
+        if init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+        rng = np.random.default_rng(seed)
+        if init == "pytorch":  # every RNN tensor and nn.Linear(H, V): U(±1/√H)
+            bound = 1.0 / math.sqrt(cfg.hidden)
+            self.params[:] = rng.uniform(-bound, bound, self.params.size)
         self._p = self._views(self.params)
+        if init == "d2l":  # d2l's from-scratch models: weights N(0, 0.01²), biases zero
+            for name, view in self._p.items():
+                view[...] = 0.0 if "bias" in name else rng.normal(0.0, 0.01, view.shape)
         self._g = self._views(self.grads)
         L = cfg.num_layers
         self.layer_offsets = np.array(

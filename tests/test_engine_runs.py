@@ -59,7 +59,8 @@ def _wait_for(predicate, timeout=20.0):
     return False
 
 
-def test_default_names_are_unique_and_never_collide(config):
+def test_default_names_are_unique_and_never_collide(config, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQTUI_DATA_DIR", str(tmp_path / "own-data"))  # no runs from other tests
     a = runs.create_run_dir(config)
     b = runs.create_run_dir(config)
     c = runs.create_run_dir(config)

@@ -55,6 +55,8 @@ def _default(name: str) -> str:
 @click.option("--errors", type=click.Choice(["strict", "replace"]),
               help="Invalid UTF-8: refuse (strict) or substitute U+FFFD (replace). [default: strict]")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help=f"{_default('dtype')}")
+@click.option("--init", type=click.Choice(["pytorch", "d2l"]),
+              help=f"Initialisation: PyTorch's U(±1/√H), or d2l's N(0, 0.01²) with zero biases. {_default('init')}")
 @click.option("--progress-every", type=int, help=f"Steps between progress events. {_default('progress_every')}")
 @click.option("--grad-profile-every", type=int,
               help=f"Steps between gradient profiles (0 = never). {_default('grad_profile_every')}")

@@ -44,6 +44,7 @@ class RunConfig:
     hidden: int = 256                # H, units per layer
     layers: int = 1                  # L, stacked recurrent layers
     dtype: str = "float32"           # parameter/activation dtype (float64 for checks)
+    init: str = "pytorch"            # "pytorch": U(±1/√H); "d2l": N(0, 0.01²) weights, zero biases
     # --- batches and backpropagation through time -------------------------------------------
     batch_size: int = 32             # B, windows per minibatch
     num_steps: int = 35              # T, tokens per window
@@ -125,6 +126,7 @@ class RunConfig:
         _choice("tokens", self.tokens, TOKENS)
         _choice("errors", self.errors, ("strict", "replace"))
         _choice("dtype", self.dtype, DTYPES)
+        _choice("init", self.init, ("pytorch", "d2l"))
         if not self.corpus:
             raise ConfigError("no corpus given")
         _positive_int("hidden", self.hidden, upper=1 << 16)

@@ -194,7 +194,8 @@ class Trainer:
 
         cfg = self.cfg
         model = CharModel(ModelConfig(cell=cfg.cell, vocab_size=len(vocab), hidden=cfg.hidden,
-                                      num_layers=cfg.layers), seed=cfg.seed, dtype=np.dtype(cfg.dtype))
+                                      num_layers=cfg.layers), seed=cfg.seed, dtype=np.dtype(cfg.dtype),
+                          init=cfg.init)
         opt = SGD(cfg.lr) if cfg.optimizer == "sgd" else Adam(cfg.lr)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, 0xB977])))
         return model, opt, rng
