@@ -39,3 +39,14 @@ def test_unknown_init_is_a_config_error():
         CharModel(CFG, init="xavier")
     with pytest.raises(ConfigError, match="unknown init"):
         RunConfig(corpus="genesis", init="xavier").validate()
+
+
+def test_a_model_that_cannot_fit_in_memory_is_refused_before_allocating(monkeypatch):
+    from seqtui import model as model_mod
+
+    big = ModelConfig(cell="gru", vocab_size=80, hidden=60000, num_layers=1)
+    assert model_mod.training_bytes(big, 32, 35) > 40 * 2**30  # 3·H² weights ×4 copies ×4 bytes
+    monkeypatch.setattr(model_mod, "available_memory", lambda: 24 * 2**30)
+    with pytest.raises(ConfigError, match=r"needs about \d+\.\d GiB; 24\.0 GiB is available"):
+        model_mod.check_fits_in_memory(big, 32, 35)
+    model_mod.check_fits_in_memory(CFG, 32, 35)  # a small one passes

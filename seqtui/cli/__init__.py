@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except MemoryError as exc:  # a safety net: the trainer checks sizes before allocating
+        click.echo(f"error: out of memory ({exc}); use a smaller model or batch", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

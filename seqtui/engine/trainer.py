@@ -189,13 +189,13 @@ class Trainer:
         return ds, train_ids, val_ids, val_batch
 
     def _build(self, vocab):
-        from seqtui.model import CharModel, ModelConfig
+        from seqtui.model import CharModel, ModelConfig, check_fits_in_memory
         from seqtui.optim import SGD, Adam
 
         cfg = self.cfg
-        model = CharModel(ModelConfig(cell=cfg.cell, vocab_size=len(vocab), hidden=cfg.hidden,
-                                      num_layers=cfg.layers), seed=cfg.seed, dtype=np.dtype(cfg.dtype),
-                          init=cfg.init)
+        mcfg = ModelConfig(cell=cfg.cell, vocab_size=len(vocab), hidden=cfg.hidden, num_layers=cfg.layers)
+        check_fits_in_memory(mcfg, cfg.batch_size, cfg.num_steps, np.dtype(cfg.dtype))
+        model = CharModel(mcfg, seed=cfg.seed, dtype=np.dtype(cfg.dtype), init=cfg.init)
         opt = SGD(cfg.lr) if cfg.optimizer == "sgd" else Adam(cfg.lr)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, 0xB977])))
         return model, opt, rng
