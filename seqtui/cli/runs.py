@@ -98,16 +98,12 @@ def stop_cmd(run: str, timeout: float) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 def resume_cmd(run: str, detach: bool, quiet: bool) -> None:
     """Continue a stopped RUN from its latest checkpoint (bit-exactly)."""
-    from seqtui.cli.train import _foreground
+    from seqtui.cli.train import continue_run
     from seqtui.engine import runs as engine_runs
 
     info = engine_runs.get_run(run)
     engine_runs.check_resumable(info)
-    if detach:
-        engine_runs.resume_run(info.path)
-        click.echo(info.name)
-        return
-    _foreground(info.path, quiet)
+    continue_run(info, detach, quiet)
 
 
 @runs.command("rm")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from seqtui.engine.config import CELLS, DEFAULT_LR, OPTIMIZERS, RunConfig, parse_bptt
+from seqtui.engine.config import CELLS, DEFAULT_LR, ERRORS, INITS, OPTIMIZERS, RunConfig, parse_bptt
 
 _D = RunConfig()
 
@@ -52,10 +52,10 @@ def _default(name: str) -> str:
 @click.option("--tokens", type=click.Choice(["char", "word"]), help=f"{_default('tokens')}")
 @click.option("--min-freq", type=int, help="Rarer tokens become <unk>. [default: 0]")
 @click.option("--max-tokens", type=int, help="Use only the first N tokens (d2l: 10000).")
-@click.option("--errors", type=click.Choice(["strict", "replace"]),
+@click.option("--errors", type=click.Choice(ERRORS),
               help="Invalid UTF-8: refuse (strict) or substitute U+FFFD (replace). [default: strict]")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help=f"{_default('dtype')}")
-@click.option("--init", type=click.Choice(["pytorch", "d2l"]),
+@click.option("--init", type=click.Choice(INITS),
               help=f"Initialisation: PyTorch's U(±1/√H), or d2l's N(0, 0.01²) with zero biases. {_default('init')}")
 @click.option("--progress-every", type=int, help=f"Steps between progress events. {_default('progress_every')}")
 @click.option("--grad-profile-every", type=int,
@@ -92,11 +92,7 @@ def train(corpus, config_file, resume, detach, quiet, name, run_dir, no_clip, bp
         run = runs.get_run(resume)
         if run.pid != os.getpid():  # a detached child finds its own pid already recorded
             runs.check_resumable(run)
-        if detach:
-            runs.resume_run(run.path)
-            click.echo(run.name)
-            return
-        _foreground(run.path, quiet)
+        continue_run(run, detach, quiet)
         return
 
     cfg = build_config(corpus, config_file, bptt, no_clip, flags)
@@ -152,6 +148,17 @@ def build_config(corpus, config_file, bptt, no_clip, flags) -> RunConfig:
 
 
 # ----------------------------------------------------------------------------------------------
+def continue_run(run, detach: bool, quiet: bool) -> None:
+    """Continue a checked, resumable run: in the background (print its name) or here, live."""
+    from seqtui.engine import runs
+
+    if detach:
+        runs.resume_run(run.path)
+        click.echo(run.name)
+        return
+    _foreground(run.path, quiet)
+
+
 def _foreground(path: Path, quiet: bool) -> None:
     """Train in this process with a live display; exit 130 after Ctrl-C."""
     from seqtui.engine.trainer import Trainer

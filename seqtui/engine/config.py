@@ -23,6 +23,8 @@ BPTT_MODES = ("full", "truncated", "randomized")
 PREPROCESS = ("raw", "d2l")
 TOKENS = ("char", "word")
 DTYPES = ("float32", "float64")
+INITS = ("pytorch", "d2l")
+ERRORS = ("strict", "replace")
 DEFAULT_LR = {"sgd": 1.0, "adam": 0.002}
 DEFAULT_EPOCHS = 10
 
@@ -124,9 +126,9 @@ class RunConfig:
         _choice("bptt", self.bptt, BPTT_MODES)
         _choice("preprocess", self.preprocess, PREPROCESS)
         _choice("tokens", self.tokens, TOKENS)
-        _choice("errors", self.errors, ("strict", "replace"))
+        _choice("errors", self.errors, ERRORS)
         _choice("dtype", self.dtype, DTYPES)
-        _choice("init", self.init, ("pytorch", "d2l"))
+        _choice("init", self.init, INITS)
         if not self.corpus:
             raise ConfigError("no corpus given")
         _positive_int("hidden", self.hidden, upper=1 << 16)

@@ -19,8 +19,8 @@ from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
-from seqtui.engine.config import (BPTT_MODES, CELLS, DEFAULT_LR, DTYPES, OPTIMIZERS, PREPROCESS,
-                                  SAMPLINGS, TOKENS, RunConfig)
+from seqtui.engine.config import (BPTT_MODES, CELLS, DEFAULT_LR, DTYPES, ERRORS, INITS, OPTIMIZERS,
+                                  PREPROCESS, SAMPLINGS, TOKENS, RunConfig)
 from seqtui.errors import SeqtuiError
 from seqtui.widgets.choice import Choice
 
@@ -56,7 +56,7 @@ LEFT = (
     FieldSpec("bptt_p", "random p", "opt_float", help="randomized: keep the carry with probability p",
               placeholder="randomized only"),
     FieldSpec("dtype", "dtype", "choice", DTYPES),
-    FieldSpec("init", "init", "choice", ("pytorch", "d2l"), "d2l: N(0, 0.01²) weights, zero biases"),
+    FieldSpec("init", "init", "choice", INITS, "d2l: N(0, 0.01²) weights, zero biases"),
 )
 RIGHT = (
     FieldSpec("name", "run name", "str", help="blank = corpus-cell(-N)", placeholder="corpus-cell"),
@@ -74,7 +74,7 @@ RIGHT = (
     FieldSpec("sample_every", "sample/", "int"),
     FieldSpec("checkpoint_every", "ckpt/", "int"),
     FieldSpec("sample_temperature", "sample T", "float"),
-    FieldSpec("errors", "bad UTF-8", "choice", ("strict", "replace"), "replace substitutes U+FFFD"),
+    FieldSpec("errors", "bad UTF-8", "choice", ERRORS, "replace substitutes U+FFFD"),
 )
 FIELDS = {f.key: f for f in LEFT + RIGHT}
 
