@@ -21,8 +21,8 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, get_current_worker
 
 from seqtui.errors import SeqtuiError
-from seqtui.messages import BaselineReady, RunEvents, RunsListed, RunStatus
-from seqtui.screens.base import DATASET_LOCK, report_worker_error
+from seqtui.messages import RunEvents, RunsListed, RunStatus
+from seqtui.screens.base import report_worker_error
 from seqtui.screens.corpora import CorporaScreen
 from seqtui.screens.generate import GenerateScreen, load_generator
 from seqtui.screens.gradients import GradientsScreen
@@ -35,8 +35,6 @@ from seqtui.widgets.run_state import RunState
 POLL_SECONDS = 0.5      # events.jsonl tail
 STATUS_SECONDS = 2.0    # pid liveness / status of the attached run
 BACKLOG_BYTES = 4 << 20  # read a long run's history in slices, one message each
-BASELINE_ORDER = 3
-DATA_KEYS = ("corpus", "preprocess", "tokens", "min_freq", "max_tokens", "errors", "val_fraction")
 
 
 class SeqtuiCommands(Provider):
@@ -95,7 +93,7 @@ class SeqtuiApp(App):
                  screen: str = "train", poll_seconds: float = POLL_SECONDS,
                  generator_loader: Callable[[Path], Any] | None = None,
                  attach: bool = True, ansi_color: bool | None = None,
-                 cursor_blink: bool = True, compute_baseline: bool = True) -> None:
+                 cursor_blink: bool = True) -> None:
         super().__init__(ansi_color=ansi_color)
         self.preselect_corpus = corpus
         self.initial_run = run
@@ -104,13 +102,11 @@ class SeqtuiApp(App):
         self.generator_loader = generator_loader or load_generator
         self.auto_attach = attach
         self.cursor_blink = cursor_blink          # off for snapshots
-        self.compute_baseline = compute_baseline
         self.state: RunState | None = None
         self.attaching = attach          # True until the startup look-up decided
         self.runs: list = []             # the last list_runs() snapshot
         self.runs_version = 0
         self.corpus_stats: dict[str, dict] = {}
-        self.baselines: dict[tuple, float | None] = {}   # data settings -> n-gram val ppl
         self._attached_at = 0.0
 
     # -- start-up -----------------------------------------------------------------------------
@@ -189,7 +185,6 @@ class SeqtuiApp(App):
         if self.state is None or message.path != self.state.path:
             return
         self.state.ingest(message.events)
-        self._ensure_baseline(self.state)
         if message.backlog:
             return
         for event in message.events:
@@ -206,53 +201,6 @@ class SeqtuiApp(App):
             elif kind == "compile" and event.get("state") == "done":
                 self.notify(f"kernels compiled in {float(event.get('seconds') or 0):.1f} s",
                             title="numba", timeout=3)
-
-    # -- n-gram baseline (when the trainer did not write a `baseline` event) --------------------
-    def _ensure_baseline(self, state: RunState) -> None:
-        """Once the run has started (its token cache exists), compute the baseline in a worker."""
-        if not self.compute_baseline or state.baseline is not None or state.start is None:
-            return
-        cfg = state.config
-        if not cfg.get("corpus") or not cfg.get("val_fraction"):
-            return
-        key = tuple(repr(cfg.get(k)) for k in DATA_KEYS)
-        if key in self.baselines:
-            ppl = self.baselines[key]
-            if ppl is not None:
-                state.ingest([{"type": "baseline", "order": BASELINE_ORDER, "val_ppl": ppl}])
-            return
-        self.baselines[key] = None  # requested
-        self._compute_baseline(state.path, key, dict(cfg))
-
-    @work(thread=True, exit_on_error=False, group="baseline")
-    def _compute_baseline(self, path: Path, key: tuple, cfg: dict) -> None:
-        from seqtui.ngram import baseline_perplexity
-        from seqtui.text import TextConfig, load_dataset, split_train_val
-
-        try:
-            with DATASET_LOCK:
-                ds = load_dataset(TextConfig(corpus=cfg["corpus"], preprocess=cfg.get("preprocess", "raw"),
-                                             tokens=cfg.get("tokens", "char"),
-                                             min_freq=cfg.get("min_freq", 0),
-                                             max_tokens=cfg.get("max_tokens"),
-                                             errors=cfg.get("errors", "strict")))
-            train, val = split_train_val(ds.ids, cfg["val_fraction"])
-            ppl = baseline_perplexity(train, val, len(ds.vocab), order=BASELINE_ORDER)
-            self.post_message(BaselineReady(path, key, BASELINE_ORDER, float(ppl)))
-        except (SeqtuiError, OSError, ValueError) as exc:
-            self.post_message(BaselineReady(path, key, BASELINE_ORDER, None, str(exc)))
-
-    @on(BaselineReady)
-    def _baseline_ready(self, message: BaselineReady) -> None:
-        self.baselines[message.key] = message.val_ppl
-        if message.val_ppl is None:
-            self.log.warning(f"n-gram baseline unavailable: {message.error}")
-            return
-        state = self.state
-        if state is not None and state.baseline is None:
-            cfg_key = tuple(repr(state.config.get(k)) for k in DATA_KEYS)
-            if cfg_key == message.key:
-                state.ingest([{"type": "baseline", "order": message.order, "val_ppl": message.val_ppl}])
 
     @on(RunStatus)
     def _run_status(self, message: RunStatus) -> None:

@@ -71,16 +71,3 @@ class CorpusStats(Message):
         self.name = name
         self.stats = stats
         self.error = error
-
-
-class BaselineReady(Message):
-    """The n-gram baseline's validation perplexity for a run's data (computed in the app)."""
-
-    def __init__(self, path: Path, key: tuple, order: int, val_ppl: float | None,
-                 error: str | None = None) -> None:
-        super().__init__()
-        self.path = path
-        self.key = key
-        self.order = order
-        self.val_ppl = val_ppl
-        self.error = error

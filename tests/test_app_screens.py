@@ -37,7 +37,6 @@ def runs_dir(tmp_path, monkeypatch):
 
 
 def app_for_tests(**options):
-    options.setdefault("compute_baseline", False)
     options.setdefault("generator_loader", fake_loader())
     options.setdefault("cursor_blink", False)
     return make_app(**options)

@@ -29,7 +29,6 @@ def isolated(tmp_path, monkeypatch):
 def make(**options):
     from seqtui.app import make_app
 
-    options.setdefault("compute_baseline", False)
     options.setdefault("generator_loader", fake_loader())
     options.setdefault("cursor_blink", False)
     return make_app(**options)

@@ -6,9 +6,9 @@ import threading
 
 from textual.worker import Worker, WorkerState
 
-# The app's workers tokenize corpora (statistics, the n-gram baseline) through
-# seqtui.text.load_dataset, whose cache files are named per process: two threads building the
-# same cache at once would truncate each other's memory map (SIGBUS). One at a time.
+# The app's workers tokenize corpora (statistics) through seqtui.text.load_dataset; building
+# one token cache from two threads at once once crashed with SIGBUS (temp names are now per
+# thread), and two builds of one corpus only compete for the same cores. One at a time.
 DATASET_LOCK = threading.Lock()
 
 
