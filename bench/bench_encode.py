@@ -20,7 +20,7 @@ import numpy as np
 def encode_numba(data: np.ndarray):
     """Vocabulary + ids via the two kernels (one chunk: the whole buffer)."""
     from seqtui.kernels.text import MAX_CODEPOINT, count_chars, encode_chars
-    from seqtui.vocab import Vocab
+    from seqtui.data.vocab import Vocab
 
     counts = np.zeros(MAX_CODEPOINT, dtype=np.int64)
     seen = np.zeros(MAX_CODEPOINT, dtype=np.int32)
@@ -35,7 +35,7 @@ def encode_numba(data: np.ndarray):
 
 def encode_python(raw: bytes):
     """The same result with the standard library only."""
-    from seqtui.vocab import Vocab
+    from seqtui.data.vocab import Vocab
 
     text = raw.decode("utf-8")
     vocab = Vocab.from_counts(Counter(text), is_char=True)
@@ -55,7 +55,7 @@ def _time(fn, repeat: int) -> list[float]:
 
 def run(corpus: str = "kjv", repeat: int = 5, python_repeat: int = 2) -> dict:
     """Measure both encoders on ``corpus``; returns the figures (MB = 10^6 bytes)."""
-    from seqtui.corpora import corpus_file, resolve_corpus
+    from seqtui.data.corpora import corpus_file, resolve_corpus
 
     path = corpus_file(resolve_corpus(corpus))
     raw = path.read_bytes()

@@ -63,8 +63,8 @@ def _batch(seed: int = 0):
 
 def seqtui_step(cell: str, H: int, threads: int | None):
     """A closure running one seqtui training step."""
-    from seqtui.model import CharModel, ModelConfig
-    from seqtui.optim import SGD, clip_grad_norm
+    from seqtui.models.charmodel import CharModel, ModelConfig
+    from seqtui.models.optim import SGD, clip_grad_norm
 
     model = CharModel(ModelConfig(cell, V, H, 1), seed=0, threads=threads)
     opt = SGD(1.0)
@@ -145,9 +145,9 @@ def bench_training(cell: str, H: int, repeats: int, inner: int, threads: int | N
 
 
 def bench_generation(H: int, n: int = 20000) -> float:
-    from seqtui.generate import Generator
-    from seqtui.model import CharModel, ModelConfig
-    from seqtui.vocab import Vocab
+    from seqtui.models.generate import Generator
+    from seqtui.models.charmodel import CharModel, ModelConfig
+    from seqtui.data.vocab import Vocab
 
     vocab = Vocab(["<unk>", " "] + [chr(ord("a") + i) for i in range(V - 2)])
     gen = Generator(CharModel(ModelConfig("rnn", V, H, 1), seed=0), vocab)
@@ -167,8 +167,8 @@ _WARMUP = r"""
 import sys, time
 t0 = time.perf_counter()
 import numpy as np
-from seqtui.model import CharModel, ModelConfig
-from seqtui.optim import SGD, Adam, clip_grad_norm
+from seqtui.models.charmodel import CharModel, ModelConfig
+from seqtui.models.optim import SGD, Adam, clip_grad_norm
 X = np.zeros((2, 3), np.int32)
 cells = sys.argv[1].split(",")
 for cell in cells:
@@ -178,8 +178,8 @@ for cell in cells:
         print("first_step", time.perf_counter() - t0, flush=True)
     m.evaluate(X, X, None)
     clip_grad_norm(m.grads, 1.0); SGD(1.0).step(m.params, m.grads); Adam().step(m.params, m.grads)
-    from seqtui.generate import Generator
-    from seqtui.vocab import Vocab
+    from seqtui.models.generate import Generator
+    from seqtui.data.vocab import Vocab
     g = Generator(m, Vocab(["<unk>", "a", "b", "c", "d"]))
     g.prime("ab"); list(g.sample(3, seed=0))
 print("all", time.perf_counter() - t0, flush=True)

@@ -118,7 +118,7 @@ def record_run(name: str, *, steps: int = 400, total_steps: int = 1000, status: 
 
 
 class FakeGenerator:
-    """Stands in for seqtui.generate.Generator: a fixed vocabulary, a deterministic stream."""
+    """Stands in for seqtui.models.generate.Generator: a fixed vocabulary, a deterministic stream."""
 
     VOCAB = set("abcdefghijklmnopqrstuvwxyz ,.\n")
 
@@ -142,7 +142,7 @@ class FakeGenerator:
 
 def fake_loader(delay: float = 0.0):
     """A ``generator_loader`` for make_app that never touches numba."""
-    from seqtui.screens.generate import LoadedModel
+    from seqtui.ui.screens.generate import LoadedModel
 
     def load(path):
         return LoadedModel(name=Path(path).name, make=lambda: FakeGenerator(delay), is_char=True,

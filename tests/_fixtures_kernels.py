@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqtui.model import CharModel, ModelConfig
+from seqtui.models.charmodel import CharModel, ModelConfig
 
 CELLS = ("rnn", "gru", "lstm")
 

@@ -10,7 +10,7 @@ from _fixtures_app import TINY_TEXT, pilot_test, screen_text
 from test_app_screens import SIZE, wait_for
 
 pytest.importorskip("seqtui.engine.trainer")
-pytest.importorskip("seqtui.generate")
+pytest.importorskip("seqtui.models.generate")
 
 TINY_SETTINGS = {  # a model that trains in about a second once the kernels are compiled
     "hidden": "16", "batch_size": "4", "num_steps": "8", "steps": "150", "progress_every": "5",
@@ -20,8 +20,8 @@ TINY_SETTINGS = {  # a model that trains in about a second once the kernels are 
 
 @pilot_test
 async def test_pick_train_watch_generate(tmp_path, monkeypatch):
-    from seqtui.app import make_app
-    from seqtui.corpora import add_corpus
+    from seqtui.ui.app import make_app
+    from seqtui.data.corpora import add_corpus
     from seqtui.engine.runs import get_run
 
     monkeypatch.setenv("SEQTUI_DATA_DIR", str(tmp_path / "data"))

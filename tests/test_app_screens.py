@@ -15,7 +15,7 @@ import pytest
 
 from _fixtures_app import (TINY_TEXT, add_checkpoint_files, fake_loader, pilot_test, record_run,
                            screen_text)
-from seqtui.app import make_app
+from seqtui.ui.app import make_app
 
 SIZE = (80, 24)
 
@@ -309,7 +309,7 @@ async def test_a_broken_checkpoint_is_a_notification(runs_dir):
 # -- Corpora ------------------------------------------------------------------------------------------
 @pilot_test
 async def test_corpora_screen_stats_add_and_train(runs_dir, tmp_path):
-    from seqtui.corpora import add_corpus
+    from seqtui.data.corpora import add_corpus
 
     tiny = tmp_path / "tiny.txt"
     tiny.write_text(TINY_TEXT, encoding="utf-8")
@@ -396,7 +396,7 @@ async def test_an_unexpected_worker_error_is_a_notification(runs_dir, monkeypatc
     def boom(name):
         raise RuntimeError(f"cannot summarize {name}")
 
-    monkeypatch.setattr("seqtui.screens.corpora.corpus_stats", boom)
+    monkeypatch.setattr("seqtui.ui.screens.corpora.corpus_stats", boom)
     app = app_for_tests(screen="corpora", corpus="genesis")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: any("RuntimeError: cannot summarize genesis" in str(n.message)

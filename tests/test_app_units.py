@@ -9,11 +9,11 @@ import pytest
 
 from _fixtures_app import T0, record_run
 from seqtui.engine.events import read_events
-from seqtui.widgets.grad_profile import (bin_norms, cut_points, decade_range, describe_profile,
+from seqtui.ui.widgets.grad_profile import (bin_norms, cut_points, decade_range, describe_profile,
                                          history_strip, log_range, profile_chart)
-from seqtui.widgets.ppl_plot import downsample, ppl_ticks, step_ticks
-from seqtui.widgets.run_state import RunState, fmt_duration, fmt_ppl, fmt_sci
-from seqtui.widgets.stats_panel import bar, sparkline
+from seqtui.ui.widgets.ppl_plot import downsample, ppl_ticks, step_ticks
+from seqtui.ui.run_state import RunState, fmt_duration, fmt_ppl, fmt_sci
+from seqtui.ui.widgets.stats_panel import bar, sparkline
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,7 +159,7 @@ def test_history_strip_one_row_per_profile():
 
 # -- the new-run form --------------------------------------------------------------------------
 def test_form_defaults_validate_and_are_quick():
-    from seqtui.screens.train_form import default_values, validate_form
+    from seqtui.ui.screens.train_form import default_values, validate_form
 
     values = default_values("genesis")
     cfg, name, errors, message = validate_form(values)
@@ -169,7 +169,7 @@ def test_form_defaults_validate_and_are_quick():
 
 
 def test_form_errors_are_inline_and_one_line():
-    from seqtui.screens.train_form import default_values, validate_form
+    from seqtui.ui.screens.train_form import default_values, validate_form
 
     values = default_values("genesis")
     values["hidden"] = "12x"
@@ -201,11 +201,11 @@ def test_form_errors_are_inline_and_one_line():
 
 # -- help ----------------------------------------------------------------------------------------
 def test_docs_keys_md_is_the_generated_help():
-    from seqtui.screens.help import help_markdown
+    from seqtui.ui.screens.help import help_markdown
 
     text = help_markdown()
     for needle in ("F3 / t", "ctrl+s", "Stop", "re-roll", "temperature", "Compare", "Explain"):
         assert needle in text
     assert (ROOT / "docs" / "keys.md").read_text(encoding="utf-8") == text, \
-        "docs/keys.md is stale: python -c 'from seqtui.screens.help import help_markdown as h; " \
+        "docs/keys.md is stale: python -c 'from seqtui.ui.screens.help import help_markdown as h; " \
         "open(\"docs/keys.md\", \"w\").write(h())'"

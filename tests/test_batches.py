@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqtui.batches import make_epoch, min_tokens
+from seqtui.data.batches import make_epoch, min_tokens
 from seqtui.errors import ConfigError, CorpusError
 
 shapes = st.tuples(st.integers(1, 6), st.integers(1, 9), st.integers(0, 200), st.integers(0, 2**31), st.integers(0, 5))

@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
-from seqtui import corpora as corpora_mod
-from seqtui.corpora import (
+from seqtui.data import corpora as corpora_mod
+from seqtui.data.corpora import (
     add_corpus,
     check_text_file,
     corpus_file,
@@ -22,8 +22,8 @@ from seqtui.corpora import (
     resolve_corpus,
 )
 from seqtui.errors import CorpusError
-from seqtui.extractors import play_markdown_to_text
-from seqtui.stats import corpus_stats
+from seqtui.data.extractors import play_markdown_to_text
+from seqtui.data.stats import corpus_stats
 
 BUNDLED = {"genesis", "kjv", "pydoc-topics", "python-stdlib", "shakespeare"}
 

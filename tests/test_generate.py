@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from seqtui.errors import ConfigError
-from seqtui.generate import Generator
-from seqtui.model import CharModel, ModelConfig
-from seqtui.vocab import Vocab
+from seqtui.models.generate import Generator
+from seqtui.models.charmodel import CharModel, ModelConfig
+from seqtui.data.vocab import Vocab
 
 TEXT = "the quick brown fox jumps over the lazy dog"
 VOCAB = Vocab.build(TEXT)

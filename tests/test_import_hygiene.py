@@ -11,9 +11,9 @@ import sys
 import pytest
 
 NON_UI = [
-    "seqtui", "seqtui.errors", "seqtui.paths", "seqtui.corpora", "seqtui.vocab", "seqtui.text",
-    "seqtui.batches", "seqtui.ngram", "seqtui.stats", "seqtui.model", "seqtui.optim",
-    "seqtui.generate", "seqtui.engine", "seqtui.engine.config", "seqtui.engine.events",
+    "seqtui", "seqtui.errors", "seqtui.paths", "seqtui.data.corpora", "seqtui.data.vocab", "seqtui.data.text",
+    "seqtui.data.batches", "seqtui.models.ngram", "seqtui.data.stats", "seqtui.models.charmodel", "seqtui.models.optim",
+    "seqtui.models.generate", "seqtui.engine", "seqtui.engine.config", "seqtui.engine.events",
     "seqtui.engine.runs", "seqtui.engine.checkpoint", "seqtui.engine.loading",
     "seqtui.engine.trainer", "seqtui.engine.evaluate", "seqtui.cli",
 ]
@@ -48,6 +48,6 @@ def test_help_does_not_import_numba_or_textual(args):
 
 
 def test_opening_the_app_does_not_import_numba():
-    mods = loaded_after("from seqtui.app import make_app\nmake_app()")
+    mods = loaded_after("from seqtui.ui.app import make_app\nmake_app()")
     assert "textual" in mods
     assert "numba" not in mods  # kernels load in workers, when a screen first needs them

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from seqtui.errors import CheckpointError, ConfigError
-from seqtui.model import CharModel, ModelConfig, parameter_shapes
+from seqtui.models.charmodel import CharModel, ModelConfig, parameter_shapes
 
 from _fixtures_kernels import CELLS, random_state, reference_forward, reference_nll, tiny_batch, tiny_model
 
@@ -84,7 +84,7 @@ def test_thread_count_does_not_change_a_bit(cell):
 
 
 def test_thread_tuner_keeps_the_faster_setting():
-    from seqtui.model import ThreadTuner
+    from seqtui.models.charmodel import ThreadTuner
 
     tuner = ThreadTuner(2, probe_every=10)
     picks = []

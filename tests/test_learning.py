@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pytest
 
-from seqtui.model import CharModel, ModelConfig, carry_scale_for
-from seqtui.optim import Adam, SGD, clip_grad_norm
-from seqtui.vocab import Vocab
+from seqtui.models.charmodel import CharModel, ModelConfig, carry_scale_for
+from seqtui.models.optim import Adam, SGD, clip_grad_norm
+from seqtui.data.vocab import Vocab
 
 
 def _text() -> str:

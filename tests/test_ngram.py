@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqtui.errors import ConfigError, CorpusError
-from seqtui.ngram import NGramModel, baseline_perplexity, expand_eps
-from seqtui.stats import rank_frequency, top_ngrams, zipf_stats
-from seqtui.vocab import Vocab
+from seqtui.models.ngram import NGramModel, baseline_perplexity, expand_eps
+from seqtui.data.stats import rank_frequency, top_ngrams, zipf_stats
+from seqtui.data.vocab import Vocab
 
 # tokens a b a b a c, ids 1 2 1 2 1 3, V = 4 (id 0 is <unk>, never seen)
 IDS = np.array([1, 2, 1, 2, 1, 3], dtype=np.int32)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from seqtui.errors import CheckpointError, ConfigError
-from seqtui.optim import SGD, Adam, clip_grad_norm, decayed_lr, grad_norm
+from seqtui.models.optim import SGD, Adam, clip_grad_norm, decayed_lr, grad_norm
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

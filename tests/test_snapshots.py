@@ -27,7 +27,7 @@ def isolated(tmp_path, monkeypatch):
 
 
 def make(**options):
-    from seqtui.app import make_app
+    from seqtui.ui.app import make_app
 
     options.setdefault("generator_loader", fake_loader())
     options.setdefault("cursor_blink", False)
@@ -89,7 +89,7 @@ def test_compare(snap_compare):
 
 
 def test_generate(snap_compare, monkeypatch):
-    import seqtui.screens.generate as generate
+    import seqtui.ui.screens.generate as generate
 
     ticks = itertools.count()
     monkeypatch.setattr(generate, "clock", lambda: next(ticks) * 0.001)
@@ -112,7 +112,7 @@ def test_generate(snap_compare, monkeypatch):
 
 
 def test_corpora(snap_compare, isolated, monkeypatch):
-    import seqtui.corpora as corpora
+    import seqtui.data.corpora as corpora
 
     tiny = isolated / "tiny.txt"
     tiny.write_text(TINY_TEXT, encoding="utf-8")

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqtui import text as text_mod
+from seqtui.data import text as text_mod
 from seqtui.errors import ConfigError, CorpusError
 from seqtui.kernels.text import MAX_CODEPOINT, count_chars, count_unigrams, encode_text_bytes, ngram_keys
-from seqtui.text import TextConfig, load_dataset, preprocess_text, split_train_val, tokenize
-from seqtui.vocab import Vocab
+from seqtui.data.text import TextConfig, load_dataset, preprocess_text, split_train_val, tokenize
+from seqtui.data.vocab import Vocab
 
 IDENTITY = np.arange(0x110000, dtype=np.int32)  # code point -> itself
 

@@ -154,7 +154,7 @@ def test_measure_pty_bandwidth(tmp_path, monkeypatch):
     monkeypatch.setenv("SEQTUI_DATA_DIR", str(tmp_path / "data"))
     seconds = float(os.environ.get("SEQTUI_MEASURE_SECONDS", "20"))
     # The form's first run: genesis, GRU H 128, B 32, T 35, Adam.
-    from seqtui.screens.train_form import default_values, validate_form
+    from seqtui.ui.screens.train_form import default_values, validate_form
 
     cfg = validate_form(default_values("genesis"))[0]
     info = start_run({**cfg, "steps": 1_000_000, "epochs": None, "checkpoint_every": 200})

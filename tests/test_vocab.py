@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqtui.errors import CheckpointError, ConfigError
-from seqtui.vocab import UNK, Vocab
+from seqtui.data.vocab import UNK, Vocab
 
 
 def test_order_is_frequency_then_first_occurrence():

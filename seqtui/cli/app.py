@@ -21,6 +21,6 @@ def app(corpus: str | None, run: str | None, screen: str, ansi: bool) -> None:
     connection does not stop them, and reopening re-attaches. NO_COLOR and
     TEXTUAL_COLOR_SYSTEM are respected.
     """
-    from seqtui.app import make_app
+    from seqtui.ui.app import make_app
 
     make_app(corpus=corpus, run=run, screen=screen, ansi_color=True if ansi else None).run()

@@ -43,7 +43,7 @@ def corpora() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_cmd(as_json: bool) -> None:
     """Bundled and registered corpora with their sizes (nothing is read or tokenized)."""
-    from seqtui.corpora import list_corpora
+    from seqtui.data.corpora import list_corpora
 
     infos = list_corpora()
     if as_json:
@@ -72,7 +72,7 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--top", type=click.IntRange(1, 200), default=12, show_default=True, help="How many frequent characters.")
 def show_cmd(name: str, as_json: bool, errors: str, top: int) -> None:
     """Size, characters, vocabulary size, a preview and the most frequent characters."""
-    from seqtui.stats import corpus_stats
+    from seqtui.data.stats import corpus_stats
 
     st = corpus_stats(name, top=top, errors=errors)
     if as_json:
@@ -107,7 +107,7 @@ def show_cmd(name: str, as_json: bool, errors: str, top: int) -> None:
 @click.option("--force", is_flag=True, help="Replace an existing registration of NAME.")
 def add_cmd(name: str, path: str, title: str | None, force: bool) -> None:
     """Register the UTF-8 text file PATH under NAME (checked, not copied)."""
-    from seqtui.corpora import add_corpus
+    from seqtui.data.corpora import add_corpus
 
     info = add_corpus(name, path, title=title, force=force)
     click.echo(f"added {info.name}: {info.path} ({human_bytes(info.size_bytes)})")
@@ -117,7 +117,7 @@ def add_cmd(name: str, path: str, title: str | None, force: bool) -> None:
 @click.argument("name")
 def remove_cmd(name: str) -> None:
     """Forget the registered corpus NAME (its file is left alone)."""
-    from seqtui.corpora import remove_corpus
+    from seqtui.data.corpora import remove_corpus
 
     info = remove_corpus(name)
     click.echo(f"removed {info.name} ({info.path} was not touched)")

@@ -40,7 +40,7 @@ def evaluate(run, corpus, kind, as_json) -> None:
 
 
 def _held_out(config: dict, vocab) -> np.ndarray:
-    from seqtui.text import TextConfig, load_dataset, split_train_val
+    from seqtui.data.text import TextConfig, load_dataset, split_train_val
 
     frac = float(config.get("val_fraction") or 0.0)
     if frac <= 0:
@@ -55,8 +55,8 @@ def _held_out(config: dict, vocab) -> np.ndarray:
 
 def _encode_corpus(name: str, vocab, config: dict) -> np.ndarray:
     """Any text through the run's preprocessing and vocabulary (unknown tokens → <unk>)."""
-    from seqtui.corpora import read_corpus_text, resolve_corpus
-    from seqtui.text import tokenize
+    from seqtui.data.corpora import read_corpus_text, resolve_corpus
+    from seqtui.data.text import tokenize
 
     text = read_corpus_text(resolve_corpus(name), errors=config.get("errors", "strict"))
     tokens = tokenize(text, config.get("tokens", "char"), config.get("preprocess", "raw"))

@@ -27,7 +27,7 @@ def generate(run, prompt, n, temperature, top_k, top_p, seed, stream, kind) -> N
     Prompt tokens outside the run's vocabulary are read as <unk> and named in a warning.
     """
     from seqtui.engine.loading import load_run_model
-    from seqtui.generate import Generator
+    from seqtui.models.generate import Generator
 
     check_sampling(n, temperature, top_k, top_p)
     model, vocab, config = load_run_model(run, kind=kind)

@@ -43,8 +43,8 @@ def ngram(corpus, order, tokens, preprocess, val_fraction, eps, min_freq, max_to
     print train and validation perplexity and a generated sample."""
     import numpy as np
 
-    from seqtui.ngram import NGramModel, expand_eps
-    from seqtui.text import TextConfig, load_dataset, split_train_val, tokenize
+    from seqtui.models.ngram import NGramModel, expand_eps
+    from seqtui.data.text import TextConfig, load_dataset, split_train_val, tokenize
 
     eps_values = expand_eps(_parse_eps(eps), order)
     t0 = time.perf_counter()

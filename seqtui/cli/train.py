@@ -107,7 +107,7 @@ def train(corpus, config_file, resume, detach, quiet, name, run_dir, no_clip, bp
 
 def build_config(corpus, config_file, bptt, no_clip, flags) -> RunConfig:
     """RunConfig from --config, then the flags given; validated, corpus path made absolute."""
-    from seqtui.corpora import resolve_corpus
+    from seqtui.data.corpora import resolve_corpus
 
     if not (corpus or config_file):
         raise click.UsageError("give a CORPUS (a name from `seqtui corpora list` or a text file)")

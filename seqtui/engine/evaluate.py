@@ -11,7 +11,7 @@ from seqtui.errors import CorpusError
 
 def eval_batch_size(n_tokens: int, batch_size: int, num_steps: int) -> int:
     """The largest batch ≤ ``batch_size`` whose sequential windows fit ``n_tokens`` (0 if none)."""
-    from seqtui.batches import min_tokens
+    from seqtui.data.batches import min_tokens
 
     for b in range(min(batch_size, n_tokens), 0, -1):
         if n_tokens >= min_tokens("sequential", b, num_steps):
@@ -25,7 +25,7 @@ def evaluate_ids(model, ids: np.ndarray, num_steps: int, batch_size: int, seed: 
     Windows are those of ``make_epoch(ids, "sequential", b, T, seed, 0)`` with b from
     :func:`eval_batch_size`, so evaluating a run's held-out split reproduces its logged val ppl.
     """
-    from seqtui.batches import make_epoch
+    from seqtui.data.batches import make_epoch
 
     n = len(ids)
     if n < 2:

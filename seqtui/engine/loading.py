@@ -41,8 +41,8 @@ def load_run_model(run: runs.RunInfo | str | os.PathLike, kind: str | None = Non
 
 def load_model_file(path: str | os.PathLike) -> tuple[Any, Any, dict]:
     """A checkpoint file → (CharModel, Vocab, metadata)."""
-    from seqtui.model import CharModel, ModelConfig
-    from seqtui.vocab import Vocab
+    from seqtui.models.charmodel import CharModel, ModelConfig
+    from seqtui.data.vocab import Vocab
 
     tensors, meta = load_checkpoint(path)
     vocab = Vocab.from_json(meta.get("vocab") or {})

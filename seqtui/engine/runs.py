@@ -366,7 +366,7 @@ def spawn_training(path: Path) -> int:
 def start_run(config: dict[str, Any], name: str | None = None,
               run_dir: str | os.PathLike | None = None) -> RunInfo:
     """Validate ``config``, create the run directory and start training it in the background."""
-    from seqtui.corpora import resolve_corpus
+    from seqtui.data.corpora import resolve_corpus
     from seqtui.engine.config import RunConfig
 
     cfg = RunConfig.from_dict(config).validate()

@@ -161,8 +161,8 @@ class Trainer:
 
     # -- set-up ---------------------------------------------------------------------------------
     def _load_data(self):
-        from seqtui.batches import make_epoch, min_tokens
-        from seqtui.text import TextConfig, load_dataset, split_train_val
+        from seqtui.data.batches import make_epoch, min_tokens
+        from seqtui.data.text import TextConfig, load_dataset, split_train_val
 
         cfg = self.cfg
         ds = load_dataset(TextConfig(corpus=cfg.corpus, preprocess=cfg.preprocess, tokens=cfg.tokens,
@@ -189,8 +189,8 @@ class Trainer:
         return ds, train_ids, val_ids, val_batch
 
     def _build(self, vocab):
-        from seqtui.model import CharModel, ModelConfig, check_fits_in_memory
-        from seqtui.optim import SGD, Adam
+        from seqtui.models.charmodel import CharModel, ModelConfig, check_fits_in_memory
+        from seqtui.models.optim import SGD, Adam
 
         cfg = self.cfg
         mcfg = ModelConfig(cell=cfg.cell, vocab_size=len(vocab), hidden=cfg.hidden, num_layers=cfg.layers)
@@ -252,7 +252,7 @@ class Trainer:
 
     def _baseline(self, train_ids, val_ids, vocab_size: int, order: int = 3) -> None:
         """The n-gram baseline's validation perplexity: a reference line for the curves."""
-        from seqtui.ngram import baseline_perplexity
+        from seqtui.models.ngram import baseline_perplexity
 
         try:
             ppl = baseline_perplexity(train_ids, val_ids, vocab_size, order=order)
@@ -262,7 +262,7 @@ class Trainer:
 
     def _warm_up(self, model, opt, vocab, X, Y) -> None:
         """Compile (or load from cache) every kernel before the first timed step."""
-        from seqtui.model import carry_scale_for
+        from seqtui.models.charmodel import carry_scale_for
 
         self._emit("compile", state="start")
         t0 = time.perf_counter()
@@ -272,7 +272,7 @@ class Trainer:
         model.evaluate(X[:1], Y[:1], model.init_state(1))
         type(opt)(self.cfg.lr).step(model.params.copy(), model.grads.copy())
         if self.cfg.sample_every:
-            from seqtui.generate import Generator
+            from seqtui.models.generate import Generator
 
             gen = Generator(model, vocab)
             gen.prime(vocab.itos[-1])
@@ -281,9 +281,9 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def _train(self) -> str:
-        from seqtui.batches import make_epoch
-        from seqtui.model import carry_scale_for
-        from seqtui.optim import clip_grad_norm
+        from seqtui.data.batches import make_epoch
+        from seqtui.models.charmodel import carry_scale_for
+        from seqtui.models.optim import clip_grad_norm
 
         ds, train_ids, val_ids, val_batch = self._load_data()
         cfg = self.cfg  # now with fingerprint and vocab_size filled in
@@ -375,7 +375,7 @@ class Trainer:
         return self.cfg.steps is not None and self.pos.step >= self.cfg.steps
 
     def _total_steps(self, train_ids, first_batches: int, epochs: int | None) -> int:
-        from seqtui.batches import make_epoch
+        from seqtui.data.batches import make_epoch
 
         cfg = self.cfg
         if epochs is None:
@@ -437,7 +437,7 @@ class _Sampler:
         self.prompt = cfg.sample_prompt or vocab.decode(np.asarray(ids[:1]))
 
     def emit(self, trainer: Trainer, model, step: int) -> None:
-        from seqtui.generate import Generator
+        from seqtui.models.generate import Generator
 
         gen = Generator(model, self.vocab)
         gen.prime(self.prompt)

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from seqtui.widgets.run_state import STATUS_MARK, RunState, fmt_duration, fmt_ppl, fmt_sci
+from seqtui.ui.run_state import STATUS_MARK, RunState, fmt_duration, fmt_ppl, fmt_sci
 
 SPARKS = "▁▂▃▄▅▆▇█"
 STATUS_STYLE = {"running": "bold green", "stopped": "yellow", "finished": "bold cyan", "failed": "bold red"}

@@ -14,11 +14,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Label, Static
 
-from seqtui.screens.base import WorkerErrors
-from seqtui.widgets.nav import NavBar
-from seqtui.widgets.ppl_plot import PerplexityPlot, Series, rich_color
-from seqtui.widgets.run_state import STATUS_MARK, RunState, fmt_ppl, model_label
-from seqtui.widgets.stats_panel import STATUS_STYLE
+from seqtui.ui.screens.base import WorkerErrors
+from seqtui.ui.widgets.nav import NavBar
+from seqtui.ui.widgets.ppl_plot import PerplexityPlot, Series, rich_color
+from seqtui.ui.run_state import STATUS_MARK, RunState, fmt_ppl, model_label
+from seqtui.ui.widgets.stats_panel import STATUS_STYLE
 
 REFRESH_SECONDS = 2.0
 COMPARE_COLORS = (("cyan", "blue"), ("orange", "red"))

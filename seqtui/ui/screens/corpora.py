@@ -21,9 +21,9 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from textual_plotext import PlotextPlot
 
 from seqtui.errors import SeqtuiError
-from seqtui.messages import CorpusStats
-from seqtui.screens.base import DATASET_LOCK, WorkerErrors
-from seqtui.widgets.nav import NavBar
+from seqtui.ui.messages import CorpusStats
+from seqtui.ui.screens.base import DATASET_LOCK, WorkerErrors
+from seqtui.ui.widgets.nav import NavBar
 
 PREVIEW_CHARS = 600
 TOP_TOKENS = 12
@@ -51,13 +51,13 @@ def log_spaced(counts, points: int = ZIPF_POINTS) -> list[tuple[int, int]]:
 
 
 def corpus_stats(name: str) -> dict:
-    """Size, characters, vocabulary, top n-grams and Zipf data of one corpus (via seqtui.stats).
+    """Size, characters, vocabulary, top n-grams and Zipf data of one corpus (via seqtui.data.stats).
 
     Tokenizes through the same cached pipeline as training (Numba): call it in a worker.
     """
-    from seqtui.stats import corpus_stats as library_stats
-    from seqtui.stats import zipf_stats
-    from seqtui.text import TextConfig, load_dataset
+    from seqtui.data.stats import corpus_stats as library_stats
+    from seqtui.data.stats import zipf_stats
+    from seqtui.data.text import TextConfig, load_dataset
 
     with DATASET_LOCK:
         cs = library_stats(name, preview_chars=PREVIEW_CHARS, top=TOP_TOKENS)
@@ -119,7 +119,7 @@ class AddCorpusScreen(WorkerErrors, ModalScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _register(self, name: str, path: str) -> None:
-        from seqtui.corpora import add_corpus
+        from seqtui.data.corpora import add_corpus
 
         try:
             info = add_corpus(name, path)
@@ -169,7 +169,7 @@ class CorporaScreen(WorkerErrors, Screen):
         table.focus()
 
     def reload(self, select: str | None = None) -> None:
-        from seqtui.corpora import list_corpora
+        from seqtui.data.corpora import list_corpora
 
         try:
             infos = list_corpora()

@@ -6,7 +6,7 @@ import threading
 
 from textual.worker import Worker, WorkerState
 
-# The app's workers tokenize corpora (statistics) through seqtui.text.load_dataset; building
+# The app's workers tokenize corpora (statistics) through seqtui.data.text.load_dataset; building
 # one token cache from two threads at once once crashed with SIGBUS (temp names are now per
 # thread), and two builds of one corpus only compete for the same cores. One at a time.
 DATASET_LOCK = threading.Lock()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from seqtui.errors import ConfigError
-from seqtui.model import CharModel
+from seqtui.models.charmodel import CharModel
 
 _CHUNK = 64  # tokens drawn per kernel call
 

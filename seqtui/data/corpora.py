@@ -50,7 +50,7 @@ class CorpusInfo:
 # -- manifests --------------------------------------------------------------------------------
 def manifest_dir() -> Path:
     """``seqtui/_corpora`` in a wheel install; the repository's ``corpora/`` in editable mode."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # the seqtui package
     for candidate in (here / "_corpora", here.parent / "corpora"):
         if candidate.is_dir():
             return candidate
@@ -76,7 +76,7 @@ def load_manifests() -> list[dict]:
 
 
 def _materialized_path(m: dict) -> Path:
-    from seqtui.extractors import extraction_key
+    from seqtui.data.extractors import extraction_key
 
     key = hashlib.sha256(
         (m["_sha256"] + "|" + extraction_key(m["extract"]["method"], m.get("requires"))).encode()
@@ -85,7 +85,7 @@ def _materialized_path(m: dict) -> Path:
 
 
 def _bundled_info(m: dict) -> CorpusInfo:
-    from seqtui.extractors import distribution_version
+    from seqtui.data.extractors import distribution_version
 
     requires = m.get("requires")
     available = requires is None or distribution_version(requires) is not None
@@ -215,7 +215,7 @@ def _manifest(name: str) -> dict:
 
 def materialize(m: dict) -> Path:
     """Extract a bundled corpus into the cache (atomically) unless it is already there."""
-    from seqtui.extractors import EXTRACTORS
+    from seqtui.data.extractors import EXTRACTORS
 
     target = _materialized_path(m)
     if target.is_file():

@@ -22,7 +22,7 @@ from textual.widgets import Button, Input, Label, Static
 from seqtui.engine.config import (BPTT_MODES, CELLS, DEFAULT_LR, DTYPES, ERRORS, INITS, OPTIMIZERS,
                                   PREPROCESS, SAMPLINGS, TOKENS, RunConfig)
 from seqtui.errors import SeqtuiError
-from seqtui.widgets.choice import Choice
+from seqtui.ui.widgets.choice import Choice
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Corpus statistics for `seqtui corpora show` and the app: sizes, preview, Zipf data.
 
-``corpus_stats`` tokenizes through :func:`seqtui.text.load_dataset` (so the second call reads
+``corpus_stats`` tokenizes through :func:`seqtui.data.text.load_dataset` (so the second call reads
 the cache); ``zipf_stats`` gives the most frequent uni/bi/trigrams and rank-frequency arrays
 (counts sorted in descending order, for a log-log plot).
 """
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from seqtui.corpora import CorpusInfo, corpus_file, read_corpus_text
-from seqtui.vocab import Vocab
+from seqtui.data.corpora import CorpusInfo, corpus_file, read_corpus_text
+from seqtui.data.vocab import Vocab
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def zipf_stats(ids: np.ndarray, vocab: Vocab, top: int = 10, orders: tuple[int, 
 
 def corpus_stats(name_or_path: str, preview_chars: int = 600, top: int = 12, errors: str = "strict") -> CorpusStats:
     """Size, characters, vocabulary, preview and most frequent characters of a corpus (raw chars)."""
-    from seqtui.text import TextConfig, load_dataset
+    from seqtui.data.text import TextConfig, load_dataset
 
     ds = load_dataset(TextConfig(name_or_path, errors=errors))
     info = replace(ds.corpus, path=corpus_file(ds.corpus), size_bytes=ds.source_bytes)

@@ -78,14 +78,14 @@ def _table(rows: list[tuple[str, str]]) -> str:
 
 def help_markdown() -> str:
     """The help text: intro, global keys, then each screen's notes and keys."""
-    from seqtui.app import SeqtuiApp
-    from seqtui.screens.corpora import CorporaScreen, CorporaTable
-    from seqtui.screens.generate import GenerateScreen
-    from seqtui.screens.gradients import GradientsScreen
-    from seqtui.screens.runs import RunsScreen, RunsTable
-    from seqtui.screens.train import TrainScreen
-    from seqtui.screens.train_form import TrainForm
-    from seqtui.widgets.nav import SCREENS
+    from seqtui.ui.app import SeqtuiApp
+    from seqtui.ui.screens.corpora import CorporaScreen, CorporaTable
+    from seqtui.ui.screens.generate import GenerateScreen
+    from seqtui.ui.screens.gradients import GradientsScreen
+    from seqtui.ui.screens.runs import RunsScreen, RunsTable
+    from seqtui.ui.screens.train import TrainScreen
+    from seqtui.ui.screens.train_form import TrainForm
+    from seqtui.ui.widgets.nav import SCREENS
 
     nav = [(f"{fkey.upper()} / {letter}", label) for _mode, fkey, letter, label in SCREENS]
     global_rows = nav + [("F1 / ?", "Help (this page)"), ("ctrl+p", "Command palette"),

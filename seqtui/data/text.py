@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from seqtui import paths
-from seqtui.corpora import (
+from seqtui.data.corpora import (
     CorpusInfo,
     bad_utf8_error,
     binary_error,
@@ -36,7 +36,7 @@ from seqtui.corpora import (
     resolve_corpus,
 )
 from seqtui.errors import ConfigError, CorpusError
-from seqtui.vocab import Vocab
+from seqtui.data.vocab import Vocab
 
 PREPROCESS = ("raw", "d2l")
 TOKENS = ("char", "word")

@@ -25,11 +25,11 @@ from textual.widgets import Footer, Input, Label, Static
 from textual.worker import get_current_worker
 
 from seqtui.errors import SeqtuiError
-from seqtui.messages import GenerationUpdate
-from seqtui.widgets.choice import Choice
-from seqtui.screens.base import WorkerErrors
-from seqtui.widgets.nav import NavBar
-from seqtui.widgets.run_state import fmt_ppl
+from seqtui.ui.messages import GenerationUpdate
+from seqtui.ui.widgets.choice import Choice
+from seqtui.ui.screens.base import WorkerErrors
+from seqtui.ui.widgets.nav import NavBar
+from seqtui.ui.run_state import fmt_ppl
 
 DEBOUNCE_SECONDS = 0.25
 UPDATE_SECONDS = 0.1          # streamed text reaches the screen ~10×/s
@@ -72,7 +72,7 @@ def has_checkpoint(path: Path) -> bool:
 def load_generator(path: Path) -> LoadedModel:
     """Load a run's model through the engine (imports numba: call it in a worker)."""
     from seqtui.engine.loading import load_run_model
-    from seqtui.generate import Generator
+    from seqtui.models.generate import Generator
 
     found = checkpoint_meta(path)
     kind, meta = found if found else ("", {})

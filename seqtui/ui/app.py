@@ -21,16 +21,16 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, get_current_worker
 
 from seqtui.errors import SeqtuiError
-from seqtui.messages import RunEvents, RunsListed, RunStatus
-from seqtui.screens.base import report_worker_error
-from seqtui.screens.corpora import CorporaScreen
-from seqtui.screens.generate import GenerateScreen, load_generator
-from seqtui.screens.gradients import GradientsScreen
-from seqtui.screens.help import HelpScreen
-from seqtui.screens.runs import RunsScreen
-from seqtui.screens.train import TrainScreen
-from seqtui.widgets.nav import SCREENS
-from seqtui.widgets.run_state import RunState
+from seqtui.ui.messages import RunEvents, RunsListed, RunStatus
+from seqtui.ui.screens.base import report_worker_error
+from seqtui.ui.screens.corpora import CorporaScreen
+from seqtui.ui.screens.generate import GenerateScreen, load_generator
+from seqtui.ui.screens.gradients import GradientsScreen
+from seqtui.ui.screens.help import HelpScreen
+from seqtui.ui.screens.runs import RunsScreen
+from seqtui.ui.screens.train import TrainScreen
+from seqtui.ui.widgets.nav import SCREENS
+from seqtui.ui.run_state import RunState
 
 POLL_SECONDS = 0.5      # events.jsonl tail
 STATUS_SECONDS = 2.0    # pid liveness / status of the attached run
@@ -352,7 +352,7 @@ def _check_corpus(config: dict) -> dict:
 
     A file path becomes absolute: the trainer runs with the run directory as its working directory.
     """
-    from seqtui.corpora import check_text_file, resolve_corpus
+    from seqtui.data.corpora import check_text_file, resolve_corpus
 
     info = resolve_corpus(config["corpus"])
     if info.kind == "bundled":

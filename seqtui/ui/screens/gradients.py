@@ -15,9 +15,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Markdown, Static
 
-from seqtui.widgets.grad_profile import GradientChart, ProfileHistory, describe_profile
-from seqtui.widgets.nav import NavBar
-from seqtui.widgets.run_state import STATUS_MARK, RunState, fmt_sci
+from seqtui.ui.widgets.grad_profile import GradientChart, ProfileHistory, describe_profile
+from seqtui.ui.widgets.nav import NavBar
+from seqtui.ui.run_state import STATUS_MARK, RunState, fmt_sci
 
 REFRESH_SECONDS = 0.5
 

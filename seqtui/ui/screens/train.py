@@ -17,12 +17,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, Footer, Static
 
-from seqtui.screens.train_form import TrainForm
-from seqtui.widgets.nav import NavBar
-from seqtui.widgets.ppl_plot import PerplexityPlot, Series
-from seqtui.widgets.run_state import STATUS_MARK, RunState
-from seqtui.widgets.sample_panel import SamplePanel
-from seqtui.widgets.stats_panel import StatsPanel
+from seqtui.ui.screens.train_form import TrainForm
+from seqtui.ui.widgets.nav import NavBar
+from seqtui.ui.widgets.ppl_plot import PerplexityPlot, Series
+from seqtui.ui.run_state import STATUS_MARK, RunState
+from seqtui.ui.widgets.sample_panel import SamplePanel
+from seqtui.ui.widgets.stats_panel import StatsPanel
 
 REFRESH_SECONDS = 0.5   # numbers
 PLOT_SECONDS = 1.0      # the plot redraws every cell it covers: at most once a second
@@ -84,7 +84,7 @@ class TrainScreen(Screen):
 
     def _corpus_names(self) -> list[str]:
         try:
-            from seqtui.corpora import known_names
+            from seqtui.data.corpora import known_names
 
             return known_names()
         except Exception:  # noqa: BLE001 - a broken registry must not stop the screen

@@ -1,0 +1,1 @@
+"""What learns and predicts: the n-gram baseline, the recurrent model, optimizers, generation."""
