@@ -84,7 +84,7 @@ def test_thread_count_does_not_change_a_bit(cell):
 
 
 def test_thread_tuner_keeps_the_faster_setting():
-    from seqtui.models.charmodel import ThreadTuner
+    from seqtui.models.threads import ThreadTuner
 
     tuner = ThreadTuner(2, probe_every=10)
     picks = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqtui.models.charmodel import carry_scale_for
+from seqtui.models.bptt import carry_scale_for
 
 from _fixtures_kernels import CELLS, random_state, reference_forward, reference_nll, tiny_batch, tiny_model
 

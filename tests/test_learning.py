@@ -13,7 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from seqtui.models.charmodel import CharModel, ModelConfig, carry_scale_for
+from seqtui.models.bptt import carry_scale_for
+from seqtui.models.charmodel import CharModel, ModelConfig
 from seqtui.models.optim import Adam, SGD, clip_grad_norm
 from seqtui.data.vocab import Vocab
 

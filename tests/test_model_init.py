@@ -42,7 +42,7 @@ def test_unknown_init_is_a_config_error():
 
 
 def test_a_model_that_cannot_fit_in_memory_is_refused_before_allocating(monkeypatch):
-    from seqtui.models import charmodel as model_mod
+    from seqtui.models import memory as model_mod
 
     big = ModelConfig(cell="gru", vocab_size=80, hidden=60000, num_layers=1)
     assert model_mod.training_bytes(big, 32, 35) > 40 * 2**30  # 3·H² weights ×4 copies ×4 bytes

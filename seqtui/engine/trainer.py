@@ -189,7 +189,8 @@ class Trainer:
         return ds, train_ids, val_ids, val_batch
 
     def _build(self, vocab):
-        from seqtui.models.charmodel import CharModel, ModelConfig, check_fits_in_memory
+        from seqtui.models.charmodel import CharModel, ModelConfig
+        from seqtui.models.memory import check_fits_in_memory
         from seqtui.models.optim import SGD, Adam
 
         cfg = self.cfg
@@ -262,7 +263,7 @@ class Trainer:
 
     def _warm_up(self, model, opt, vocab, X, Y) -> None:
         """Compile (or load from cache) every kernel before the first timed step."""
-        from seqtui.models.charmodel import carry_scale_for
+        from seqtui.models.bptt import carry_scale_for
 
         self._emit("compile", state="start")
         t0 = time.perf_counter()
@@ -282,7 +283,7 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------
     def _train(self) -> str:
         from seqtui.data.batches import make_epoch
-        from seqtui.models.charmodel import carry_scale_for
+        from seqtui.models.bptt import carry_scale_for
         from seqtui.models.optim import clip_grad_norm
 
         ds, train_ids, val_ids, val_batch = self._load_data()

@@ -14,8 +14,6 @@ on first use).
 from __future__ import annotations
 
 import math
-import os
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqtui.errors import CheckpointError, ConfigError
+from seqtui.models.threads import ThreadTuner, available_cpus, kernel_threads
 
 CELLS = ("rnn", "gru", "lstm")
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-BPTT_MODES = ("full", "truncated", "randomized")
 
 
 INITS = ("pytorch", "d2l")  # parameter initialisation schemes
@@ -62,41 +60,6 @@ class ModelConfig:
         return 2 if self.cell == "lstm" else 1
 
 
-def training_bytes(cfg: ModelConfig, batch_size: int, num_steps: int, dtype=np.float32,
-                   optimizer_slots: int = 2) -> int:
-    """A generous estimate of the memory one training step needs: parameters, gradients,
-    optimizer moments, and the per-step activations forward keeps for backward."""
-    n = sum(math.prod(shape) for _, shape in parameter_shapes(cfg))
-    G, H, V = cfg.gates * cfg.hidden, cfg.hidden, cfg.vocab_size
-    activations = batch_size * (num_steps + 1) * (cfg.num_layers * (2 * G + 4 * H) + 2 * V)
-    return (n * (2 + optimizer_slots) + activations) * np.dtype(dtype).itemsize
-
-
-def available_memory() -> int | None:
-    """Bytes the OS says a new allocation can use (MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def check_fits_in_memory(cfg: ModelConfig, batch_size: int, num_steps: int, dtype=np.float32) -> None:
-    """ConfigError, before anything is allocated, when training would not fit in memory."""
-    need, have = training_bytes(cfg, batch_size, num_steps, dtype), available_memory()
-    if have is not None and need > 0.8 * have:
-        raise ConfigError(
-            f"{cfg.cell} {cfg.num_layers}x{cfg.hidden} with batch {batch_size} x {num_steps} steps needs "
-            f"about {need / 2**30:.1f} GiB; {have / 2**30:.1f} GiB is available "
-            f"(lower --hidden, --layers or --batch-size)")
-
-
 def parameter_shapes(cfg: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
     """PyTorch names and shapes, in PyTorch's ``named_parameters()`` order."""
     G, H, V = cfg.gates * cfg.hidden, cfg.hidden, cfg.vocab_size
@@ -115,128 +78,6 @@ class StepStats:
     state: np.ndarray         # final state (S, L, B, H), detached: the next window's initial state
     h_grad_norms: np.ndarray  # (T,) float64: ‖∂L/∂h_t‖ of the top layer for t = 1..T
     finite: bool              # False when the loss or any gradient is NaN/Inf
-
-
-def carry_scale_for(mode: str, T: int, k: int | None = None, p: float | None = None,
-                    rng: np.random.Generator | None = None) -> np.ndarray:
-    """Factors (T,) on the gradient flowing from step t back into the state of step t-1.
-
-    full: ones. truncated k: 0 where t % k == 0 (t > 0) — the gradient is cut every k steps.
-    randomized p (Tallec & Ollivier): ξ_t = 1/p with probability p, else 0, so E[ξ_t] = 1 and the
-    expected gradient is the full one; p = 1 gives exactly ``full``. Entry 0 feeds the detached
-    initial state and is never used.
-    """
-    if T < 1:
-        raise ConfigError(f"num_steps must be >= 1, got {T}")
-    scale = np.ones(T, dtype=np.float64)
-    if mode == "full":
-        return scale
-    if mode == "truncated":
-        if k is None or int(k) < 1:
-            raise ConfigError(f"truncated BPTT needs k >= 1, got {k!r}")
-        scale[np.arange(T) % int(k) == 0] = 0.0
-        scale[0] = 1.0
-        return scale
-    if mode == "randomized":
-        if p is None or not (0.0 < float(p) <= 1.0):
-            raise ConfigError(f"randomized BPTT needs p in (0, 1], got {p!r}")
-        if rng is None:
-            raise ConfigError("randomized BPTT needs a random generator")
-        keep = rng.random(T) < float(p)
-        return np.where(keep, 1.0 / float(p), 0.0)
-    raise ConfigError(f"unknown BPTT mode {mode!r} (choose full, truncated or randomized)")
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-class ThreadTuner:
-    """Picks 1 or 2 threads for each training step from measured step times.
-
-    The work of a step is always cut into the same parts, so the thread count changes only the
-    speed, never a bit of the result. Two threads need both cores at every time step (one
-    barrier per step); when another process holds a core, one thread is much faster. The tuner
-    keeps the faster of the two by their recent median times, re-measuring the other one every
-    ``probe_every`` steps.
-    """
-
-    def __init__(self, max_threads: int, probe_every: int = 50, window: int = 3) -> None:
-        self.max_threads = max(1, int(max_threads))
-        self.current = self.max_threads
-        self.probe_every = probe_every
-        self.times: dict[int, list[float]] = {1: [], self.max_threads: []}
-        self.window = window
-        self.steps = 0
-
-    def pick(self) -> int:
-        self.steps += 1
-        if self.max_threads == 1:
-            return 1
-        other = 1 if self.current != 1 else self.max_threads
-        if len(self.times[other]) < self.window and self.steps > 1 or self.steps % self.probe_every == 0:
-            return other
-        return self.current
-
-    def record(self, threads: int, seconds: float) -> None:
-        if self.max_threads == 1:
-            return
-        hist = self.times[threads]
-        hist.append(seconds)
-        del hist[: -self.window]
-        if all(len(h) >= self.window for h in self.times.values()):
-            med = {k: sorted(h)[len(h) // 2] for k, h in self.times.items()}
-            self.current = min(med, key=lambda k: (med[k], -k))
-
-
-_blas_lock = threading.Lock()
-_blas_limited = False
-
-
-def _single_threaded_kernel_blas() -> None:
-    """Limit the BLAS that Numba's ``np.dot`` calls (scipy's OpenBLAS) to one thread.
-
-    Every product of a step runs as one BLAS call per part inside a parallel region; a
-    multi-threaded BLAS under them would oversubscribe the cores. NumPy's own BLAS (a separate
-    library, not used by a step) keeps its threads.
-    """
-    global _blas_limited
-    with _blas_lock:
-        if _blas_limited:
-            return
-        _blas_limited = True
-        try:
-            import scipy.linalg.cython_blas  # noqa: F401  (load the library numba uses)
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - declared dependencies
-            return
-        for lib in ThreadpoolController().lib_controllers:
-            path = str(getattr(lib, "filepath", ""))
-            if lib.user_api == "blas" and "numpy" not in path:
-                lib.set_num_threads(1)
-
-
-class _kernel_threads:
-    """Run the kernels on ``threads`` OpenMP threads (Numba's setting is per calling thread) with
-    single-threaded BLAS inside them. One thread means no synchronisation at all."""
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-
-    def __enter__(self):
-        import numba
-
-        _single_threaded_kernel_blas()
-        self.before = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(self.threads, numba.config.NUMBA_NUM_THREADS)))
-
-    def __exit__(self, *exc) -> None:
-        import numba
-
-        numba.set_num_threads(self.before)
 
 
 class _Layer:
@@ -487,7 +328,7 @@ class CharModel:
     def _timed(self, kind: str, T: int, B: int):
         """Run the kernels on the fixed or the tuned thread count (tuned per call kind and shape)."""
         if self.threads is not None:
-            with _kernel_threads(self.threads):
+            with kernel_threads(self.threads):
                 yield
             return
         tuner = self._tuners.get((kind, T, B))
@@ -497,7 +338,7 @@ class CharModel:
             tuner = self._tuners[(kind, T, B)] = ThreadTuner(self._max_threads)
         threads = tuner.pick()
         start = time.perf_counter()
-        with _kernel_threads(threads):
+        with kernel_threads(threads):
             yield
         tuner.record(threads, time.perf_counter() - start)
 
