@@ -78,7 +78,7 @@ async def test_form_appears_without_runs_and_validates_inline(runs_dir, monkeypa
 
         started["config"], started["name"] = config, name
         record_run("started-1", status="running")
-        return get_run("started-1")
+        return get_run("started-1").dir
 
     monkeypatch.setattr("seqtui.engine.runs.start_run", fake_start_run)
     app = app_for_tests(corpus="genesis")

@@ -11,6 +11,8 @@ import sys
 import time
 
 import numpy as np
+
+from seqtui.models.charmodel import ModelConfig, parameter_shapes
 import pytest
 
 from seqtui.engine import checkpoint as ck
@@ -38,9 +40,9 @@ def make_meta(cell="gru", hidden=4, layers=2, step=0, itos=ITOS, dtype="float32"
 def make_tensors(meta, fill=None, seed=0):
     rng = np.random.default_rng(seed)
     c = meta["config"]
-    shapes = ck.expected_shapes(c["cell"], meta["vocab_size"], c["hidden"], c["layers"])
+    shapes = parameter_shapes(ModelConfig(c["cell"], meta["vocab_size"], c["hidden"], c["layers"]))
     return {n: (np.full(s, fill) if fill is not None else rng.standard_normal(s)).astype(c["dtype"])
-            for n, s in shapes.items()}
+            for n, s in shapes}
 
 
 def test_round_trip_keeps_tensors_metadata_and_extras(tmp_path):
@@ -64,7 +66,7 @@ def test_round_trip_keeps_tensors_metadata_and_extras(tmp_path):
 
 
 def test_pytorch_names_and_shapes():
-    shapes = ck.expected_shapes("lstm", vocab_size=10, hidden=3, layers=2)
+    shapes = dict(parameter_shapes(ModelConfig("lstm", vocab_size=10, hidden=3, num_layers=2)))
     assert shapes["rnn.weight_ih_l0"] == (12, 10) and shapes["rnn.weight_ih_l1"] == (12, 3)
     assert shapes["rnn.weight_hh_l1"] == (12, 3) and shapes["rnn.bias_hh_l0"] == (12,)
     assert shapes["fc.weight"] == (10, 3) and shapes["fc.bias"] == (10,)

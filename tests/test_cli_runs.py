@@ -243,7 +243,7 @@ def test_a_disk_that_refuses_the_checkpoint_is_one_line_and_a_failed_run(corpus,
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full)
+    monkeypatch.setattr(checkpoint, "atomic_write", full)
     code, _, err = run_main(["train", str(corpus), "--name", "diskfull", "--steps", "4", *TINY], capsys)
     one_line_error(code, err, "No space left on device")
     run = runs.get_run("diskfull")
@@ -294,7 +294,7 @@ def test_start_run_with_a_relative_corpus_path_trains_in_the_background(corpus, 
 
     monkeypatch.chdir(corpus.parent)
     config = dict(tiny_config(corpus, epochs=None, steps=6), corpus=corpus.name)
-    info = runs.start_run(config, name="from-tui")
+    info = runs.start_run(config, name="from-tui").info()
     assert info.status == "running" and info.pid is not None
     assert info.config["corpus"] == str(corpus.resolve())
     assert _wait(lambda: runs.get_run("from-tui").status != "running"), (info.path / "train.log").read_text()

@@ -18,15 +18,16 @@ import pytest
 
 from seqtui.engine import runs
 from seqtui.engine.events import EventWriter
+from seqtui.engine.rundir import RunDir
 from seqtui.errors import ConfigError, RunError
 
 FAKE_TRAINER = r"""
 import os, signal, sys, time
 from pathlib import Path
 from seqtui.engine.events import EventWriter
-from seqtui.engine.runs import write_pid, clear_pid
+from seqtui.engine.rundir import RunDir
 run = Path(sys.argv[1])
-write_pid(run)
+RunDir(run).write_pid()
 w = EventWriter(run / "events.jsonl")
 w.emit("start", run=run.name, pid=os.getpid(), step=0, total_steps=100)
 stop = []
@@ -37,7 +38,7 @@ while not stop:
     w.emit("progress", step=step, ppl=10.0 / step)
     time.sleep(0.02)
 w.emit("end", step=step, reason=stop[0], status="stopped")
-clear_pid(run)
+RunDir(run).clear_pid()
 """
 
 
@@ -165,7 +166,7 @@ def test_dead_process_without_end_event_is_stopped_and_a_resume_restarts_the_sca
             ("start", dict(step=5, total_steps=40)), ("progress", dict(step=9)))
     dead = subprocess.Popen([sys.executable, "-c", "pass", "seqtui"])
     dead.wait()
-    runs.write_pid(path, dead.pid)
+    RunDir(path).write_pid(dead.pid)
     run = runs.get_run("killed")
     assert run.status == "stopped" and run.last_step == 9 and run.pid is None
     assert run.total_steps == 40 and run.reason is None
@@ -176,7 +177,7 @@ def test_recycled_pid_of_another_program_does_not_count_as_running(config):
     _events(path, ("start", dict(step=0)))
     other = subprocess.Popen(["sleep", "30"])
     try:
-        runs.write_pid(path, other.pid)
+        RunDir(path).write_pid(other.pid)
         assert runs.get_run("recycled").status == "stopped"
     finally:
         other.kill()

@@ -179,7 +179,7 @@ def wait_for_event(path: Path, predicate, proc, timeout=120.0) -> dict:
 
 
 @pytest.mark.parametrize("sig, reason, code", [
-    (signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "SIGTERM", 0), (signal.SIGHUP, "SIGHUP", 0),
+    (signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "SIGTERM", 143), (signal.SIGHUP, "SIGHUP", 129),
 ])
 def test_signals_checkpoint_and_end_cleanly(corpus, tmp_path, sig, reason, code):
     run_dir = tmp_path / "run"

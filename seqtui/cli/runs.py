@@ -122,17 +122,12 @@ def rm_cmd(run: str, yes: bool) -> None:
 
 # ----------------------------------------------------------------------------------------------
 def _checkpoints(info) -> dict:
-    from seqtui.engine.runs import CHECKPOINT_DIR
-
     out = {}
     for kind in ("latest", "best"):
-        path = info.path / CHECKPOINT_DIR / f"{kind}.json"
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-            out[kind] = {"path": str(path.with_suffix(".safetensors")), "step": meta.get("step"),
+        meta = info.dir.checkpoint_meta(kind)
+        if meta is not None:
+            out[kind] = {"path": str(info.dir.checkpoint(kind)), "step": meta.get("step"),
                          "epoch": meta.get("epoch"), "best_val_ppl": meta.get("best_val_ppl")}
-        except (OSError, ValueError):
-            continue
     return out
 
 

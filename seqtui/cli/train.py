@@ -1,79 +1,37 @@
-"""`seqtui train CORPUS`: one flag per hyperparameter; a live progress bar, or --detach.
+"""`seqtui train CORPUS`: one option per RunConfig setting (generated from its metadata); a live
+progress bar, or --detach.
 
 BPTT syntax: ``--bptt full`` | ``--bptt truncated:K`` | ``--bptt randomized:P`` (or the mode
 with ``--bptt-k K`` / ``--bptt-p P``). ``--config FILE`` starts from a saved RunConfig JSON
-(e.g. another run's config.json); flags given on the command line override it.
-``--resume RUN`` continues a stopped run. Exit codes: 0 finished or stopped by a signal,
-130 after Ctrl-C, 2 for user errors and diverged training.
+(e.g. another run's config.json); options given on the command line override it.
+``--resume RUN`` continues a stopped run. Exit codes: 0 finished, 130 after Ctrl-C, 128 + N
+when signal N stopped it, 2 for user errors and diverged training.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from seqtui.engine.config import CELLS, DEFAULT_LR, ERRORS, INITS, OPTIMIZERS, RunConfig, parse_bptt
-
-_D = RunConfig()
-
-
-def _default(name: str) -> str:
-    return f"[default: {getattr(_D, name)}]"
+from seqtui.cli.options import any_given, overrides_from, run_options
+from seqtui.engine.config import RunConfig
 
 
 @click.command("train", context_settings={"max_content_width": 100})
 @click.argument("corpus", required=False)
-@click.option("--cell", type=click.Choice(CELLS), help=f"Recurrent cell. {_default('cell')}")
-@click.option("--layers", type=int, help=f"Stacked recurrent layers. {_default('layers')}")
-@click.option("--hidden", type=int, help=f"Hidden units per layer (H). {_default('hidden')}")
-@click.option("--num-steps", type=int, help=f"Tokens per window (T). {_default('num_steps')}")
-@click.option("--batch-size", type=int, help=f"Windows per batch (B). {_default('batch_size')}")
-@click.option("--sampling", type=click.Choice(["random", "sequential"]),
-              help=f"Random windows (state reset) or sequential (state carried). {_default('sampling')}")
-@click.option("--bptt", "bptt", metavar="MODE",
-              help="full | truncated:K | randomized:P (gradient through the carried state). [default: full]")
-@click.option("--bptt-k", type=int, help="K for --bptt truncated (1..num_steps).")
-@click.option("--bptt-p", type=float, help="P for --bptt randomized, in (0, 1].")
-@click.option("--clip", type=float, help=f"Global gradient-norm clip θ. {_default('clip')}")
-@click.option("--no-clip", is_flag=True, help="Disable gradient clipping.")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help=f"{_default('optimizer')}")
-@click.option("--lr", type=float, help="Learning rate. [default: sgd 1.0, adam 0.002]")
-@click.option("--lr-decay", type=float, help=f"LR factor after each epoch, in (0, 1]. {_default('lr_decay')}")
-@click.option("--epochs", type=int, help="Train this many epochs. [default: 10 unless --steps]")
-@click.option("--steps", type=int, help="Or train this many optimizer steps.")
-@click.option("--val-fraction", type=float, help=f"Held-out tail, in [0, 0.5]. {_default('val_fraction')}")
-@click.option("--seed", type=int, help=f"Seed for init, batches, BPTT draws, samples. {_default('seed')}")
-@click.option("--preprocess", type=click.Choice(["raw", "d2l"]),
-              help=f"raw text, or d2l's lowercase letters and spaces. {_default('preprocess')}")
-@click.option("--tokens", type=click.Choice(["char", "word"]), help=f"{_default('tokens')}")
-@click.option("--min-freq", type=int, help="Rarer tokens become <unk>. [default: 0]")
-@click.option("--max-tokens", type=int, help="Use only the first N tokens (d2l: 10000).")
-@click.option("--errors", type=click.Choice(ERRORS),
-              help="Invalid UTF-8: refuse (strict) or substitute U+FFFD (replace). [default: strict]")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), help=f"{_default('dtype')}")
-@click.option("--init", type=click.Choice(INITS),
-              help=f"Initialisation: PyTorch's U(±1/√H), or d2l's N(0, 0.01²) with zero biases. {_default('init')}")
-@click.option("--progress-every", type=int, help=f"Steps between progress events. {_default('progress_every')}")
-@click.option("--grad-profile-every", type=int,
-              help=f"Steps between gradient profiles (0 = never). {_default('grad_profile_every')}")
-@click.option("--sample-every", type=int, help=f"Steps between samples (0 = never). {_default('sample_every')}")
-@click.option("--val-every", type=int, help="Extra validation every N steps (always at epoch end).")
-@click.option("--checkpoint-every", type=int,
-              help=f"Steps between latest checkpoints. {_default('checkpoint_every')}")
-@click.option("--sample-prompt", help="Prompt of training-time samples.")
+@run_options
 @click.option("--name", help="Run name (default: CORPUS-CELL, made unique).")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Put the run in this directory instead of the runs folder.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Start from a RunConfig JSON file; flags override it.")
+              help="Start from a RunConfig JSON file; options override it.")
 @click.option("--resume", "resume", metavar="RUN", help="Continue a stopped run (name or dir).")
 @click.option("--detach", is_flag=True, help="Train in the background; print the run name and return.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-def train(corpus, config_file, resume, detach, quiet, name, run_dir, no_clip, bptt, **flags) -> None:
+def train(corpus, config_file, resume, detach, quiet, name, run_dir, **flags) -> None:
     """Train an RNN/GRU/LSTM language model on CORPUS (a corpus name or a text file).
 
     \b
@@ -86,65 +44,32 @@ def train(corpus, config_file, resume, detach, quiet, name, run_dir, no_clip, bp
     from seqtui.engine import runs
 
     if resume:
-        if corpus or config_file or name or run_dir or no_clip or bptt or any(
-                v is not None for v in flags.values()):
+        if corpus or config_file or name or run_dir or any_given(flags):
             raise click.UsageError("--resume takes no corpus or hyperparameters (they come from the run)")
         run = runs.get_run(resume)
-        if run.pid != os.getpid():  # a detached child finds its own pid already recorded
-            runs.check_resumable(run)
+        runs.check_resumable(run)
         continue_run(run, detach, quiet)
         return
 
-    cfg = build_config(corpus, config_file, bptt, no_clip, flags)
-    path = runs.create_run_dir(cfg.to_dict(), name=name, run_dir=run_dir)
+    cfg = build_config(corpus, config_file, flags)
+    rd = runs.start_run(cfg, name=name, run_dir=run_dir, detach=detach)
     if detach:
-        runs.spawn_training(path)
-        click.echo(path.name if run_dir is None else str(path))
-        click.echo(f"training in the background; follow with `seqtui runs show {path.name}`", err=True)
+        click.echo(rd.name if run_dir is None else str(rd.path))
+        click.echo(f"training in the background; follow with `seqtui runs show {rd.name}`", err=True)
         return
-    _foreground(path, quiet)
+    _foreground(rd, quiet)
 
 
-def build_config(corpus, config_file, bptt, no_clip, flags) -> RunConfig:
-    """RunConfig from --config, then the flags given; validated, corpus path made absolute."""
-    from seqtui.data.corpora import resolve_corpus
-
+def build_config(corpus, config_file, flags) -> RunConfig:
+    """RunConfig from --config (or the defaults), then the options given, by the one set of
+    override rules (``RunConfig.with_overrides``); validated."""
     if not (corpus or config_file):
         raise click.UsageError("give a CORPUS (a name from `seqtui corpora list` or a text file)")
-    base = RunConfig.load(config_file) if config_file else RunConfig()
-    if config_file:  # a copied config.json: the new run fills these in again
-        base = base.replace(fingerprint=None, vocab_size=None, seqtui_version=None)
-    changes = {k: v for k, v in flags.items() if v is not None}
+    base = RunConfig.load(config_file).fresh() if config_file else RunConfig()
+    changes = overrides_from(dict(flags))
     if corpus:
         changes["corpus"] = corpus
-    if bptt:
-        mode, k, p = parse_bptt(bptt)
-        for key, value in (("bptt_k", k), ("bptt_p", p)):
-            if value is not None:
-                if key in changes and changes[key] != value:
-                    raise click.UsageError(f"--bptt {bptt} disagrees with --{key.replace('_', '-')}")
-                changes[key] = value
-    else:  # --bptt-k alone means truncated, --bptt-p alone randomized
-        mode = "truncated" if "bptt_k" in changes else "randomized" if "bptt_p" in changes else None
-    if mode is not None:
-        changes["bptt"] = mode
-        changes.setdefault("bptt_k", None if mode != "truncated" else base.bptt_k)
-        changes.setdefault("bptt_p", None if mode != "randomized" else base.bptt_p)
-    if no_clip:
-        if "clip" in changes:
-            raise click.UsageError("--clip and --no-clip are exclusive")
-        changes["clip"] = None
-    if "optimizer" in changes and "lr" not in changes:
-        changes["lr"] = DEFAULT_LR[changes["optimizer"]]
-    if "steps" in changes and "epochs" not in changes:
-        changes["epochs"] = None
-    if "epochs" in changes and "steps" not in changes:
-        changes["steps"] = None
-    cfg = base.replace(**changes).validate()
-    info = resolve_corpus(cfg.corpus)
-    if info.kind == "path" and info.path is not None:
-        cfg = cfg.replace(corpus=str(info.path))
-    return cfg
+    return base.with_overrides(**changes).validate()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,22 +81,22 @@ def continue_run(run, detach: bool, quiet: bool) -> None:
         runs.resume_run(run.path)
         click.echo(run.name)
         return
-    _foreground(run.path, quiet)
+    _foreground(run.dir, quiet)
 
 
-def _foreground(path: Path, quiet: bool) -> None:
-    """Train in this process with a live display; exit 130 after Ctrl-C."""
-    from seqtui.engine.trainer import Trainer
+def _foreground(rd, quiet: bool) -> None:
+    """Train in this process with a live display; exit 130 after Ctrl-C, 128 + N after signal N."""
+    from seqtui.engine.trainer import Trainer, exit_code
 
-    display = _Display(path.name, quiet)
-    trainer = Trainer(path, listeners=(display.on_event,))
+    display = _Display(rd.name, quiet)
+    trainer = Trainer(rd, listeners=(display.on_event,))
     try:
         status = trainer.run()
     finally:
         display.close()
     display.summary(status, trainer)
-    if status == "stopped" and trainer.stop_reason == "interrupted":
-        sys.exit(130)
+    if status == "stopped":
+        sys.exit(exit_code(trainer.stop_reason) or 1)
 
 
 class _Display:

@@ -18,7 +18,7 @@ import numpy as np
 
 from seqtui.errors import ConfigError, CorpusError
 
-SAMPLINGS = ("random", "sequential")
+from seqtui.data.choices import SAMPLINGS
 
 
 def _check(sampling: str, batch_size: int, num_steps: int) -> None:

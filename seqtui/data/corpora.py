@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqtui import paths
 from seqtui.errors import CorpusError
+from seqtui.files import atomic_write
 
 try:  # Python 3.11+
     import tomllib
@@ -128,9 +128,7 @@ def _load_registry() -> dict[str, dict]:
 def _save_registry(corpora: dict[str, dict]) -> None:
     p = registry_path()
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps({"version": _REGISTRY_VERSION, "corpora": corpora}, indent=2), encoding="utf-8")
-    os.replace(tmp, p)
+    atomic_write(p, json.dumps({"version": _REGISTRY_VERSION, "corpora": corpora}, indent=2))
 
 
 def _user_info(name: str, entry: dict) -> CorpusInfo:
@@ -227,9 +225,7 @@ def materialize(m: dict) -> Path:
     if not text or "\x00" in text:
         raise CorpusError(f"corpus {m['name']!r}: extraction produced no usable text")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    tmp.write_bytes(text.encode("utf-8"))
-    os.replace(tmp, target)
+    atomic_write(target, text)
     for old in target.parent.glob(f"{m['name']}-*.txt"):  # earlier versions of this corpus
         if old != target and old.name.rsplit("-", 1)[0] == m["name"]:
             old.unlink(missing_ok=True)

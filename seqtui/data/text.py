@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -35,12 +34,11 @@ from seqtui.data.corpora import (
     empty_error,
     resolve_corpus,
 )
+from seqtui.data.choices import ERRORS, PREPROCESS, TOKENS
 from seqtui.errors import ConfigError, CorpusError
+from seqtui.files import atomic_write, commit_temp, temp_path
 from seqtui.data.vocab import Vocab
 
-PREPROCESS = ("raw", "d2l")
-TOKENS = ("char", "word")
-ERRORS = ("strict", "replace")
 CACHE_FORMAT = 1
 CHUNK_BYTES = 1 << 24  # bytes per kernel call: bounds the scratch memory of a pass
 BINARY_SNIFF = 8192  # a NUL among the first bytes reports "binary" before any UTF-8 error
@@ -140,15 +138,8 @@ def file_sha256(path: Path) -> str:
             h.update(block)
     digest = h.hexdigest()
     index[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
-    _atomic_write_text(index_path, json.dumps(index))
+    atomic_write_text(index_path, json.dumps(index))
     return digest
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _settings(cfg: TextConfig) -> dict:
@@ -219,8 +210,8 @@ def _build_cache(
         "vocab": vocab.to_json(),
         "counts": counts.tolist(),
     }
-    os.replace(tmp, npy)
-    _atomic_write_text(meta_path, json.dumps(meta))
+    commit_temp(tmp, npy)
+    atomic_write_text(meta_path, json.dumps(meta))
     return meta
 
 
@@ -244,7 +235,7 @@ def _new_output(npy: Path, n: int, path: Path) -> tuple[Path, np.ndarray]:
     if n == 0:
         raise CorpusError(f"{path} has no tokens after preprocessing")
     npy.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npy.with_name(f".{npy.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npy")
+    tmp = temp_path(npy, ".npy")
     return tmp, np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(n,))
 
 
@@ -383,3 +374,9 @@ def dataset_summary(ds: Dataset) -> dict:
         "fingerprint": ds.fingerprint,
         "config": asdict(ds.config),
     }
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """A cache file, written atomically (its directory is created on demand)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, text)

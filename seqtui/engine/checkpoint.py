@@ -21,36 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from seqtui.errors import CheckpointError
+from seqtui.errors import CheckpointError, SeqtuiError
+from seqtui.files import atomic_write, remove_stale_temps
 
 FORMAT = 1
 META_KEY = "seqtui"
 MODEL_PREFIXES = ("rnn.", "fc.")
 EXTRA_PREFIXES = ("optim.", "train.")
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 _KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
 _MAX_HEADER = 100 << 20  # a header larger than this is corrupt, not a checkpoint
 
 
 def checkpoint_path(directory: str | os.PathLike, kind: str) -> Path:
     return Path(directory) / f"{kind}.safetensors"
-
-
-def expected_shapes(cell: str, vocab_size: int, hidden: int, layers: int) -> dict[str, tuple]:
-    """Names and shapes of torch.nn.RNN/GRU/LSTM(V→H, L layers) + nn.Linear(H→V)."""
-    if cell not in GATES:
-        raise CheckpointError(f"checkpoint names an unknown cell {cell!r}")
-    G = GATES[cell] * hidden
-    shapes: dict[str, tuple] = {}
-    for k in range(layers):
-        fan_in = vocab_size if k == 0 else hidden
-        shapes[f"rnn.weight_ih_l{k}"] = (G, fan_in)
-        shapes[f"rnn.weight_hh_l{k}"] = (G, hidden)
-        shapes[f"rnn.bias_ih_l{k}"] = (G,)
-        shapes[f"rnn.bias_hh_l{k}"] = (G,)
-    shapes["fc.weight"] = (vocab_size, hidden)
-    shapes["fc.bias"] = (vocab_size,)
-    return shapes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -86,72 +69,13 @@ def save_checkpoint(directory: str | os.PathLike, kind: str, model: Any, meta: M
     path = checkpoint_path(directory, kind)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temps(directory, path.name)
-        atomic_write_bytes(path, data)
-        atomic_write_bytes(directory / f"{kind}.json",
+        remove_stale_temps(directory, path.name)
+        atomic_write(path, data)
+        atomic_write(directory / f"{kind}.json",
                            (json.dumps(meta, indent=1, ensure_ascii=False) + "\n").encode())
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     return path
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync it, rename over ``path``, fsync the dir."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_temps(directory: Path, name: str) -> None:
-    """Temp files left by a process killed mid-save (their pid is gone) are removed."""
-    for tmp in directory.glob(f".{name}.tmp-*"):
-        try:
-            pid = int(tmp.name.rsplit("-", 1)[1])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not _alive(pid):
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,28 +157,16 @@ def _read_meta(path: Path, data: bytes) -> dict[str, Any]:
 def validate_tensors(tensors: Mapping[str, np.ndarray], meta: Mapping[str, Any],
                      where: str = "checkpoint") -> None:
     """Names, shapes and dtype must be exactly those of the model the metadata describes."""
+    from seqtui.models.charmodel import ModelConfig, check_named
+
     try:
         cfg = meta["config"]
-        cell, hidden, layers = cfg["cell"], int(cfg["hidden"]), int(cfg["layers"])
+        mcfg = ModelConfig(cell=cfg["cell"], vocab_size=int(meta["vocab_size"]),
+                           hidden=int(cfg["hidden"]), num_layers=int(cfg["layers"]))
         dtype = np.dtype(cfg.get("dtype") or "float32")
-        vocab_size = int(meta["vocab_size"])
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{where}: metadata lacks the model config") from None
-    expected = expected_shapes(cell, vocab_size, hidden, layers)
-    missing = [n for n in expected if n not in tensors]
-    if missing:
-        raise CheckpointError(f"{where}: missing tensor {missing[0]!r}")
-    unexpected = [n for n in tensors if n not in expected]
-    if unexpected:
-        raise CheckpointError(f"{where}: unexpected tensor {unexpected[0]!r} for a {layers}-layer {cell}")
-    for name, shape in expected.items():
-        arr = tensors[name]
-        if tuple(arr.shape) != shape:
-            raise CheckpointError(f"{where}: {name} has shape {tuple(arr.shape)}, expected {shape}")
-        if arr.dtype != dtype:
-            raise CheckpointError(f"{where}: {name} has dtype {arr.dtype}, expected {dtype}")
-        if not np.all(np.isfinite(arr)):
-            raise CheckpointError(f"{where}: {name} contains NaN/Inf")
+    except (KeyError, TypeError, ValueError, SeqtuiError):
+        raise CheckpointError(f"{where}: metadata lacks a usable model config") from None
+    check_named(mcfg, dtype, tensors, where)
 
 
 def check_vocab(meta: Mapping[str, Any], vocab: Any, where: str = "checkpoint") -> None:

@@ -1,7 +1,10 @@
-"""RunConfig: every setting of a training run in one commented dataclass.
+"""RunConfig: every setting of a training run in one commented dataclass — the one schema.
 
-It is saved whole into the run's ``config.json`` and into every checkpoint; ``validate`` turns
-absurd hyperparameters into one-line :class:`~seqtui.errors.ConfigError`s before any work starts.
+Each field's metadata (help text, group, choices, form label) is the single source from which
+the options of ``seqtui train`` (``seqtui.cli.options``) and the fields of the app's New-run form
+are generated. The config is saved whole into the run's config file and into every checkpoint;
+``validate`` turns absurd hyperparameters into one-line :class:`~seqtui.errors.ConfigError`s
+before any work starts, and ``with_overrides`` holds the rules for changing some settings at once.
 Importing this module is cheap (no numpy, no numba).
 """
 
@@ -10,23 +13,36 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seqtui.data.choices import ERRORS, PREPROCESS, SAMPLINGS, TOKENS
 from seqtui.errors import ConfigError
+from seqtui.files import KiB, read_text_bounded
+from seqtui.models.choices import BPTT_MODES, CELLS, DEFAULT_LR, DTYPES, INITS, OPTIMIZERS
 
-CELLS = ("rnn", "gru", "lstm")
-OPTIMIZERS = ("sgd", "adam")
-SAMPLINGS = ("random", "sequential")
-BPTT_MODES = ("full", "truncated", "randomized")
-PREPROCESS = ("raw", "d2l")
-TOKENS = ("char", "word")
-DTYPES = ("float32", "float64")
-INITS = ("pytorch", "d2l")
-ERRORS = ("strict", "replace")
-DEFAULT_LR = {"sgd": 1.0, "adam": 0.002}
 DEFAULT_EPOCHS = 10
+MAX_CONFIG_BYTES = 256 * KiB  # a config.json is a few KB; anything far larger is not one
+GROUPS = ("data", "model", "bptt", "optimization", "events")
+SEED_LIMIT = 2**63 - 1
+
+
+def setting(default: Any, help: str, group: str, *, label: str, choices: tuple[str, ...] = (),
+            placeholder: str = "", none_flag: str | None = None, syntax: str | None = None) -> Any:
+    """A RunConfig field with the metadata that generates its CLI option and form field.
+
+    ``label``: the form's short label; ``none_flag``: a CLI flag that sets the field to None
+    (``--no-clip``); ``syntax``: the CLI takes a richer string than the choices (``--bptt
+    truncated:10``)."""
+    meta = dict(help=help, group=group, label=label, choices=tuple(choices), placeholder=placeholder,
+                none_flag=none_flag, syntax=syntax)
+    return field(default=default, metadata=meta)
+
+
+def derived(default: Any = None) -> Any:
+    """A field the trainer fills in when training starts; never an option."""
+    return field(default=default, metadata={"derived": True})
 
 
 @dataclass
@@ -34,48 +50,74 @@ class RunConfig:
     """A training run. Shape-defining keys (cell, hidden, layers, tokens) never change on resume."""
 
     # --- data -------------------------------------------------------------------------------
-    corpus: str = ""                 # bundled/registered corpus name, or a path to a UTF-8 text file
-    preprocess: str = "raw"          # "raw" keeps the text; "d2l" keeps lowercase letters and spaces
-    tokens: str = "char"             # "char" or "word" tokens
-    min_freq: int = 0                # rarer tokens map to <unk>
-    max_tokens: int | None = None    # use only the first N tokens (d2l: 10,000)
-    errors: str = "strict"           # bad UTF-8: "strict" refuses, "replace" substitutes U+FFFD
-    val_fraction: float = 0.1        # held-out tail for validation, in [0, 0.5]
+    corpus: str = setting("", "A corpus name (`seqtui corpora list`) or a path to a UTF-8 text file.",
+                          "data", label="corpus")
+    tokens: str = setting("char", "Token kind.", "data", label="tokens", choices=TOKENS)
+    preprocess: str = setting("raw", "raw text, or d2l's lowercase letters and spaces.", "data",
+                              label="preprocess", choices=PREPROCESS)
+    max_tokens: int | None = setting(None, "Use only the first N tokens (d2l: 10000).", "data",
+                                     label="max tokens", placeholder="all")
+    val_fraction: float = setting(0.1, "Held-out tail for validation, in [0, 0.5].", "data",
+                                  label="val frac")
+    min_freq: int = setting(0, "Rarer tokens become <unk>.", "data", label="min freq")
+    errors: str = setting("strict", "Invalid UTF-8: refuse (strict) or substitute U+FFFD (replace).",
+                          "data", label="bad UTF-8", choices=ERRORS)
     # --- model ------------------------------------------------------------------------------
-    cell: str = "gru"                # "rnn" (tanh), "gru" or "lstm"
-    hidden: int = 256                # H, units per layer
-    layers: int = 1                  # L, stacked recurrent layers
-    dtype: str = "float32"           # parameter/activation dtype (float64 for checks)
-    init: str = "pytorch"            # "pytorch": U(±1/√H); "d2l": N(0, 0.01²) weights, zero biases
+    cell: str = setting("gru", "Recurrent cell: rnn (tanh), gru or lstm.", "model", label="cell",
+                        choices=CELLS)
+    hidden: int = setting(256, "Hidden units per layer (H).", "model", label="hidden H")
+    layers: int = setting(1, "Stacked recurrent layers (L).", "model", label="layers L")
+    dtype: str = setting("float32", "Parameter and activation dtype (float64 for checks).", "model",
+                         label="dtype", choices=DTYPES)
+    init: str = setting("pytorch", "Initialisation: PyTorch's U(±1/√H), or d2l's N(0, 0.01²) with "
+                        "zero biases.", "model", label="init", choices=INITS)
     # --- batches and backpropagation through time -------------------------------------------
-    batch_size: int = 32             # B, windows per minibatch
-    num_steps: int = 35              # T, tokens per window
-    sampling: str = "random"         # "random" windows (state reset) or "sequential" (state carried)
-    bptt: str = "full"               # gradient through the carry: "full", "truncated", "randomized"
-    bptt_k: int | None = None        # truncated: cut the carry every k steps (1 ≤ k ≤ num_steps)
-    bptt_p: float | None = None      # randomized: keep the carry with probability p, scaled by 1/p
+    batch_size: int = setting(32, "Windows per batch (B).", "bptt", label="batch B")
+    num_steps: int = setting(35, "Tokens per window (T).", "bptt", label="steps T")
+    sampling: str = setting("random", "Random windows (state reset) or sequential (state carried).",
+                            "bptt", label="sampling", choices=SAMPLINGS)
+    bptt: str = setting("full", "full | truncated:K | randomized:P (gradient through the carried "
+                        "state).", "bptt", label="bptt", choices=BPTT_MODES, syntax="MODE[:ARG]")
+    bptt_k: int | None = setting(None, "K for --bptt truncated: cut the carry every K steps "
+                                 "(1..num_steps).", "bptt", label="trunc. k", placeholder="truncated only")
+    bptt_p: float | None = setting(None, "P for --bptt randomized: keep the carry with probability "
+                                   "P, in (0, 1].", "bptt", label="random p", placeholder="randomized only")
     # --- optimization -----------------------------------------------------------------------
-    optimizer: str = "adam"          # "sgd" or "adam"
-    lr: float = DEFAULT_LR["adam"]   # learning rate (sgd default 1.0, adam 0.002)
-    lr_decay: float = 1.0            # multiply the learning rate by this after every epoch
-    clip: float | None = 1.0         # global gradient-norm clip θ; None disables clipping
-    epochs: int | None = None        # stop after this many epochs (default 10 when steps is unset)
-    steps: int | None = None         # or after this many optimizer steps
-    seed: int = 0                    # one seed for init, batch order, BPTT draws and samples
+    optimizer: str = setting("adam", "Optimizer (changing it resets --lr to its default).",
+                             "optimization", label="optimizer", choices=OPTIMIZERS)
+    lr: float = setting(DEFAULT_LR["adam"], "Learning rate (sgd default 1.0, adam 0.002).",
+                        "optimization", label="lr")
+    lr_decay: float = setting(1.0, "Learning-rate factor after each epoch, in (0, 1].", "optimization",
+                              label="lr decay")
+    clip: float | None = setting(1.0, "Global gradient-norm clip θ.", "optimization", label="clip θ",
+                                 placeholder="no clipping", none_flag="no-clip")
+    epochs: int | None = setting(None, f"Train this many epochs (default {DEFAULT_EPOCHS} unless "
+                                 "--steps).", "optimization", label="epochs", placeholder="10")
+    steps: int | None = setting(None, "Or train this many optimizer steps.", "optimization",
+                                label="or steps", placeholder="use epochs")
+    seed: int = setting(0, "One seed for init, batch order, BPTT draws and samples (0..2^63-1).",
+                        "optimization", label="seed")
     # --- event intervals, in steps (0 = never) ----------------------------------------------
-    progress_every: int = 10         # `progress` events (and the CLI's bar)
-    grad_profile_every: int = 100    # `grad_profile` events: ‖∂L/∂h_t‖ for t = 1..T
-    sample_every: int = 500          # `sample` events
-    val_every: int = 0               # extra validation every N steps (always at epoch end)
-    checkpoint_every: int = 1000     # `latest` checkpoint every N steps (also at the end/on stop)
-    checkpoint_seconds: float = 60.0  # ...and at an epoch end when this long since the last one
-    sample_prompt: str = ""          # prompt of training-time samples ("" = the first val token)
-    sample_length: int = 100         # tokens per training-time sample
-    sample_temperature: float = 0.8  # temperature of training-time samples
+    progress_every: int = setting(10, "Steps between progress events.", "events", label="progress/")
+    val_every: int = setting(0, "Extra validation every N steps (always at epoch end; 0 = never).",
+                             "events", label="val/")
+    grad_profile_every: int = setting(100, "Steps between gradient profiles ‖∂L/∂h_t‖ (0 = never).",
+                                      "events", label="grad prof/")
+    sample_every: int = setting(500, "Steps between training-time samples (0 = never).", "events",
+                                label="sample/")
+    checkpoint_every: int = setting(1000, "Steps between `latest` checkpoints (also at the end and "
+                                    "on stop).", "events", label="ckpt/")
+    checkpoint_seconds: float = setting(60.0, "Also checkpoint at an epoch end when this many "
+                                        "seconds passed since the last one.", "events", label="ckpt s")
+    sample_prompt: str = setting("", "Prompt of training-time samples (blank: the first validation "
+                                 "token).", "events", label="sample ⏵", placeholder="first val token")
+    sample_length: int = setting(100, "Tokens per training-time sample.", "events", label="sample len")
+    sample_temperature: float = setting(0.8, "Temperature of training-time samples.", "events",
+                                        label="sample T")
     # --- filled in when training starts -----------------------------------------------------
-    fingerprint: str | None = None   # sha256 of corpus content + text settings
-    vocab_size: int | None = None    # V
-    seqtui_version: str | None = None
+    fingerprint: str | None = derived()      # sha256 of corpus content + text settings
+    vocab_size: int | None = derived()       # V
+    seqtui_version: str | None = derived()
 
     # ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -97,11 +139,8 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "RunConfig":
-        """Read a config JSON file (never pickle)."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        """Read a config JSON file (a bounded regular file; never pickle)."""
+        text = read_text_bounded(path, "config", MAX_CONFIG_BYTES, ConfigError)
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -110,6 +149,67 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
+
+    def with_overrides(self, **changes: Any) -> "RunConfig":
+        """These settings changed at once, with the rules that keep the rest consistent.
+
+        - ``bptt`` may use the CLI syntax ``truncated:K`` / ``randomized:P``; its argument must
+          agree with an explicit ``bptt_k``/``bptt_p``. ``bptt_k`` alone means truncated,
+          ``bptt_p`` alone randomized; the other mode's argument is cleared.
+        - A new ``optimizer`` without an ``lr`` takes that optimizer's default learning rate.
+        - ``steps`` without ``epochs`` clears ``epochs``, and the other way round.
+        Not validated: call ``validate()`` on the result.
+        """
+        changes = dict(changes)
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r}")
+        mode = None
+        if changes.get("bptt") is not None:
+            mode, k, p = parse_bptt(str(changes["bptt"]))
+            for key, value in (("bptt_k", k), ("bptt_p", p)):
+                if value is not None:
+                    if changes.get(key) is not None and changes[key] != value:
+                        raise ConfigError(f"--bptt {changes['bptt']} disagrees with "
+                                          f"--{key.replace('_', '-')} {changes[key]}")
+                    changes[key] = value
+        elif changes.get("bptt_k") is not None and changes.get("bptt_p") is not None:
+            raise ConfigError("--bptt-k is for truncated BPTT and --bptt-p for randomized; give one")
+        elif changes.get("bptt_k") is not None:
+            mode = "truncated"
+        elif changes.get("bptt_p") is not None:
+            mode = "randomized"
+        if mode is not None:
+            changes["bptt"] = mode
+            changes["bptt_k"] = changes.get("bptt_k", self.bptt_k) if mode == "truncated" else None
+            changes["bptt_p"] = changes.get("bptt_p", self.bptt_p) if mode == "randomized" else None
+        if "optimizer" in changes and "lr" not in changes and changes["optimizer"] in DEFAULT_LR:
+            changes["lr"] = DEFAULT_LR[changes["optimizer"]]
+        if changes.get("steps") is not None and "epochs" not in changes:
+            changes["epochs"] = None
+        if changes.get("epochs") is not None and "steps" not in changes:
+            changes["steps"] = None
+        return dataclasses.replace(self, **changes)
+
+    def fresh(self) -> "RunConfig":
+        """A copy for a new run: the fields training fills in are cleared."""
+        return self.replace(**{f.name: f.default for f in dataclasses.fields(self) if is_derived(f)})
+
+    def model_config(self, vocab_size: int | None = None):
+        """The model's shape (``seqtui.models.charmodel.ModelConfig``)."""
+        from seqtui.models.charmodel import ModelConfig
+
+        V = vocab_size if vocab_size is not None else self.vocab_size
+        if V is None:
+            raise ConfigError("the vocabulary size is not known before the data is loaded")
+        return ModelConfig(cell=self.cell, vocab_size=int(V), hidden=self.hidden, num_layers=self.layers)
+
+    def text_config(self):
+        """How the corpus becomes tokens (``seqtui.data.text.TextConfig``)."""
+        from seqtui.data.text import TextConfig
+
+        return TextConfig(corpus=self.corpus, preprocess=self.preprocess, tokens=self.tokens,
+                          min_freq=self.min_freq, max_tokens=self.max_tokens, errors=self.errors)
 
     # ------------------------------------------------------------------------------------------
     def total_epochs(self) -> int | None:
@@ -160,6 +260,8 @@ class RunConfig:
         if self.checkpoint_seconds < 0:
             raise ConfigError(f"checkpoint_seconds must be ≥ 0, got {self.checkpoint_seconds:g}")
         _positive_float("sample temperature", self.sample_temperature)
+        if not (0 <= self.seed <= SEED_LIMIT):
+            raise ConfigError(f"seed must be in 0..2^63-1, got {self.seed}")
         return self
 
     def _validate_bptt(self) -> None:
@@ -245,3 +347,20 @@ def _coerce(name: str, f: dataclasses.Field, value: Any) -> Any:
             raise ConfigError(f"config key {name!r} must be a string, got {value!r}")
         return value
     return value  # pragma: no cover - every field is int/float/str
+
+
+# ----------------------------------------------------------------------------------------------
+def is_derived(f: dataclasses.Field) -> bool:
+    return bool(f.metadata.get("derived"))
+
+
+def settings() -> list[dataclasses.Field]:
+    """The user-settable fields, in declaration order (what the CLI and the form show)."""
+    return [f for f in dataclasses.fields(RunConfig) if not is_derived(f)]
+
+
+def field_kind(f: dataclasses.Field) -> tuple[str, bool]:
+    """(``int`` | ``float`` | ``str``, optional?) from the annotation."""
+    kind = str(f.type)
+    base = kind.split("|")[0].strip()
+    return base, "None" in kind

@@ -5,7 +5,8 @@ carries it (detached) across batches. Per step: BPTT carry scales from an engine
 forward+backward, NaN/Inf check, clipping, the optimizer step. Everything that decides the next
 loss — parameters, optimizer moments, RNG state, (epoch, batch index), the carried state, the
 learning rate — goes into each checkpoint, so a resumed run continues bit-exactly.
-SIGINT/SIGTERM/SIGHUP set a flag; the loop checkpoints at the next step boundary and ends.
+SIGINT/SIGTERM/SIGHUP set a flag; the loop checkpoints at the next step boundary and ends. A run
+whose directory is deleted or replaced while it trains stops within seconds.
 """
 
 from __future__ import annotations
@@ -22,23 +23,36 @@ from typing import Any, Callable
 import numpy as np
 
 import seqtui
-from seqtui.engine import runs
+from seqtui.engine.prepare import check_model_fits, prepare_data
+from seqtui.engine.rundir import RunDir
 from seqtui.engine.checkpoint import check_vocab, load_checkpoint, save_checkpoint
 from seqtui.engine.config import RunConfig
-from seqtui.engine.evaluate import eval_batch_size, evaluate_ids
+from seqtui.engine.evaluate import evaluate_ids
 from seqtui.engine.events import EventWriter
-from seqtui.errors import CheckpointError, ConfigError, SeqtuiError, TrainingDiverged
+from seqtui.errors import CheckpointError, ConfigError, RunError, SeqtuiError, TrainingDiverged
 
 SIGNAL_REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+SIGNALS_BY_REASON = {reason: sig for sig, reason in SIGNAL_REASONS.items()}
 SHAPE_KEYS = ("cell", "hidden", "layers", "tokens", "preprocess", "min_freq", "dtype")
 DIVERGED_HINT = "lower the learning rate or enable clipping (--clip 1)"
-CLIP_WINDOW = 100
+CLIP_WINDOW = 100               # steps over which the clip rate is reported
+RNG_STREAM = 0xB977             # the engine's own RNG stream (BPTT draws), apart from init/batches
+EXACT_TOTAL_LIMIT = 50_000_000  # windows beyond which the step total of random epochs is estimated
+VAL_TOKENS_LIMIT = 2_000_000    # periodic validation reads at most this many held-out tokens
+BASELINE_TOKENS_LIMIT = 20_000_000  # the n-gram baseline is fitted on at most this many tokens
+DIR_CHECK_SECONDS = 2.0         # how often training checks that its run directory still exists
 Listener = Callable[[dict], None]
 
 
-def train_run(run_dir: str | os.PathLike, listeners: tuple[Listener, ...] = ()) -> str:
+def train_run(run_dir, listeners: tuple[Listener, ...] = ()) -> str:
     """Train the run in ``run_dir`` (resuming from its latest checkpoint); returns its final status."""
-    return Trainer(Path(run_dir), listeners).run()
+    return Trainer(run_dir, listeners).run()
+
+
+def exit_code(stop_reason: str | None) -> int:
+    """A trainer process's exit code: 0 finished, 128 + signal number when a signal stopped it."""
+    sig = SIGNALS_BY_REASON.get(stop_reason or "")
+    return 0 if sig is None else 128 + int(sig)
 
 
 class _Position:
@@ -59,9 +73,9 @@ class _Position:
     def to_json(self) -> dict[str, Any]:
         return {
             "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index,
-            "lr": self.lr, "best_val_ppl": self.best_val_ppl, "epoch_nll": self.epoch_nll,
+            "lr": self.lr, "best_val_ppl": _finite(self.best_val_ppl), "epoch_nll": self.epoch_nll,
             "epoch_tokens": self.epoch_tokens, "epoch_seconds": self.epoch_seconds,
-            "last_train_ppl": self.last_train_ppl, "clip_history": list(self.clip_history),
+            "last_train_ppl": _finite(self.last_train_ppl), "clip_history": list(self.clip_history),
         }
 
     def load(self, d: dict[str, Any]) -> None:
@@ -79,17 +93,34 @@ class _Position:
 
 
 class Trainer:
-    """Owns one run's training process: data, model, optimizer, RNG, events and signals."""
+    """Owns one run's training process: data, model, optimizer, RNG, events and signals.
 
-    def __init__(self, run_dir: Path, listeners: tuple[Listener, ...] = ()):
-        self.run_dir = Path(run_dir)
+    ``run()`` reads top to bottom: load the data, build the model, restore the checkpoint, emit
+    ``start`` and the baseline, compile, then train epoch by epoch until the budget, a signal,
+    divergence or a vanished run directory ends it.
+    """
+
+    def __init__(self, run_dir, listeners: tuple[Listener, ...] = (), detached: bool = False):
+        self.detached = detached  # a detached worker ignores SIGHUP: it has no terminal to lose
+        self.rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+        self.run_dir = self.rundir.path
         self.listeners = tuple(listeners)
-        self.cfg = RunConfig.load(self.run_dir / runs.CONFIG_FILE).validate()
+        self.cfg = self.rundir.config().validate()
         self.stop_reason: str | None = None
         self.events: EventWriter | None = None
         self.pos = _Position(self.cfg.lr)
         self._last_save = time.monotonic()
         self._saved_step = -1
+        self._validated_step = -1
+        self._identity = self.rundir.identity()
+        self._next_dir_check = 0.0
+        # set up by _setup(): the data, the model and what drives its updates
+        self.data = None
+        self.vocab = None
+        self.model = None
+        self.opt = None
+        self.rng: np.random.Generator | None = None
+        self.state: np.ndarray | None = None   # the carried state (sequential sampling)
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self, reason: str = "interrupted") -> None:
@@ -101,24 +132,24 @@ class Trainer:
         self.request_stop(SIGNAL_REASONS.get(signum, "interrupted"))
 
     def _install_signals(self) -> dict:
+        """SIGINT, SIGTERM and SIGHUP checkpoint and stop; a detached worker ignores SIGHUP (it
+        runs in its own session, so no terminal hangup reaches it, and a stray one must not stop it)."""
         if threading.current_thread() is not threading.main_thread():
             return {}
         old = {}
         for sig in SIGNAL_REASONS:
-            if sig == signal.SIGHUP and os.environ.get("SEQTUI_DETACHED") == "1":
-                old[sig] = signal.signal(sig, signal.SIG_IGN)  # detached: outlive the terminal
-            else:
-                old[sig] = signal.signal(sig, self._on_signal)
+            ignore = sig == signal.SIGHUP and self.detached
+            old[sig] = signal.signal(sig, signal.SIG_IGN if ignore else self._on_signal)
         return old
 
     # -- entry ----------------------------------------------------------------------------------
     def run(self) -> str:
         try:
-            self.events = EventWriter(self.run_dir / runs.EVENTS_FILE, self.listeners)
+            self.events = self.rundir.event_writer(self.listeners)
         except OSError as exc:
-            raise runs.RunError(f"cannot write to run dir {self.run_dir}: {exc.strerror or exc}") from None
+            raise RunError(f"cannot write to run dir {self.run_dir}: {exc.strerror or exc}") from None
         old_handlers = self._install_signals()
-        runs.write_pid(self.run_dir)
+        self.rundir.write_pid()
         try:
             return self._train()
         except TrainingDiverged:
@@ -133,14 +164,14 @@ class Trainer:
         except OSError as exc:  # the disk refused a write (events, config)
             message = f"cannot write to run dir {self.run_dir}: {exc.strerror or exc}"
             self._fail(message, "error")
-            raise runs.RunError(message) from None
+            raise RunError(message) from None
         except Exception as exc:
             self._fail(f"{type(exc).__name__}: {exc}".splitlines()[0], "error")
             raise
         finally:
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
-            runs.clear_pid(self.run_dir)
+            self.rundir.clear_pid()
             self.events.close()
 
     def _emit(self, type_: str, **fields: Any) -> dict:
@@ -159,234 +190,120 @@ class Trainer:
         self._try_emit("end", sync=True, step=self.pos.step, reason=reason, status="failed",
                        train_ppl=self.pos.last_train_ppl)
 
-    # -- set-up ---------------------------------------------------------------------------------
-    def _load_data(self):
-        from seqtui.data.batches import make_epoch, min_tokens
-        from seqtui.data.text import TextConfig, load_dataset, split_train_val
+    # -- the run, top to bottom -----------------------------------------------------------------
+    def _train(self) -> str:
+        from seqtui.data.batches import make_epoch
 
+        self._setup()
+        cfg, pos = self.cfg, self.pos
+        resumed = self._saved_step >= 0
+        epochs = cfg.total_epochs()
+        first = make_epoch(self.data.train_ids, cfg.sampling, cfg.batch_size, cfg.num_steps,
+                           cfg.seed, pos.epoch)
+        self._emit("start", run=self.run_dir.name, pid=os.getpid(), step=pos.step,
+                   total_steps=self._total_steps(first.num_batches, epochs),
+                   steps_per_epoch=first.num_batches, train_tokens=int(len(self.data.train_ids)),
+                   val_tokens=int(len(self.data.val_ids)) if self.data.val_batch else 0,
+                   vocab_size=len(self.vocab), config=cfg.to_dict(), resumed=resumed,
+                   epoch=pos.epoch)
+        if self.data.val_batch and not resumed:
+            self._baseline()
+        if self.stop_reason is None:  # a signal during data loading: stop without compiling
+            self._warm_up(*first.batch(0))
+        self.sampler = _Sampler(cfg, self.vocab,
+                                self.data.val_ids if self.data.val_batch else self.data.train_ids)
+        self._interval = _Interval()
+        while not self._budget_spent(epochs) and self.stop_reason is None:
+            eb = first if first.epoch == pos.epoch else make_epoch(
+                self.data.train_ids, cfg.sampling, cfg.batch_size, cfg.num_steps, cfg.seed, pos.epoch)
+            self._train_epoch(eb)
+            if pos.batch_index == eb.num_batches:
+                self._end_epoch(eb.num_batches)
+        if self.stop_reason is not None:
+            return self._stop()
+        return self._finish()
+
+    def _setup(self) -> None:
+        """Data (validated), model, optimizer, RNG, then the checkpoint if there is one."""
+        from seqtui.models.charmodel import CharModel
+        from seqtui.models.optim import SGD, Adam
+
+        self.data = prepare_data(self.cfg)
+        ds = self.data.dataset
         cfg = self.cfg
-        ds = load_dataset(TextConfig(corpus=cfg.corpus, preprocess=cfg.preprocess, tokens=cfg.tokens,
-                                     min_freq=cfg.min_freq, max_tokens=cfg.max_tokens,
-                                     errors=cfg.errors))
         if cfg.fingerprint is not None and cfg.fingerprint != ds.fingerprint:
             raise ConfigError(f"corpus {cfg.corpus!r} changed since this run started; start a new run")
-        train_ids, val_ids = split_train_val(ds.ids, cfg.val_fraction)
-        train_ids = np.ascontiguousarray(train_ids)
-        make_epoch(train_ids, cfg.sampling, cfg.batch_size, cfg.num_steps, cfg.seed, 0)  # too short?
-        val_batch = 0
-        if cfg.val_fraction > 0:
-            val_ids = np.ascontiguousarray(val_ids)
-            val_batch = eval_batch_size(len(val_ids), cfg.batch_size, cfg.num_steps)
-            if val_batch == 0:
-                need = min_tokens("sequential", 1, cfg.num_steps)
-                raise ConfigError(
-                    f"validation split has {len(val_ids)} tokens, needs at least {need}; "
-                    "raise --val-fraction or use --val-fraction 0")
         if cfg.fingerprint is None or cfg.vocab_size is None or cfg.seqtui_version is None:
             self.cfg = cfg = cfg.replace(fingerprint=ds.fingerprint, vocab_size=len(ds.vocab),
                                          seqtui_version=seqtui.__version__)
-            runs.write_config(self.run_dir, cfg.to_dict())
-        return ds, train_ids, val_ids, val_batch
+            self.rundir.write_config(cfg.to_dict())
+        self.vocab = ds.vocab
+        check_model_fits(cfg, len(self.vocab))
+        self.model = CharModel(cfg.model_config(), seed=cfg.seed, dtype=np.dtype(cfg.dtype),
+                               init=cfg.init)
+        self.opt = SGD(cfg.lr) if cfg.optimizer == "sgd" else Adam(cfg.lr)
+        self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, RNG_STREAM])))
+        self.state = self._restore()
 
-    def _build(self, vocab):
-        from seqtui.models.charmodel import CharModel, ModelConfig
-        from seqtui.models.memory import check_fits_in_memory
-        from seqtui.models.optim import SGD, Adam
-
-        cfg = self.cfg
-        mcfg = ModelConfig(cell=cfg.cell, vocab_size=len(vocab), hidden=cfg.hidden, num_layers=cfg.layers)
-        check_fits_in_memory(mcfg, cfg.batch_size, cfg.num_steps, np.dtype(cfg.dtype))
-        model = CharModel(mcfg, seed=cfg.seed, dtype=np.dtype(cfg.dtype), init=cfg.init)
-        opt = SGD(cfg.lr) if cfg.optimizer == "sgd" else Adam(cfg.lr)
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, 0xB977])))
-        return model, opt, rng
-
-    def _restore(self, vocab, model, opt, rng) -> np.ndarray | None:
-        """Load latest.safetensors if present; returns the carried state (sequential) or None."""
-        path = self.run_dir / runs.CHECKPOINT_DIR / "latest.safetensors"
-        if not path.exists():
-            return None
-        tensors, meta = load_checkpoint(path)
-        check_vocab(meta, vocab, where=f"checkpoint {path}")
-        saved = meta.get("config", {})
-        for key in SHAPE_KEYS:
-            if saved.get(key) != getattr(self.cfg, key):
-                raise CheckpointError(
-                    f"checkpoint {path} has {key}={saved.get(key)!r} but the run config says "
-                    f"{getattr(self.cfg, key)!r}")
-        if meta.get("optimizer", {}).get("name") != self.cfg.optimizer:
-            raise CheckpointError(f"checkpoint {path} was saved with another optimizer")
-        model.load_named(tensors)
-        extra = meta["extra_tensors"]
-        state = dict(meta["optimizer"].get("scalars", {}))
-        state.update({k[len("optim."):]: v for k, v in extra.items() if k.startswith("optim.")})
-        opt.load_state_dict(state)
-        try:
-            rng.bit_generator.state = meta["rng"]
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"checkpoint {path} has no usable RNG state") from None
-        self.pos.load(meta["position"])
-        self._saved_step = self.pos.step
-        return extra.get("train.state")
-
-    def _save(self, kind: str, vocab, model, opt, rng, state: np.ndarray | None) -> None:
-        cfg = self.cfg
-        opt_state = opt.state_dict()
-        arrays = {f"optim.{k}": v for k, v in opt_state.items() if isinstance(v, np.ndarray)}
-        scalars = {k: (v.item() if hasattr(v, "item") else v)
-                   for k, v in opt_state.items() if not isinstance(v, np.ndarray)}
-        if state is not None and cfg.sampling == "sequential":
-            arrays["train.state"] = state
-        meta = {
-            "config": cfg.to_dict(), "vocab": vocab.to_json(), "vocab_size": len(vocab),
-            "fingerprint": cfg.fingerprint, "seqtui_version": seqtui.__version__,
-            "step": self.pos.step, "epoch": self.pos.epoch, "batch_index": self.pos.batch_index,
-            "best_val_ppl": self.pos.best_val_ppl, "position": self.pos.to_json(),
-            "optimizer": {"name": cfg.optimizer, "scalars": scalars},
-            "rng": rng.bit_generator.state, "time": time.time(),
-        }
-        path = save_checkpoint(self.run_dir / runs.CHECKPOINT_DIR, kind, model, meta, extra=arrays)
-        if kind == "latest":
-            self._last_save = time.monotonic()
-            self._saved_step = self.pos.step
-        self._emit("checkpoint", step=self.pos.step, kind=kind, path=str(path))
-
-    def _baseline(self, train_ids, val_ids, vocab_size: int, order: int = 3) -> None:
-        """The n-gram baseline's validation perplexity: a reference line for the curves."""
-        from seqtui.models.ngram import baseline_perplexity
-
-        try:
-            ppl = baseline_perplexity(train_ids, val_ids, vocab_size, order=order)
-        except SeqtuiError:
-            return  # a baseline is a nicety; never fail a run over it
-        self._emit("baseline", order=order, val_ppl=ppl)
-
-    def _warm_up(self, model, opt, vocab, X, Y) -> None:
-        """Compile (or load from cache) every kernel before the first timed step."""
-        from seqtui.models.bptt import carry_scale_for
-
-        self._emit("compile", state="start")
-        t0 = time.perf_counter()
-        B, T = X.shape
-        ones = carry_scale_for("full", T)
-        model.loss_and_grad(X, Y, model.init_state(B), ones)
-        model.evaluate(X[:1], Y[:1], model.init_state(1))
-        type(opt)(self.cfg.lr).step(model.params.copy(), model.grads.copy())
-        if self.cfg.sample_every:
-            from seqtui.models.generate import Generator
-
-            gen = Generator(model, vocab)
-            gen.prime(vocab.itos[-1])
-            list(gen.sample(2, seed=0))
-        self._emit("compile", state="done", seconds=time.perf_counter() - t0)
-
-    # -- the loop -------------------------------------------------------------------------------
-    def _train(self) -> str:
-        from seqtui.data.batches import make_epoch
+    def _train_epoch(self, eb) -> None:
+        """Steps from the current batch to the end of the epoch, or until the budget or a stop."""
         from seqtui.models.bptt import carry_scale_for
         from seqtui.models.optim import clip_grad_norm
 
-        ds, train_ids, val_ids, val_batch = self._load_data()
-        cfg = self.cfg  # now with fingerprint and vocab_size filled in
-        vocab = ds.vocab
-        model, opt, rng = self._build(vocab)
-        carried = self._restore(vocab, model, opt, rng)
-        resumed = self._saved_step >= 0
-        pos = self.pos
+        cfg, pos, model = self.cfg, self.pos, self.model
         B, T = cfg.batch_size, cfg.num_steps
-        epochs = cfg.total_epochs()
-        first = make_epoch(train_ids, cfg.sampling, B, T, cfg.seed, pos.epoch)
-        total = self._total_steps(train_ids, first.num_batches, epochs)
-        self._emit("start", run=self.run_dir.name, pid=os.getpid(), step=pos.step, total_steps=total,
-                   steps_per_epoch=first.num_batches, train_tokens=int(len(train_ids)),
-                   val_tokens=int(len(val_ids)) if val_batch else 0, vocab_size=len(vocab),
-                   config=cfg.to_dict(), resumed=resumed, epoch=pos.epoch)
-        if val_batch and not resumed:
-            self._baseline(train_ids, val_ids, len(vocab))
-        if self.stop_reason is None:  # a signal during data loading: stop without compiling
-            self._warm_up(model, opt, vocab, *first.batch(0))
-        sampler = _Sampler(cfg, vocab, val_ids if val_batch else train_ids)
+        if pos.batch_index == 0 or self.state is None:
+            self.state = model.init_state(B)
+        while pos.batch_index < eb.num_batches and not self._steps_done():
+            self._check_run_dir()
+            if self.stop_reason is not None:
+                return
+            t0 = time.perf_counter()
+            X, Y = eb.batch(pos.batch_index)
+            if cfg.sampling == "random":
+                self.state = model.init_state(B)
+            cs = carry_scale_for(cfg.bptt, T, k=cfg.bptt_k, p=cfg.bptt_p, rng=self.rng)
+            stats = model.loss_and_grad(X, Y, self.state, cs)
+            loss = float(stats.loss)
+            if not stats.finite or not math.isfinite(loss) or not math.isfinite(_ppl(loss)):
+                self._diverged("loss", loss)
+            norm, clipped = clip_grad_norm(model.grads, cfg.clip if cfg.clip else math.inf)
+            if not math.isfinite(norm):
+                self._diverged("gradient norm", norm)
+            self.opt.step(model.params, model.grads, lr=pos.lr)
+            if cfg.sampling == "sequential":
+                self.state = stats.state
+            dt = time.perf_counter() - t0
+            pos.step += 1
+            pos.batch_index += 1
+            pos.epoch_nll += loss * B * T
+            pos.epoch_tokens += B * T
+            pos.epoch_seconds += dt
+            pos.clip_history.append(bool(clipped))
+            self._interval.add(loss, dt)
+            self._after_step(stats, eb.num_batches, norm, clipped)
 
-        interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
-        state = carried
-        while (epochs is None or pos.epoch < epochs) and not self._steps_done():
-            eb = first if first.epoch == pos.epoch else make_epoch(
-                train_ids, cfg.sampling, B, T, cfg.seed, pos.epoch)
-            if pos.batch_index == 0 or state is None:
-                state = model.init_state(B)
-            for i in range(pos.batch_index, eb.num_batches):
-                if self.stop_reason is not None:
-                    return self._stop(vocab, model, opt, rng, state)
-                t0 = time.perf_counter()
-                X, Y = eb.batch(i)
-                if cfg.sampling == "random":
-                    state = model.init_state(B)
-                cs = carry_scale_for(cfg.bptt, T, k=cfg.bptt_k, p=cfg.bptt_p, rng=rng)
-                stats = model.loss_and_grad(X, Y, state, cs)
-                loss = float(stats.loss)
-                if not stats.finite or not math.isfinite(loss):
-                    self._diverged("loss", loss)
-                norm, clipped = clip_grad_norm(model.grads, cfg.clip if cfg.clip else math.inf)
-                if not math.isfinite(norm):
-                    self._diverged("gradient norm", norm)
-                opt.step(model.params, model.grads, lr=pos.lr)
-                if cfg.sampling == "sequential":
-                    state = stats.state
-                dt = time.perf_counter() - t0
-                pos.step += 1
-                pos.batch_index = i + 1
-                pos.epoch_nll += loss * B * T
-                pos.epoch_tokens += B * T
-                pos.epoch_seconds += dt
-                pos.clip_history.append(bool(clipped))
-                interval_loss += loss
-                interval_steps += 1
-                interval_time += dt
-                step = pos.step
-                if cfg.progress_every and step % cfg.progress_every == 0:
-                    mean = interval_loss / interval_steps
-                    self._emit("progress", step=step, epoch=pos.epoch + (i + 1) / eb.num_batches,
-                               tokens_per_s=interval_steps * B * T / max(interval_time, 1e-9),
-                               loss=mean, ppl=_ppl(mean), lr=pos.lr, grad_norm=float(norm),
-                               clipped=bool(clipped),
-                               clip_rate=sum(pos.clip_history) / len(pos.clip_history))
-                    interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
-                if cfg.grad_profile_every and step % cfg.grad_profile_every == 0:
-                    self._emit("grad_profile", step=step, norms=np.asarray(stats.h_grad_norms).tolist(),
-                               bptt=cfg.bptt_label())
-                if cfg.sample_every and step % cfg.sample_every == 0:
-                    sampler.emit(self, model, step)
-                if cfg.val_every and step % cfg.val_every == 0 and val_batch:
-                    self._validate(model, val_ids, val_batch, vocab, opt, rng, state, eb.num_batches)
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    self._save("latest", vocab, model, opt, rng, state)
-                if self._steps_done():
-                    break
-            else:
-                self._end_epoch(model, val_ids, val_batch, vocab, opt, rng, state, eb.num_batches)
-                state = None
-                continue
-            break
-        self._save("latest", vocab, model, opt, rng, state)
-        self._emit("end", sync=True, step=pos.step, reason="finished", status="finished",
-                   train_ppl=pos.last_train_ppl)
-        return "finished"
+    def _after_step(self, stats, num_batches: int, norm: float, clipped: bool) -> None:
+        """The periodic events of a step: progress, gradient profile, sample, validation, checkpoint."""
+        cfg, pos = self.cfg, self.pos
+        step = pos.step
+        if cfg.progress_every and step % cfg.progress_every == 0:
+            mean, tps = self._interval.take(cfg.batch_size * cfg.num_steps)
+            self._emit("progress", step=step, epoch=pos.epoch + pos.batch_index / num_batches,
+                       tokens_per_s=tps, loss=mean, ppl=_ppl(mean), lr=pos.lr,
+                       grad_norm=float(norm), clipped=bool(clipped),
+                       clip_rate=sum(pos.clip_history) / len(pos.clip_history))
+        if cfg.grad_profile_every and step % cfg.grad_profile_every == 0:
+            self._emit("grad_profile", step=step, norms=np.asarray(stats.h_grad_norms).tolist(),
+                       bptt=cfg.bptt_label())
+        if cfg.sample_every and step % cfg.sample_every == 0:
+            self.sampler.emit(self, self.model, step)
+        if cfg.val_every and step % cfg.val_every == 0 and self.data.val_batch:
+            self._validate(num_batches, carried=True)
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            self._save("latest")
 
-    def _steps_done(self) -> bool:
-        return self.cfg.steps is not None and self.pos.step >= self.cfg.steps
-
-    def _total_steps(self, train_ids, first_batches: int, epochs: int | None) -> int:
-        from seqtui.data.batches import make_epoch
-
-        cfg = self.cfg
-        if epochs is None:
-            return int(cfg.steps)
-        if cfg.sampling == "sequential" or epochs * len(train_ids) / cfg.num_steps <= 5e7:
-            return sum(make_epoch(train_ids, cfg.sampling, cfg.batch_size, cfg.num_steps, cfg.seed,
-                                  e).num_batches for e in range(epochs))
-        return epochs * first_batches  # an estimate for huge runs
-
-    def _end_epoch(self, model, val_ids, val_batch, vocab, opt, rng, state, num_batches) -> None:
+    def _end_epoch(self, num_batches: int) -> None:
         pos = self.pos
         train_loss = pos.epoch_nll / max(pos.epoch_tokens, 1)
         pos.last_train_ppl = _ppl(train_loss)
@@ -396,38 +313,190 @@ class Trainer:
         pos.batch_index = 0
         pos.epoch_nll, pos.epoch_tokens, pos.epoch_seconds = 0.0, 0, 0.0
         pos.lr *= self.cfg.lr_decay
-        if val_batch:
-            self._validate(model, val_ids, val_batch, vocab, opt, rng, None, num_batches)
+        self.state = None
+        if self.data.val_batch:
+            self._validate(num_batches, carried=False)
         if time.monotonic() - self._last_save >= self.cfg.checkpoint_seconds:
-            self._save("latest", vocab, model, opt, rng, None)
+            self._save("latest")
 
-    def _validate(self, model, val_ids, val_batch, vocab, opt, rng, state, num_batches) -> None:
+    def _finish(self) -> str:
+        """Validate once more if the last step was not validated (short --steps runs), save, end."""
+        if self.data.val_batch and self._validated_step != self.pos.step:
+            self._validate(1, carried=self.pos.batch_index > 0)
+        self._save("latest")
+        self._emit("end", sync=True, step=self.pos.step, reason="finished", status="finished",
+                   train_ppl=self.pos.last_train_ppl)
+        return "finished"
+
+    def _stop(self) -> str:
+        if self._saved_step != self.pos.step and self.stop_reason != "run dir gone":
+            self._save("latest")
+        self._try_emit("end", sync=True, step=self.pos.step, reason=self.stop_reason,
+                       status="stopped", train_ppl=self.pos.last_train_ppl)
+        return "stopped"
+
+    # -- pieces -----------------------------------------------------------------------------------
+    def _budget_spent(self, epochs: int | None) -> bool:
+        return (epochs is not None and self.pos.epoch >= epochs) or self._steps_done()
+
+    def _steps_done(self) -> bool:
+        return self.cfg.steps is not None and self.pos.step >= self.cfg.steps
+
+    def _check_run_dir(self) -> None:
+        """Stop (without writing anything) if the run directory was deleted or replaced."""
+        now = time.monotonic()
+        if now < self._next_dir_check:
+            return
+        self._next_dir_check = now + DIR_CHECK_SECONDS
+        if not self.rundir.still_ours(self._identity):
+            self.request_stop("run dir gone")
+
+    def _total_steps(self, first_batches: int, epochs: int | None) -> int:
+        from seqtui.data.batches import make_epoch
+
+        cfg, train_ids = self.cfg, self.data.train_ids
+        if epochs is None:
+            return int(cfg.steps)
+        if cfg.sampling == "sequential" or epochs * len(train_ids) / cfg.num_steps <= EXACT_TOTAL_LIMIT:
+            return sum(make_epoch(train_ids, cfg.sampling, cfg.batch_size, cfg.num_steps, cfg.seed,
+                                  e).num_batches for e in range(epochs))
+        return epochs * first_batches  # an estimate for huge runs
+
+    def _baseline(self, order: int = 3) -> None:
+        """The n-gram baseline's validation perplexity: a reference line for the curves (fitted
+        on at most BASELINE_TOKENS_LIMIT training tokens, so huge corpora do not stall the start)."""
+        from seqtui.models.ngram import baseline_perplexity
+
+        train = self.data.train_ids[-BASELINE_TOKENS_LIMIT:]
+        val = self.data.val_ids[:VAL_TOKENS_LIMIT]
+        try:
+            ppl = baseline_perplexity(train, val, len(self.vocab), order=order)
+        except SeqtuiError:
+            return  # a baseline is a nicety; never fail a run over it
+        self._emit("baseline", order=order, val_ppl=ppl, train_tokens=int(len(train)),
+                   val_tokens=int(len(val)))
+
+    def _warm_up(self, X, Y) -> None:
+        """Compile (or load from cache) every kernel before the first timed step."""
+        from seqtui.models.bptt import carry_scale_for
+
+        model = self.model
+        self._emit("compile", state="start")
+        t0 = time.perf_counter()
+        B, T = X.shape
+        model.loss_and_grad(X, Y, model.init_state(B), carry_scale_for("full", T))
+        model.evaluate(X[:1], Y[:1], model.init_state(1))
+        type(self.opt)(self.cfg.lr).step(model.params.copy(), model.grads.copy())
+        if self.cfg.sample_every:
+            from seqtui.models.generate import Generator
+
+            gen = Generator(model, self.vocab)
+            gen.prime(self.vocab.itos[-1])
+            list(gen.sample(2, seed=0))
+        self._emit("compile", state="done", seconds=time.perf_counter() - t0)
+
+    def _validate(self, num_batches: int, carried: bool) -> None:
+        """Perplexity on (at most VAL_TOKENS_LIMIT of) the held-out tail; a new best is saved."""
         cfg, pos = self.cfg, self.pos
-        result = evaluate_ids(model, val_ids, cfg.num_steps, val_batch, seed=cfg.seed)
+        val_ids = self.data.val_ids[:VAL_TOKENS_LIMIT]
+        result = evaluate_ids(self.model, val_ids, cfg.num_steps, self.data.val_batch, seed=cfg.seed)
         loss, ppl = result["loss"], result["ppl"]
         improved = math.isfinite(ppl) and (pos.best_val_ppl is None or ppl < pos.best_val_ppl)
         if improved:
             pos.best_val_ppl = ppl
+        self._validated_step = pos.step
         epoch = pos.epoch + pos.batch_index / max(num_batches, 1)
-        self._emit("val", step=pos.step, epoch=epoch, loss=loss, ppl=ppl, best_ppl=pos.best_val_ppl)
+        self._emit("val", step=pos.step, epoch=epoch, loss=loss, ppl=ppl, best_ppl=pos.best_val_ppl,
+                   tokens=result["tokens"])
         if improved:
-            self._save("best", vocab, model, opt, rng, state)
+            self._save("best", carried=carried)
 
-    def _stop(self, vocab, model, opt, rng, state) -> str:
-        if self._saved_step != self.pos.step:
-            self._save("latest", vocab, model, opt, rng, state)
-        self._emit("end", sync=True, step=self.pos.step, reason=self.stop_reason, status="stopped",
-                   train_ppl=self.pos.last_train_ppl)
-        return "stopped"
+    # -- checkpoints --------------------------------------------------------------------------------
+    def _restore(self) -> np.ndarray | None:
+        """Load the latest checkpoint (or best, saying so, if latest is unusable); returns the
+        carried state of a sequential run, or None."""
+        path = self.rundir.checkpoint("latest")
+        if not path.exists():
+            return None
+        tensors, meta = load_checkpoint(path)
+        check_vocab(meta, self.vocab, where=f"checkpoint {path}")
+        saved = meta.get("config", {})
+        for key in SHAPE_KEYS:
+            if saved.get(key) != getattr(self.cfg, key):
+                raise CheckpointError(
+                    f"checkpoint {path} has {key}={saved.get(key)!r} but the run config says "
+                    f"{getattr(self.cfg, key)!r}")
+        if meta.get("optimizer", {}).get("name") != self.cfg.optimizer:
+            raise CheckpointError(f"checkpoint {path} was saved with another optimizer")
+        self.model.load_named(tensors)
+        extra = meta["extra_tensors"]
+        state = dict(meta["optimizer"].get("scalars", {}))
+        state.update({k[len("optim."):]: v for k, v in extra.items() if k.startswith("optim.")})
+        self.opt.load_state_dict(state)
+        try:
+            self.rng.bit_generator.state = meta["rng"]
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"checkpoint {path} has no usable RNG state") from None
+        self.pos.load(meta["position"])
+        self._saved_step = self.pos.step
+        return extra.get("train.state")
+
+    def _save(self, kind: str, carried: bool = True) -> None:
+        """Write a checkpoint of everything that decides the next loss (``carried``: include the
+        carried state; at an epoch boundary there is none)."""
+        cfg, opt = self.cfg, self.opt
+        opt_state = opt.state_dict()
+        arrays = {f"optim.{k}": v for k, v in opt_state.items() if isinstance(v, np.ndarray)}
+        scalars = {k: (v.item() if hasattr(v, "item") else v)
+                   for k, v in opt_state.items() if not isinstance(v, np.ndarray)}
+        if carried and self.state is not None and cfg.sampling == "sequential":
+            arrays["train.state"] = self.state
+        meta = {
+            "config": cfg.to_dict(), "vocab": self.vocab.to_json(), "vocab_size": len(self.vocab),
+            "fingerprint": cfg.fingerprint, "seqtui_version": seqtui.__version__,
+            "step": self.pos.step, "epoch": self.pos.epoch, "batch_index": self.pos.batch_index,
+            "best_val_ppl": _finite(self.pos.best_val_ppl), "position": self.pos.to_json(),
+            "optimizer": {"name": cfg.optimizer, "scalars": scalars},
+            "rng": self.rng.bit_generator.state, "time": time.time(),
+        }
+        path = save_checkpoint(self.rundir.checkpoints_dir, kind, self.model, meta, extra=arrays)
+        if kind == "latest":
+            self._last_save = time.monotonic()
+            self._saved_step = self.pos.step
+        self._emit("checkpoint", step=self.pos.step, kind=kind, path=str(path))
 
     def _diverged(self, what: str, value: float) -> None:
         step = self.pos.step + 1
-        message = f"{what} became {value} at step {step}; {DIVERGED_HINT}"
+        shown = f"{value} (perplexity overflows)" if math.isfinite(value) else f"{value}"
+        message = f"{what} became {shown} at step {step}; {DIVERGED_HINT}"
         self._emit("error", message=message)
         self._emit("end", sync=True, step=self.pos.step, reason="diverged", status="failed",
-                   train_ppl=self.pos.last_train_ppl)
+                   train_ppl=_finite(self.pos.last_train_ppl))
         raise TrainingDiverged(message)
 
+
+class _Interval:
+    """Loss and time summed since the last progress event."""
+
+    def __init__(self) -> None:
+        self.loss, self.steps, self.seconds = 0.0, 0, 0.0
+
+    def add(self, loss: float, seconds: float) -> None:
+        self.loss += loss
+        self.steps += 1
+        self.seconds += seconds
+
+    def take(self, tokens_per_step: int) -> tuple[float, float]:
+        """(mean loss, tokens/s) of the interval, which then starts again."""
+        mean = self.loss / self.steps
+        tps = self.steps * tokens_per_step / max(self.seconds, 1e-9)
+        self.loss, self.steps, self.seconds = 0.0, 0, 0.0
+        return mean, tps
+
+
+def _finite(x: float | None) -> float | None:
+    """JSON metadata must never hold inf/NaN: they become null."""
+    return x if x is None or math.isfinite(x) else None
 
 class _Sampler:
     """Training-time samples: a fixed prompt, a seed derived from (run seed, step)."""

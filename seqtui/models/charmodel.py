@@ -21,13 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqtui.errors import CheckpointError, ConfigError
+from seqtui.models.choices import CELLS, GATES, INITS
 from seqtui.models.threads import ThreadTuner, available_cpus, kernel_threads
 
-CELLS = ("rnn", "gru", "lstm")
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
-INITS = ("pytorch", "d2l")  # parameter initialisation schemes
 
 
 @dataclass
@@ -68,6 +66,27 @@ def parameter_shapes(cfg: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
         shapes += [(f"rnn.weight_ih_l{k}", (G, V if k == 0 else H)), (f"rnn.weight_hh_l{k}", (G, H)),
                    (f"rnn.bias_ih_l{k}", (G,)), (f"rnn.bias_hh_l{k}", (G,))]
     return shapes + [("fc.weight", (V, H)), ("fc.bias", (V,))]
+
+
+def check_named(cfg: ModelConfig, dtype, tensors, where: str = "") -> None:
+    """CheckpointError unless ``tensors`` are exactly the model's: names, shapes, dtype, finite."""
+    at = f"{where}: " if where else ""
+    expected = dict(parameter_shapes(cfg))
+    dtype = np.dtype(dtype)
+    for name in tensors:
+        if name not in expected:
+            raise CheckpointError(f"{at}unexpected tensor {name!r} for a {cfg.num_layers}-layer "
+                                  f"{cfg.cell} with hidden {cfg.hidden}")
+    for name, shape in expected.items():
+        if name not in tensors:
+            raise CheckpointError(f"{at}missing tensor {name!r}")
+        arr = np.asarray(tensors[name])
+        if tuple(arr.shape) != shape:
+            raise CheckpointError(f"{at}{name} has shape {tuple(arr.shape)}, expected {shape}")
+        if arr.dtype != dtype:
+            raise CheckpointError(f"{at}{name} has dtype {arr.dtype}, expected {dtype}")
+        if not np.all(np.isfinite(arr)):
+            raise CheckpointError(f"{at}{name} contains NaN/Inf")
 
 
 @dataclass
@@ -175,22 +194,8 @@ class CharModel:
 
     def load_named(self, tensors: dict[str, np.ndarray]) -> None:
         """Copy tensors in by PyTorch name; CheckpointError unless names, shapes and dtype match."""
-        expected = dict(self._shapes)
-        for name in tensors:
-            if name not in expected:
-                raise CheckpointError(f"unexpected tensor {name!r} for a {self.cfg.num_layers}-layer "
-                                      f"{self.cfg.cell} with hidden {self.cfg.hidden}")
-        for name, shape in expected.items():
-            if name not in tensors:
-                raise CheckpointError(f"missing tensor {name!r}")
-            arr = np.asarray(tensors[name])
-            if tuple(arr.shape) != shape:
-                raise CheckpointError(f"{name} has shape {tuple(arr.shape)}, expected {shape}")
-            if arr.dtype != self.dtype:
-                raise CheckpointError(f"{name} has dtype {arr.dtype}, expected {self.dtype}")
-            if not np.all(np.isfinite(arr)):
-                raise CheckpointError(f"{name} contains NaN/Inf")
-        for name in expected:
+        check_named(self.cfg, self.dtype, tensors)
+        for name, _ in self._shapes:
             self._p[name][...] = tensors[name]
 
     def init_state(self, batch_size: int) -> np.ndarray:

@@ -155,11 +155,11 @@ class SeqtuiApp(App):
 
     def _tail_run(self, path: Path) -> None:
         """Thread worker: post new events (≤ every poll_seconds) and the status (every 2 s)."""
-        from seqtui.engine.events import EventTail
-        from seqtui.engine.runs import EVENTS_FILE, get_run
+        from seqtui.engine.rundir import RunDir
+        from seqtui.engine.runs import get_run
 
         worker = get_current_worker()
-        tail = EventTail(path / EVENTS_FILE)
+        tail = RunDir(path).tail()
         backlog, next_status = True, 0.0
         # is_running also ends the loop if the app died without cancelling its workers.
         while not worker.is_cancelled and self.is_running:
@@ -236,8 +236,7 @@ class SeqtuiApp(App):
         from seqtui.engine.runs import start_run
 
         try:
-            config = _check_corpus(config)
-            info = start_run(config, name=name)
+            info = start_run(config, name=name).info()
         except SeqtuiError as exc:
             self.call_from_thread(self.notify, str(exc), title="cannot start", severity="error")
             return
@@ -345,27 +344,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _check_corpus(config: dict) -> dict:
-    """Refuse a missing, empty, binary or non-UTF-8 corpus before spawning (same errors as the CLI).
-
-    A file path becomes absolute: the trainer runs with the run directory as its working directory.
-    """
-    from seqtui.data.corpora import check_text_file, resolve_corpus
-
-    info = resolve_corpus(config["corpus"])
-    if info.kind == "bundled":
-        if not info.available:
-            from seqtui.errors import CorpusError
-
-            raise CorpusError(f"corpus {info.name!r} is not installed: {info.install_hint}")
-        return config
-    if info.path is not None:
-        check_text_file(Path(info.path), errors=config.get("errors", "strict"))
-        if info.kind == "path":
-            config = {**config, "corpus": str(Path(info.path).resolve())}
-    return config
 
 
 def make_app(**options: Any) -> SeqtuiApp:

@@ -53,20 +53,19 @@ class LoadedModel:
 
 def checkpoint_meta(path: Path) -> tuple[str, dict] | None:
     """(kind, mirrored JSON metadata) of the checkpoint generation uses: best, else latest."""
-    for kind in ("best", "latest"):
-        meta_path = Path(path) / "checkpoints" / f"{kind}.json"
-        if (Path(path) / "checkpoints" / f"{kind}.safetensors").exists():
-            try:
-                meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                meta = {}
-            return kind, meta if isinstance(meta, dict) else {}
+    from seqtui.engine.rundir import KINDS, RunDir
+
+    rd = RunDir(path)
+    for kind in KINDS:
+        if rd.has_checkpoint(kind):
+            return kind, rd.checkpoint_meta(kind) or {}
     return None
 
 
 def has_checkpoint(path: Path) -> bool:
-    ckpt = Path(path) / "checkpoints"
-    return (ckpt / "best.safetensors").exists() or (ckpt / "latest.safetensors").exists()
+    from seqtui.engine.rundir import RunDir
+
+    return RunDir(path).has_checkpoint()
 
 
 def load_generator(path: Path) -> LoadedModel:

@@ -83,12 +83,12 @@ class CompareScreen(WorkerErrors, Screen):
 
     @work(thread=True, exit_on_error=False)
     def _load(self) -> None:
-        from seqtui.engine.events import read_events
+        from seqtui.engine.rundir import RunDir
 
         states = []
         for path in self.paths:
             state = RunState(path)
-            state.ingest(read_events(path / "events.jsonl"))
+            state.ingest(RunDir(path).events())
             states.append(state)
         self.app.call_from_thread(self._show, states)
 

@@ -1,0 +1,9 @@
+"""The names the data layer accepts — preprocessing presets, token kinds, UTF-8 error modes,
+sampling schemes — defined once, importable without numpy (the CLI's ``--help`` uses them)."""
+
+from __future__ import annotations
+
+PREPROCESS = ("raw", "d2l")          # keep the text | d2l: lowercase letters and single spaces
+TOKENS = ("char", "word")            # characters | whitespace-separated words
+ERRORS = ("strict", "replace")       # invalid UTF-8: refuse | substitute U+FFFD
+SAMPLINGS = ("random", "sequential")  # random windows (state reset) | sequential (state carried)

@@ -1,0 +1,345 @@
+"""A run directory as one object: the only module that spells a run directory's file names.
+
+Layout::
+
+    .seqtui-run        marker: proves the folder is a seqtui run (written first, exclusively)
+    config.json        RunConfig, whole (fingerprint/vocab_size filled in when training starts)
+    events.jsonl       one JSON event per line (seqtui.engine.events)
+    pid                pid of the training process while it runs
+    train.log          stdout/stderr of a detached run
+    checkpoints/       latest.safetensors + latest.json, best.safetensors + best.json
+
+Status: a live training pid → ``running``; otherwise the last ``end`` event's status
+(``finished``/``stopped``/``failed``) when it follows the last ``start``; a run whose process
+died without an ``end`` event (kill -9, power loss) is ``stopped`` and resumable.
+Importing this module is cheap (no numpy, no numba): the app polls it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from seqtui.engine.events import EventTail, EventWriter, iter_events_reversed, read_events
+from seqtui.errors import CheckpointError, RunError
+from seqtui.files import KiB, MiB, atomic_write, read_text_bounded
+
+MARKER = ".seqtui-run"
+CONFIG = "config.json"
+EVENTS = "events.jsonl"
+PID = "pid"
+LOG = "train.log"
+CHECKPOINTS = "checkpoints"
+KINDS = ("best", "latest")               # best_or_latest order
+STATUSES = ("running", "stopped", "finished", "failed")
+MAX_META_BYTES = 64 * MiB                # a checkpoint's JSON mirror (the vocabulary of a word model)
+_LEGACY = {CONFIG, EVENTS, PID, LOG, CHECKPOINTS}  # what a v0.1 run dir (no marker) may hold
+_CHECKPOINT_FILE_SUFFIXES = (".safetensors", ".json")
+
+
+@dataclass
+class RunInfo:
+    """What a run directory says about a run (a snapshot; read it again to refresh)."""
+
+    name: str
+    path: Path
+    status: str                       # "running" | "stopped" | "finished" | "failed"
+    config: dict[str, Any]            # the config file as written ({} if unreadable)
+    last_step: int = 0
+    best_val_ppl: float | None = None
+    pid: int | None = None            # the live training process, else None
+    total_steps: int | None = None    # from the last `start` event
+    last_ppl: float | None = None     # train perplexity of the last `progress` event
+    reason: str | None = None         # `end` reason, or the last `error` message when failed
+    created: float | None = None      # mtime of the config file (unix seconds)
+
+    @property
+    def dir(self) -> "RunDir":
+        return RunDir(self.path)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "path": str(self.path), "status": self.status,
+            "last_step": self.last_step, "total_steps": self.total_steps,
+            "best_val_ppl": self.best_val_ppl, "last_ppl": self.last_ppl, "pid": self.pid,
+            "reason": self.reason, "created": self.created, "config": self.config,
+        }
+
+
+class RunDir:
+    """One run's directory: its files, its config, events, checkpoints, pid and status."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunDir) and self.path == other.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __fspath__(self) -> str:  # a RunDir is accepted wherever a path is
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # -- paths ------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / EVENTS
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def checkpoint(self, kind: str) -> Path:
+        """The safetensors file of a checkpoint kind (it may not exist)."""
+        if kind not in KINDS:
+            raise CheckpointError(f"unknown checkpoint kind {kind!r} (best or latest)")
+        return self.checkpoints_dir / f"{kind}.safetensors"
+
+    def checkpoint_meta_path(self, kind: str) -> Path:
+        """The JSON mirror of a checkpoint's metadata, for people and the app."""
+        return self.checkpoint(kind).with_suffix(".json")
+
+    def has_checkpoint(self, kind: str | None = None) -> bool:
+        kinds = KINDS if kind is None else (kind,)
+        return any(self.checkpoint(k).is_file() for k in kinds)
+
+    def best_or_latest(self, kind: str | None = None) -> Path:
+        """The checkpoint to load for generation/evaluation: ``kind``, else best, else latest."""
+        if kind is not None:
+            path = self.checkpoint(kind)
+            if not path.exists():
+                raise CheckpointError(f"run {self.name!r} has no {kind} checkpoint")
+            return path
+        for k in KINDS:
+            path = self.checkpoint(k)
+            if path.exists():
+                return path
+        raise CheckpointError(f"run {self.name!r} has no checkpoint yet")
+
+    def checkpoint_meta(self, kind: str) -> dict[str, Any] | None:
+        """The JSON mirror of a checkpoint's metadata, or None if missing or unreadable."""
+        try:
+            text = read_text_bounded(self.checkpoint_meta_path(kind), "checkpoint metadata",
+                                     MAX_META_BYTES, CheckpointError)
+            meta = json.loads(text)
+        except (CheckpointError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    # -- what it is ---------------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        """A directory with the marker, or (a v0.1 run) a config or event log."""
+        p = self.path
+        return p.is_dir() and any((p / n).exists() for n in (MARKER, CONFIG, EVENTS))
+
+    def verify_owned(self) -> None:
+        """RunError unless this is provably a seqtui run directory, safe to delete.
+
+        Not a symlink; either our marker, or (v0.1, before markers) nothing but run files."""
+        p = self.path
+        try:
+            st = os.lstat(p)
+        except OSError:
+            raise RunError(f"{p} does not exist") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise RunError(f"{p} is a symlink; refusing to delete through it")
+        if not stat.S_ISDIR(st.st_mode):
+            raise RunError(f"{p} is not a directory")
+        if (p / MARKER).is_file():
+            return
+        names = {e.name for e in os.scandir(p)}
+        strangers = sorted(n for n in names if n not in _LEGACY and not n.startswith(f".{CONFIG}."))
+        if CONFIG not in names or strangers:
+            extra = f" (it holds {strangers[0]!r})" if strangers else ""
+            raise RunError(f"{p} is not a seqtui run directory{extra}; refusing to delete it")
+        ck = p / CHECKPOINTS
+        if ck.is_symlink() or (ck.is_dir() and any(not e.name.lstrip(".").startswith(KINDS)
+                                                  for e in os.scandir(ck))):
+            raise RunError(f"{ck} holds files that are not checkpoints; refusing to delete it")
+
+    def identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the directory, or None if it is gone."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def still_ours(self, identity: tuple[int, int] | None) -> bool:
+        """True while the directory exists, is the same one, and still has its config."""
+        return identity is not None and self.identity() == identity and self.config_path.exists()
+
+    # -- creating -----------------------------------------------------------------------------------
+    def claim(self, config: dict[str, Any], taken: str) -> None:
+        """Make an empty directory this run: the marker exclusively (O_EXCL), then the config."""
+        p = self.path
+        if any(os.scandir(p)):
+            raise RunError(taken)
+        try:
+            fd = os.open(p / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise RunError(taken) from None
+        except OSError as exc:
+            raise RunError(f"cannot write to run dir {p}: {exc.strerror or exc}") from None
+        with os.fdopen(fd, "w") as f:
+            f.write('{"seqtui_run": 1}\n')
+        self.write_config(config)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Replace the config file atomically."""
+        try:
+            atomic_write(self.config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise RunError(f"cannot write to run dir {self.path}: {exc.strerror or exc}") from None
+
+    # -- reading ------------------------------------------------------------------------------------
+    def config(self):
+        """The run's RunConfig (ConfigError if missing, unreadable or malformed)."""
+        from seqtui.engine.config import RunConfig
+
+        return RunConfig.load(self.config_path)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The config file as a plain dict for listings ({} if unreadable)."""
+        try:
+            data = json.loads(read_text_bounded(self.config_path, "config", 256 * KiB, RunError))
+        except (RunError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def events(self) -> list[dict]:
+        return read_events(self.events_path)
+
+    def events_reversed(self) -> Iterator[dict]:
+        return iter_events_reversed(self.events_path)
+
+    def tail(self, offset: int = 0) -> EventTail:
+        return EventTail(self.events_path, offset)
+
+    def event_writer(self, listeners=()) -> EventWriter:
+        return EventWriter(self.events_path, listeners)
+
+    def append_event(self, type_: str, **fields: Any) -> dict:
+        """One event, appended (for writers other than the trainer: a sweep, a test)."""
+        with self.event_writer() as w:
+            return w.emit(type_, **fields)
+
+    def open_log(self):
+        try:
+            return open(self.log_path, "ab")
+        except OSError as exc:
+            raise RunError(f"cannot write to run dir {self.path}: {exc.strerror or exc}") from None
+
+    # -- the training process -----------------------------------------------------------------------
+    def read_pid(self) -> int | None:
+        try:
+            text = (self.path / PID).read_text().strip()
+            return int(text) if text else None
+        except (OSError, ValueError):
+            return None
+
+    def write_pid(self, pid: int | None = None) -> None:
+        """Record the training pid (atomically: a reader never sees a half-written number)."""
+        atomic_write(self.path / PID, f"{pid or os.getpid()}\n")
+
+    def clear_pid(self) -> None:
+        """Remove the pid file if it names this process (called on a clean exit)."""
+        if self.read_pid() == os.getpid():
+            try:
+                (self.path / PID).unlink()
+            except OSError:
+                pass
+
+    def info(self) -> RunInfo:
+        """Status and summary, from the config, the pid and the events after the last start."""
+        from seqtui.engine.process import pid_is_training
+
+        config = self.config_dict()
+        try:
+            created = self.config_path.stat().st_mtime
+        except OSError:
+            created = None
+        pid = self.read_pid()
+        alive = pid is not None and pid_is_training(pid)
+        summary = _summarize(self.events_reversed())
+        end = summary["end"]
+        if alive:
+            status = "running"
+        elif end is not None:
+            status = end.get("status") or "stopped"
+            if status not in STATUSES:
+                status = "failed"
+        else:
+            status = "stopped"
+        reason = None
+        if not alive and end is not None:
+            reason = end.get("reason")
+            if status == "failed" and summary["error"]:
+                reason = summary["error"]
+        best = summary["best_val_ppl"]
+        if best is None:
+            best = (self.checkpoint_meta("best") or {}).get("best_val_ppl")
+            best = float(best) if isinstance(best, (int, float)) else None
+        return RunInfo(name=self.name, path=self.path, status=status, config=config,
+                       last_step=summary["last_step"], best_val_ppl=best,
+                       pid=pid if alive else None, total_steps=summary["total_steps"],
+                       last_ppl=summary["last_ppl"], reason=reason, created=created)
+
+    # -- removing -----------------------------------------------------------------------------------
+    def remove(self) -> None:
+        """Delete the directory after proving it is a run (never follows a symlink out of it)."""
+        self.verify_owned()
+        try:
+            shutil.rmtree(self.path)
+        except OSError as exc:
+            raise RunError(f"cannot remove {self.path}: {exc.strerror or exc}") from None
+
+
+def _summarize(events: Iterator[dict]) -> dict[str, Any]:
+    """Scan events backwards until the last `start`: step, end, best val ppl, last train ppl."""
+    out: dict[str, Any] = {"last_step": 0, "end": None, "best_val_ppl": None, "last_ppl": None,
+                           "total_steps": None, "error": None}
+    step_seen = False
+    for event in events:
+        kind = event.get("type")
+        if not step_seen and isinstance(event.get("step"), int):
+            out["last_step"], step_seen = event["step"], True
+        if kind == "end" and out["end"] is None:
+            out["end"] = event
+        elif kind == "error" and out["error"] is None:
+            out["error"] = event.get("message")
+        elif kind == "progress" and out["last_ppl"] is None:
+            out["last_ppl"] = event.get("ppl")
+        elif kind == "val" and out["best_val_ppl"] is None:
+            out["best_val_ppl"] = event.get("best_ppl")
+        elif kind == "start":
+            out["total_steps"] = event.get("total_steps")
+            break
+    return out

@@ -1,0 +1,34 @@
+"""``python -m seqtui.engine.worker RUN_DIR``: the detached training process of one run.
+
+The engine starts it (``seqtui.engine.process.spawn_worker``); it trains the run from its
+latest checkpoint, ignores SIGHUP, and exits with the run's outcome: 0 finished, 128 + signal number when a
+signal stopped it (checkpointed first), 2 for a user-facing error (written to the run's events
+and, as one line, to its log).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from seqtui.engine.rundir import RunDir
+from seqtui.errors import SeqtuiError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m seqtui.engine.worker RUN_DIR", file=sys.stderr)
+        return 2
+    from seqtui.engine.trainer import Trainer, exit_code
+
+    try:
+        trainer = Trainer(RunDir(args[0]), detached=True)
+        trainer.run()
+    except SeqtuiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return exit_code(trainer.stop_reason)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
