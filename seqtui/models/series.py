@@ -169,7 +169,7 @@ def make_windows(values, tau: int, split=0.6, standardize: bool = True, batch: i
     if n_train < max(1, batch) or n_train >= M:
         need = min_length(tau, split, batch)
         what = (f"{n_train} training windows, fewer than one batch of {batch}" if n_train < max(1, batch)
-                else f"no validation windows (split {split!r} takes all {M})")
+                else f"no validation windows (split {split!r} >= the {M} windows)")
         raise CorpusError(f"{label} has {n} points: {what}; τ = {tau}, split {split!r} and batch {batch} "
                           f"need at least {need} points")
     train = x[: tau + n_train]
