@@ -159,3 +159,19 @@ def test_real_process_one_line_and_no_numba_for_list(files):
              "print('NUMBA', 'numba' in sys.modules)\n")
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0 and "NUMBA False" in p.stdout
+
+
+def test_missing_statsmodels_gives_the_install_hint(capsys, monkeypatch):
+    from seqtui.data import series as ds
+
+    monkeypatch.setattr(ds, "_statsmodels_dir", lambda: None)
+    rows = {i.name: i for i in ds.list_series()}
+    assert not rows["sunspots"].available and rows["sunspots"].install_hint == "pip install 'seqtui[series]'"
+    one_line_error(capsys, "series", "show", "sunspots", needles=["statsmodels", "pip install 'seqtui[series]'"])
+
+
+def test_oversized_file_is_refused(capsys, monkeypatch, files):
+    from seqtui.data import series as ds
+
+    monkeypatch.setattr(ds, "MAX_SERIES_BYTES", 100)
+    one_line_error(capsys, "series", "show", str(files["one"]), needles=["limited to"])

@@ -144,7 +144,7 @@ def test_book_mlp_reaches_the_noise_floor(book):
         res = ms.fit(m, w, epochs=5, batch=16, lr=0.01, optimizer="adam", seed=seed, on_epoch=seen.append)
         assert [h.epoch for h in seen] == [1, 2, 3, 4, 5] and res.history == seen
         finals.append(res.history[-1].train_mse)
-    assert all(0.04 < f < 0.07 for f in finals), finals
+    assert all(0.045 < f < 0.07 for f in finals), finals
     ev = ms.evaluate(m, w, ks=(1, 4, 16, 64))
     k = ev.kstep_mse
     assert ev.val_mse < 0.07 and k[1]["val"] == pytest.approx(ev.val_mse)

@@ -247,7 +247,7 @@ def _read_text(path: Path) -> str:
         raise CorpusError(f"{path} is {kind}, not a regular file; give a CSV/TSV or text file")
     if st.st_size > MAX_SERIES_BYTES:
         raise CorpusError(f"{path} is {st.st_size / 1e6:.0f} MB; series files are limited to "
-                          f"{MAX_SERIES_BYTES // (1024 * 1024)} MiB")
+                          f"{MAX_SERIES_BYTES / 2**20:g} MiB")
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_SERIES_BYTES + 1)
