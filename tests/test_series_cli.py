@@ -52,6 +52,7 @@ def files(tmp_path):
     return {"good": good, "one": one, "tsv": tsv, "dir": tmp_path,
             "text": bad("text.csv", "abc"), "empty": bad("empty.csv", ""), "nan": bad("nan.csv", "nan"),
             "inf": bad("inf.csv", "-inf"), "short": _write(tmp_path / "short.txt", "1\n2\n3\n4\n5\n"),
+            "blank": _write(tmp_path / "blank.txt", "1\n2\n\n3\n" + "4\n" * 30),
             "const": _write(tmp_path / "const.txt", "3\n" * 50),
             "batch": _write(tmp_path / "b.txt", "".join(f"{(i * 7) % 5}\n" for i in range(20)))}
 
@@ -119,6 +120,7 @@ def test_fit_json(capsys):
     ("non-numeric column", ["show", "{good}:label"], ["not a number", "line 2", "'label'"]),
     ("non-numeric cell", ["show", "{text}"], ["not a number", "line 7", "'abc'"]),
     ("empty cell", ["show", "{empty}"], ["empty cell", "line 7"]),
+    ("blank line inside", ["show", "{blank}"], ["empty cell", "line 3", "column 0"]),
     ("NaN", ["show", "{nan}"], ["NaN", "line 7", "column 'v'"]),
     ("inf", ["show", "{inf}"], ["infinite", "line 7"]),
     ("shorter than tau + 2", ["fit", "{short}", "--tau", "4"], ["5 points", "at least 6"]),

@@ -311,33 +311,62 @@ def _column_values(rows, j: int, colname: str, path: Path, header: bool, allow_e
     where = f"column {colname!r}" if header else f"column {j}"
     for i, (line, cells) in enumerate(rows):
         cell = cells[j] if j < len(cells) else ""
-        if cell == "":
-            if allow_empty:
-                out[i] = np.nan
-                continue
-            raise CorpusError(f"{path}: empty cell at line {line}, {where}")
-        try:
-            v = float(cell)
-        except ValueError:
-            shown = cell if len(cell) <= 30 else cell[:27] + "..."
-            raise CorpusError(f"{path}: not a number at line {line}, {where}: {shown!r}") from None
-        if not math.isfinite(v):
-            raise CorpusError(f"{path}: {'NaN' if math.isnan(v) else 'infinite'} value at line {line}, {where}")
-        out[i] = v
+        out[i] = np.nan if (cell == "" and allow_empty) else _parse_cell(cell, line, where, path)
     return out
 
 
+def _parse_cell(cell: str, line: int, where: str, path: Path) -> float:
+    if cell == "":
+        raise CorpusError(f"{path}: empty cell at line {line}, {where}")
+    try:
+        v = float(cell)
+    except ValueError:
+        shown = cell if len(cell) <= 30 else cell[:27] + "..."
+        raise CorpusError(f"{path}: not a number at line {line}, {where}: {shown!r}") from None
+    if not math.isfinite(v):
+        raise CorpusError(f"{path}: {'NaN' if math.isnan(v) else 'infinite'} value at line {line}, {where}")
+    return v
+
+
 def read_series_file(path: Path | str, column: str | int | None = None) -> Series:
-    """One numeric column of a CSV/TSV (by header name or 0-based index), or a one-column file."""
+    """One numeric column of a CSV/TSV (by header name or 0-based index), or a one-column file.
+
+    Streams the rows (only the chosen column is kept). A first row with any non-numeric cell is
+    the header. Blank lines at the end are ignored; any other empty cell, non-number, NaN or inf
+    is an error naming its line and column.
+    """
+    import itertools
+    from array import array
+
     path = Path(path)
     text = _read_text(path)
-    header, rows = _parse_table(text, path, _delimiter(text, path))
-    width = len(header) if header else max(len(c) for _, c in rows)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text, path))
+
+    def rows():
+        try:
+            for cells in reader:
+                yield reader.line_num, [c.strip() for c in cells]
+        except csv.Error as exc:
+            raise CorpusError(f"{path}: malformed CSV at line {reader.line_num}: {exc}") from None
+
+    it = rows()
+    head = list(itertools.islice(it, 21))
+    while head and not any(head[-1][1]) and len(head) < 21:
+        head.pop()
+    if not head or not any(head[0][1]):
+        raise CorpusError(f"{path} is empty: no values" if not head else f"{path}: empty first line")
+    header = None
+    if any(c and not _is_number(c) for c in head[0][1]):
+        header = head[0][1]
+        head = head[1:]
+    if not head:
+        raise CorpusError(f"{path} has a header but no values")
+    width = len(header) if header else max(len(c) for _, c in head)
     if column is None:
         if width == 1:
             j = 0
         else:
-            numeric = [j for j in range(width) if all(j < len(c) and _is_number(c[j]) for _, c in rows[:20])]
+            numeric = [j for j in range(width) if all(j < len(c) and _is_number(c[j]) for _, c in head if c)]
             names = ", ".join(header) if header else f"0..{width - 1}"
             if len(numeric) != 1:
                 raise ConfigError(f"{path} has {width} columns; choose one as {path}:COLUMN (columns: {names})")
@@ -354,7 +383,19 @@ def read_series_file(path: Path | str, column: str | int | None = None) -> Serie
             raise ConfigError(f"{path} has no column {column!r} (columns: {', '.join(header)})")
         j = header.index(column)
     colname = header[j] if header else str(j)
-    values = _column_values(rows, j, colname, path, header is not None)
+    where = f"column {colname!r}" if header else f"column {j}"
+    out = array("d")
+    blank = 0  # line of a pending blank line (an error unless only blank lines follow)
+    for line, cells in itertools.chain(head, it):
+        if not any(cells):
+            blank = blank or line
+            continue
+        if blank:
+            raise CorpusError(f"{path}: empty cell at line {blank}, {where}")
+        out.append(_parse_cell(cells[j] if j < len(cells) else "", line, where, path))
+    if not out:
+        raise CorpusError(f"{path} has no values")
+    values = np.frombuffer(out, dtype=np.float64).copy()
     info = SeriesInfo(path.name, str(path), "path", str(path), length=values.size)
     name = str(path) if column is None else f"{path}:{column}"
     return Series(name, values, info, column=colname)

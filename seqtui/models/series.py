@@ -713,7 +713,8 @@ def evaluate(model, w: Windows, ks=DEFAULT_KS) -> Evaluation:
     ks = parse_ks(ks)
     one = predict_one_step(model, w)
     kp = predict_k_step(model, w, ks)
-    kp[1] = one if 1 in ks else kp.get(1)
+    if 1 in kp:
+        kp[1] = one  # the same numbers; one array
     b = w.boundary
     x = w.values
 
