@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from seqtui.errors import CheckpointError, ConfigError, CorpusError
+from seqtui.models.threads import kernel_threads
 
 MODELS = ("linear", "mlp", "rnn", "gru", "lstm")
 OPTIMIZERS = ("adam", "sgd")
@@ -391,8 +392,9 @@ class _Recurrence:
     """The one place that calls the recurrence kernels ``seqtui.kernels.rnn/gru/lstm``.
 
     Their signatures belong to the kernel engineer; if they change, adapt ``forward``/``backward``
-    here only. Buffers are time-major: hs (T+1, B, H), xg/dgi/dgh (T, B, G). nparts = 1 (the series
-    models are small; one part also means W_hh needs no regrouping).
+    here only. Buffers are time-major: hs (T+1, B, H), xg/dgi/dgh (T, B, G). nparts = 1 on one
+    thread with single-threaded BLAS (the series models are small: a second thread or BLAS pool
+    only oversubscribes the cores; one part also means W_hh needs no regrouping).
     """
 
     def __init__(self, cell: str, hidden: int):
@@ -402,6 +404,15 @@ class _Recurrence:
 
     def forward(self, xg: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray) -> dict:
         """Run the cell over T steps from a zero state; returns the buffers backward needs."""
+        with kernel_threads(1):
+            return self._forward(xg, w_hh, b_hh)
+
+    def backward(self, dhs: np.ndarray, buf: dict, w_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(dgi, dgh): ∂L/∂xg and ∂L/∂(h_{t-1} W_hhᵀ + b_hh), full BPTT over the window."""
+        with kernel_threads(1):
+            return self._backward(dhs, buf, w_hh)
+
+    def _forward(self, xg, w_hh, b_hh):
         from seqtui.kernels import gru, lstm, rnn
 
         T, B, _ = xg.shape
@@ -419,8 +430,7 @@ class _Recurrence:
             lstm.lstm_forward(buf["hs"], buf["cs"], buf["acts"], xg, w, 1)
         return buf
 
-    def backward(self, dhs: np.ndarray, buf: dict, w_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(dgi, dgh): ∂L/∂xg and ∂L/∂(h_{t-1} W_hhᵀ + b_hh), full BPTT over the window."""
+    def _backward(self, dhs, buf, w_hh):
         from seqtui.kernels import gru, lstm, rnn
 
         T, B, H = dhs.shape
