@@ -162,12 +162,18 @@ def test_fit_stops_when_callback_says_so_and_resumes_exactly(book):
     part = ms.make_model("mlp", 4, seed=0)
     res = ms.fit(part, w, epochs=3, on_epoch=lambda info: info.epoch == 2)
     assert res.stopped and len(res.history) == 2
-    tensors, meta = part.state()
-    opt_state = res.optimizer.state_dict()
-    again = ms.from_state(tensors, meta)
-    opt = ms.make_optimizer("adam", 0.01)
-    opt.load_state_dict(opt_state)
-    ms.fit(again, w, epochs=3, start_epoch=2, optimizer=opt)
+    tensors, extra, meta = ms.checkpoint_state(part, res.optimizer, epoch=res.history[-1].epoch)
+    assert set(extra) == {"optim.m", "optim.v"} and meta["optimizer"]["t"] == res.history[-1].steps
+    import json
+
+    from safetensors.numpy import load, save
+
+    blob = load(save({**tensors, **extra}, metadata={"seqtui": json.dumps(meta)}))
+    again, opt, epoch = ms.restore_state({k: v for k, v in blob.items() if not k.startswith("optim.")},
+                                         {k: v for k, v in blob.items() if k.startswith("optim.")},
+                                         json.loads(json.dumps(meta)))
+    assert epoch == 2
+    ms.fit(again, w, epochs=3, start_epoch=epoch, optimizer=opt)
     assert np.array_equal(again.params, full.params)
 
 

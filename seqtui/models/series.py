@@ -16,6 +16,10 @@ Pipeline::
     hist = fit(m, w, epochs=5, batch=16, lr=0.01, optimizer="adam", seed=0, on_epoch=print)
     ev = evaluate(m, w, ks=(1, 4, 16, 64))           # one_step (N,), kstep {k: (N,)}, MSEs
     tensors, meta = m.state(); m2 = from_state(tensors, meta)
+    tensors, optim_arrays, meta = checkpoint_state(m, hist.optimizer, epoch=5)   # for safetensors
+    m, opt, epoch = restore_state(tensors, optim_arrays, meta)                  # resume: fit(..., optimizer=opt, start_epoch=epoch)
+    rows = tau_sweep(s.values, max_tau=32, split=600)    # [{tau, train_mse, val_mse}]
+    res = run_series(SeriesRunConfig(source="sine", model="mlp", split=600))   # all of the above
 
 Importing this module imports numpy only; the kernels (``seqtui.kernels.series`` and the
 recurrence kernels) load on first use.
@@ -541,6 +545,51 @@ def from_state(tensors: dict[str, np.ndarray], meta: dict):
     model.load_named(tensors)
     model.mean, model.std = mean, std
     return model
+
+
+def checkpoint_state(model, optimizer=None, epoch: int = 0, extra_meta: dict | None = None
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
+    """(model tensors, ``optim.*`` arrays, JSON metadata) for one safetensors file: the model's
+    named float64 arrays, Adam's moments as ``optim.m``/``optim.v``, and in the metadata the model
+    config, mean/std, epochs completed and the optimizer's scalars. Inverse: :func:`restore_state`."""
+    tensors, meta = model.state()
+    extra: dict[str, np.ndarray] = {}
+    if optimizer is not None:
+        scalars = {}
+        for key, value in optimizer.state_dict().items():
+            if isinstance(value, np.ndarray):
+                extra[f"optim.{key}"] = value
+            else:
+                scalars[key] = value
+        meta["optimizer"] = scalars
+    meta["epoch"] = int(epoch)
+    if extra_meta:
+        meta.update(extra_meta)
+    return tensors, extra, meta
+
+
+def restore_state(tensors: dict[str, np.ndarray], extra: dict[str, np.ndarray], meta: dict):
+    """(model, optimizer or None, epochs completed) from :func:`checkpoint_state` output; pass them
+    to ``fit(model, windows, optimizer=opt, start_epoch=epoch)`` to resume exactly."""
+    from seqtui.models.optim import SGD, Adam
+
+    model = from_state(tensors, meta)
+    opt = None
+    scalars = meta.get("optimizer")
+    if scalars is not None:
+        if not isinstance(scalars, dict) or scalars.get("kind") not in (0, 1):
+            raise CheckpointError(f"bad optimizer state in a series checkpoint: {scalars!r}")
+        d = dict(scalars)
+        for key, value in extra.items():
+            if key.startswith("optim."):
+                d[key[len("optim."):]] = np.asarray(value)
+        opt = SGD(1.0) if d["kind"] == 0 else Adam()
+        opt.load_state_dict(d)
+    try:
+        epoch = int(meta.get("epoch", 0))
+    except (TypeError, ValueError):
+        raise CheckpointError(f"bad epoch in a series checkpoint: {meta.get('epoch')!r}") from None
+    return model, opt, epoch
 
 
 # ============================================================================ training
