@@ -158,9 +158,11 @@ def test_real_process_one_line_and_no_numba_for_list(files):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
     probe = ("import sys\nfrom seqtui.cli import main\n"
              "try:\n    main(['series', 'list', '--json'])\nexcept SystemExit:\n    pass\n"
-             "print('NUMBA', 'numba' in sys.modules)\n")
+             "from seqtui.data.series import list_series, load_series\n"
+             "if {i.name: i for i in list_series()}['sunspots'].available:\n    load_series('sunspots')\n"
+             "print('NUMBA', 'numba' in sys.modules, 'statsmodels' in sys.modules, 'pandas' in sys.modules)\n")
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
-    assert p.returncode == 0 and "NUMBA False" in p.stdout
+    assert p.returncode == 0 and "NUMBA False False False" in p.stdout, p.stdout + p.stderr
 
 
 def test_missing_statsmodels_gives_the_install_hint(capsys, monkeypatch):
