@@ -133,6 +133,7 @@ def test_fit_json(capsys):
     ("k fraction", ["fit", "sine", "--k", "1.5"], ["k must be a positive integer"]),
     ("k text", ["fit", "sine", "--k", "x"], ["k must be a positive integer"]),
     ("unknown model", ["fit", "sine", "--model", "transformer"], ["unknown series model"]),
+    ("diverging", ["fit", "sine", "--lr", "10", "--optimizer", "sgd", "--epochs", "3"], ["loss became"]),
     ("bad split", ["fit", "sine", "--split", "1.5"], ["split"]),
     ("unknown series name", ["show", "sunspot"], ["no such file or series"]),
     ("bad sine setting", ["show", "sine:n=abc"], ["sine setting n must be a number"]),

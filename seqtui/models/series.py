@@ -638,6 +638,11 @@ def fit(model, windows: Windows, epochs: int = 5, batch: int = 16, lr: float = 0
     state_dict first). ``on_epoch(info)`` returning True stops after that epoch. The linear model is
     solved in closed form (one EpochInfo). TrainingDiverged on a NaN/Inf loss.
     """
+    with np.errstate(all="ignore"):  # a diverging loss is reported as TrainingDiverged, not warnings
+        return _fit(model, windows, epochs, batch, lr, optimizer, seed, clip, start_epoch, on_epoch, on_step)
+
+
+def _fit(model, windows, epochs, batch, lr, optimizer, seed, clip, start_epoch, on_epoch, on_step) -> FitResult:
     from seqtui.errors import TrainingDiverged
     from seqtui.models.optim import clip_grad_norm, grad_norm
 
@@ -770,8 +775,9 @@ def evaluate(model, w: Windows, ks=DEFAULT_KS) -> Evaluation:
     """1-step predictions over the whole series, k-step predictions for every k, and MSE per k on
     the training targets (t < boundary) and on the validation targets (t >= boundary)."""
     ks = parse_ks(ks)
-    one = predict_one_step(model, w)
-    kp = predict_k_step(model, w, ks)
+    with np.errstate(all="ignore"):  # fed-back predictions of a poor model may overflow: inf MSE, no warnings
+        one = predict_one_step(model, w)
+        kp = predict_k_step(model, w, ks)
     if 1 in kp:
         kp[1] = one  # the same numbers; one array
     b = w.boundary
