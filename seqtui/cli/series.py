@@ -18,9 +18,10 @@ from seqtui.errors import ConfigError
 class _Number(click.ParamType):
     """An int or float option whose bad values raise ConfigError (one line, exit 2)."""
 
-    def __init__(self, kind: type, what: str):
+    def __init__(self, kind: type, name: str, what: str):
         self.kind = kind
-        self.name = what
+        self.name = name  # click shows it upper-cased as the metavar
+        self.what = what
 
     def convert(self, value, param, ctx):
         if isinstance(value, self.kind) and not isinstance(value, bool):
@@ -28,14 +29,14 @@ class _Number(click.ParamType):
         try:
             v = self.kind(str(value).strip())
         except ValueError:
-            raise ConfigError(f"--{param.name.replace('_', '-')} must be {self.name}, got {value!r}") from None
+            raise ConfigError(f"--{param.name.replace('_', '-')} must be {self.what}, got {value!r}") from None
         if isinstance(v, float) and not math.isfinite(v):
             raise ConfigError(f"--{param.name.replace('_', '-')} must be finite, got {value!r}")
         return v
 
 
-INT = _Number(int, "an integer")
-FLOAT = _Number(float, "a number")
+INT = _Number(int, "integer", "an integer")
+FLOAT = _Number(float, "number", "a number")
 
 
 def _split(value: str):
