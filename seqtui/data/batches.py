@@ -57,10 +57,6 @@ class EpochBatches:
         for i in range(self.num_batches):
             yield self.batch(i)
 
-    @property
-    def tokens_per_batch(self) -> int:
-        return self.batch_size * self.num_steps
-
     def starts(self, i: int) -> np.ndarray:
         """Corpus position of the first token of each row of batch i (int64, (B,))."""
         self._check_index(i)

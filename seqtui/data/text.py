@@ -20,7 +20,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -362,18 +362,6 @@ def split_train_val(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, n
     if n - n_val < 1:
         raise CorpusError(f"corpus of {n} tokens is too short to hold out {val_fraction:.0%}")
     return ids[: n - n_val], ids[n - n_val :]
-
-
-def dataset_summary(ds: Dataset) -> dict:
-    """A JSON-ready description (for events and --json output)."""
-    return {
-        "corpus": ds.corpus.name,
-        "path": str(ds.corpus.path) if ds.corpus.path else None,
-        "tokens": len(ds),
-        "vocab_size": len(ds.vocab),
-        "fingerprint": ds.fingerprint,
-        "config": asdict(ds.config),
-    }
 
 
 def atomic_write_text(path: Path, text: str) -> None:
