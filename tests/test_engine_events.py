@@ -146,3 +146,21 @@ def test_the_engine_never_imports_textual():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_schema_is_checked_by_strict_writers_and_documented(tmp_path):
+    from pathlib import Path
+
+    from seqtui.engine.events import SCHEMA, schema_markdown
+
+    with EventWriter(tmp_path / "e.jsonl", strict=True) as w:
+        w.emit("val", step=1, ppl=2.0, tokens=10)
+        with pytest.raises(ValueError, match="missing"):
+            w.emit("val", step=1)
+        with pytest.raises(ValueError, match="unknown"):
+            w.emit("val", step=1, ppl=2.0, colour="red")
+        with pytest.raises(ValueError, match="unknown event type"):
+            w.emit("party")
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert schema_markdown() in doc, "regenerate the events table: python -c 'from seqtui.engine.events import schema_markdown; print(schema_markdown())'"
+    assert set(SCHEMA) >= {"start", "progress", "val", "end"}

@@ -11,16 +11,74 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 VERSION = 1
 
-# The event types of version 1 (docs/architecture.md); readers ignore types they do not know.
-TYPES = (
-    "start", "compile", "progress", "val", "epoch", "grad_profile", "sample",
-    "checkpoint", "baseline", "error", "end",
-)
+
+@dataclass(frozen=True)
+class EventType:
+    """One event type of the schema: its required fields and the optional ones, with a line of help."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    help: str = ""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+# The schema of version 1, written once: the trainer's writer checks against it, the docs table
+# is generated from it, readers (runs show, the CLI display, the app's RunState) use its names.
+# Every event also has "v", "type" and "time" (unix seconds). Readers ignore unknown types/fields.
+SCHEMA: dict[str, EventType] = {t.name: t for t in (
+    EventType("start", ("run", "pid", "step", "total_steps"),
+              ("steps_per_epoch", "train_tokens", "val_tokens", "vocab_size", "config", "resumed", "epoch"),
+              "training (re)started at `step` of `total_steps`; `config` is the whole RunConfig"),
+    EventType("compile", ("state",), ("seconds",), "kernels compiling: state start|done, seconds on done"),
+    EventType("progress", ("step",), ("epoch", "tokens_per_s", "loss", "ppl", "lr", "grad_norm",
+                                      "clipped", "clip_rate"),
+              "mean loss/ppl since the last progress; grad_norm before clipping; clip_rate over 100 steps"),
+    EventType("val", ("step", "ppl"), ("epoch", "loss", "best_ppl", "tokens"),
+              "held-out perplexity over `tokens` tokens (periodic ones read at most 2M)"),
+    EventType("epoch", ("step", "epoch"), ("train_loss", "train_ppl", "seconds", "lr"),
+              "an epoch completed: token-weighted train loss/ppl"),
+    EventType("grad_profile", ("step", "norms"), ("bptt",), "‖∂L/∂h_t‖ for t = 1..T of the top layer"),
+    EventType("sample", ("step", "text"), ("prompt", "temperature"), "a training-time sample"),
+    EventType("checkpoint", ("step", "kind"), ("path",), "a checkpoint (latest|best) was written"),
+    EventType("baseline", ("order", "val_ppl"), ("train_tokens", "val_tokens"),
+              "the n-gram baseline's validation perplexity (a reference line)"),
+    EventType("notice", ("message",), (), "something the user should know that is not an error"),
+    EventType("error", ("message",), (), "a one-line error; an `end` with status failed follows"),
+    EventType("end", ("step", "reason", "status"), ("train_ppl",),
+              "reason finished|interrupted|SIGTERM|SIGHUP|diverged|error|run dir gone; "
+              "status finished|stopped|failed"),
+)}
+TYPES = tuple(SCHEMA)
+
+
+def check_event(type_: str, fields: dict[str, Any]) -> None:
+    """ValueError unless ``fields`` fit the schema of ``type_`` (a writer's bug, not user input)."""
+    spec = SCHEMA.get(type_)
+    if spec is None:
+        raise ValueError(f"unknown event type {type_!r}")
+    missing = [f for f in spec.required if f not in fields]
+    unknown = [f for f in fields if f not in spec.fields]
+    if missing or unknown:
+        raise ValueError(f"event {type_!r}: missing {missing}, unknown {unknown}")
+
+
+def schema_markdown() -> str:
+    """The schema as the Markdown table of docs/architecture.md (a test keeps the doc current)."""
+    rows = ["| type | fields (optional in italics) | meaning |", "|---|---|---|"]
+    for t in SCHEMA.values():
+        names = [f"`{f}`" for f in t.required] + [f"*`{f}`*" for f in t.optional]
+        rows.append(f"| `{t.name}` | {', '.join(names)} | {t.help} |")
+    return "\n".join(rows)
 
 
 def _jsonable(value: Any) -> Any:
@@ -51,13 +109,16 @@ def encode_event(type_: str, fields: dict[str, Any], now: float | None = None) -
 class EventWriter:
     """Appends events to ``path``; each ``emit`` is one flushed line. Listeners see every event."""
 
-    def __init__(self, path: str | os.PathLike, listeners=()):
+    def __init__(self, path: str | os.PathLike, listeners=(), strict: bool = False):
         self.path = Path(path)
         self.listeners = list(listeners)
+        self.strict = strict  # check every event against SCHEMA (the trainer's writer does)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def emit(self, type_: str, *, sync: bool = False, **fields: Any) -> dict:
         """Append one event and return it as a dict; ``sync`` also fsyncs (used for ``end``)."""
+        if self.strict:
+            check_event(type_, fields)
         line = encode_event(type_, fields)
         view = memoryview(line)
         while view:

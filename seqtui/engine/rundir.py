@@ -244,7 +244,8 @@ class RunDir:
         return EventTail(self.events_path, offset)
 
     def event_writer(self, listeners=()) -> EventWriter:
-        return EventWriter(self.events_path, listeners)
+        """The run's event log, every event checked against the schema."""
+        return EventWriter(self.events_path, listeners, strict=True)
 
     def append_event(self, type_: str, **fields: Any) -> dict:
         """One event, appended (for writers other than the trainer: a sweep, a test)."""
