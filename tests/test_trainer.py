@@ -246,3 +246,30 @@ def test_samples_validation_and_profiles_do_not_perturb_training(corpus):
     busy_events = read_events(busy)
     assert sum(e["type"] == "sample" for e in busy_events) == 6
     assert losses(read_events(quiet)) == losses(busy_events)
+
+
+def test_patience_stops_early_and_the_best_checkpoint_is_the_result(corpus):
+    # SGD with a vanishing learning rate: validation perplexity stops improving at once.
+    path = new_run(tiny_config(corpus, epochs=None, steps=200, val_every=1, patience=2,
+                               optimizer="sgd", lr=1e-30))
+    assert train_run(path) == "finished"
+    events = read_events(path)
+    end = [e for e in events if e["type"] == "end"][-1]
+    assert end["reason"] == "early-stopped" and end["status"] == "finished"
+    assert end["step"] < 10
+    assert any(e["type"] == "notice" and "early stop" in e["message"] for e in events)
+    assert (path / "checkpoints" / "best.safetensors").exists()
+
+
+def test_a_run_shorter_than_an_epoch_validates_at_the_end(corpus):
+    path = new_run(tiny_config(corpus, epochs=None, steps=3))
+    assert train_run(path) == "finished"
+    vals = [e for e in read_events(path) if e["type"] == "val"]
+    assert vals and vals[-1]["step"] == 3
+    assert (path / "checkpoints" / "best.safetensors").exists()
+
+
+def test_threads_is_a_cap_that_never_changes_results(corpus):
+    a, b = (new_run(tiny_config(corpus, epochs=None, steps=4, hidden=64, threads=t)) for t in (1, 64))
+    assert train_run(a) == train_run(b) == "finished"
+    assert losses(read_events(a)) == losses(read_events(b))

@@ -97,6 +97,12 @@ class RunConfig:
                                 label="or steps", placeholder="use epochs")
     seed: int = setting(0, "One seed for init, batch order, BPTT draws and samples (0..2^63-1).",
                         "optimization", label="seed")
+    patience: int | None = setting(None, "Early stopping: stop after N validations without a new "
+                                   "best validation perplexity (the best checkpoint is the result).",
+                                   "optimization", label="patience", placeholder="never")
+    threads: int | None = setting(None, "Cap the threads this run uses (default: the cores it may "
+                                  "use, tuned per step; never changes the results).",
+                                  "optimization", label="threads", placeholder="auto")
     # --- event intervals, in steps (0 = never) ----------------------------------------------
     progress_every: int = setting(10, "Steps between progress events.", "events", label="progress/")
     val_every: int = setting(0, "Extra validation every N steps (always at epoch end; 0 = never).",
@@ -115,6 +121,8 @@ class RunConfig:
     sample_temperature: float = setting(0.8, "Temperature of training-time samples.", "events",
                                         label="sample T")
     # --- filled in when training starts -----------------------------------------------------
+    sweep: str | None = derived()            # the sweep this run is a trial of (seqtui sweep)
+    trial: int | None = derived()            # its trial number in that sweep
     fingerprint: str | None = derived()      # sha256 of corpus content + text settings
     vocab_size: int | None = derived()       # V
     seqtui_version: str | None = derived()
@@ -260,6 +268,10 @@ class RunConfig:
         if self.checkpoint_seconds < 0:
             raise ConfigError(f"checkpoint_seconds must be ≥ 0, got {self.checkpoint_seconds:g}")
         _positive_float("sample temperature", self.sample_temperature)
+        if self.patience is not None:
+            _positive_int("patience", self.patience, upper=1 << 20)
+        if self.threads is not None:
+            _positive_int("threads", self.threads, upper=1024)
         if not (0 <= self.seed <= SEED_LIMIT):
             raise ConfigError(f"seed must be in 0..2^63-1, got {self.seed}")
         return self

@@ -55,7 +55,7 @@ SCHEMA: dict[str, EventType] = {t.name: t for t in (
     EventType("notice", ("message",), (), "something the user should know that is not an error"),
     EventType("error", ("message",), (), "a one-line error; an `end` with status failed follows"),
     EventType("end", ("step", "reason", "status"), ("train_ppl",),
-              "reason finished|interrupted|SIGTERM|SIGHUP|diverged|error|run dir gone; "
+              "reason finished|early-stopped|interrupted|SIGTERM|SIGHUP|diverged|error|run dir gone|pruned; "
               "status finished|stopped|failed"),
 )}
 TYPES = tuple(SCHEMA)

@@ -68,6 +68,7 @@ class _Position:
         self.epoch_tokens = 0
         self.epoch_seconds = 0.0
         self.last_train_ppl: float | None = None   # of the last completed epoch
+        self.stale_validations = 0  # validations since the last new best (early stopping)
         self.clip_history: deque[bool] = deque(maxlen=CLIP_WINDOW)
 
     def to_json(self) -> dict[str, Any]:
@@ -76,6 +77,7 @@ class _Position:
             "lr": self.lr, "best_val_ppl": _finite(self.best_val_ppl), "epoch_nll": self.epoch_nll,
             "epoch_tokens": self.epoch_tokens, "epoch_seconds": self.epoch_seconds,
             "last_train_ppl": _finite(self.last_train_ppl), "clip_history": list(self.clip_history),
+            "stale_validations": self.stale_validations,
         }
 
     def load(self, d: dict[str, Any]) -> None:
@@ -87,6 +89,7 @@ class _Position:
             self.epoch_tokens = int(d.get("epoch_tokens", 0))
             self.epoch_seconds = float(d.get("epoch_seconds", 0.0))
             self.last_train_ppl = d.get("last_train_ppl")
+            self.stale_validations = int(d.get("stale_validations", 0))
             self.clip_history = deque((bool(c) for c in d.get("clip_history", ())), maxlen=CLIP_WINDOW)
         except (KeyError, TypeError, ValueError):
             raise CheckpointError("checkpoint metadata lacks the training position") from None
@@ -112,6 +115,7 @@ class Trainer:
         self._last_save = time.monotonic()
         self._saved_step = -1
         self._validated_step = -1
+        self.early_stopped = False   # set by _validate when patience runs out
         self._identity = self.rundir.identity()
         self._next_dir_check = 0.0
         # set up by _setup(): the data, the model and what drives its updates
@@ -240,7 +244,7 @@ class Trainer:
         self.vocab = ds.vocab
         check_model_fits(cfg, len(self.vocab))
         self.model = CharModel(cfg.model_config(), seed=cfg.seed, dtype=np.dtype(cfg.dtype),
-                               init=cfg.init)
+                               init=cfg.init, threads=_threads(cfg.threads))
         self.opt = SGD(cfg.lr) if cfg.optimizer == "sgd" else Adam(cfg.lr)
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, RNG_STREAM])))
         self.state = self._restore()
@@ -321,10 +325,11 @@ class Trainer:
 
     def _finish(self) -> str:
         """Validate once more if the last step was not validated (short --steps runs), save, end."""
-        if self.data.val_batch and self._validated_step != self.pos.step:
+        if self.data.val_batch and self._validated_step != self.pos.step and not self.early_stopped:
             self._validate(1, carried=self.pos.batch_index > 0)
         self._save("latest")
-        self._emit("end", sync=True, step=self.pos.step, reason="finished", status="finished",
+        reason = "early-stopped" if self.early_stopped else "finished"
+        self._emit("end", sync=True, step=self.pos.step, reason=reason, status="finished",
                    train_ppl=self.pos.last_train_ppl)
         return "finished"
 
@@ -340,7 +345,7 @@ class Trainer:
         return (epochs is not None and self.pos.epoch >= epochs) or self._steps_done()
 
     def _steps_done(self) -> bool:
-        return self.cfg.steps is not None and self.pos.step >= self.cfg.steps
+        return self.early_stopped or (self.cfg.steps is not None and self.pos.step >= self.cfg.steps)
 
     def _check_run_dir(self) -> None:
         """Stop (without writing anything) if the run directory was deleted or replaced."""
@@ -404,12 +409,17 @@ class Trainer:
         improved = math.isfinite(ppl) and (pos.best_val_ppl is None or ppl < pos.best_val_ppl)
         if improved:
             pos.best_val_ppl = ppl
+        pos.stale_validations = 0 if improved else pos.stale_validations + 1
         self._validated_step = pos.step
         epoch = pos.epoch + pos.batch_index / max(num_batches, 1)
         self._emit("val", step=pos.step, epoch=epoch, loss=loss, ppl=ppl, best_ppl=pos.best_val_ppl,
                    tokens=result["tokens"])
         if improved:
             self._save("best", carried=carried)
+        if cfg.patience is not None and pos.stale_validations >= cfg.patience:
+            self._emit("notice", message=f"early stop: {pos.stale_validations} validations without "
+                                         f"a better validation perplexity than {pos.best_val_ppl:.4g}")
+            self.early_stopped = True
 
     # -- checkpoints --------------------------------------------------------------------------------
     def _restore(self) -> np.ndarray | None:
@@ -492,6 +502,15 @@ class _Interval:
         tps = self.steps * tokens_per_step / max(self.seconds, 1e-9)
         self.loss, self.steps, self.seconds = 0.0, 0, 0.0
         return mean, tps
+
+
+def _threads(requested: int | None) -> int | None:
+    """--threads, clamped to the cores this process may use (a notice is the CLI's job)."""
+    if requested is None:
+        return None
+    from seqtui.models.threads import available_cpus
+
+    return max(1, min(int(requested), available_cpus()))
 
 
 def _finite(x: float | None) -> float | None:
