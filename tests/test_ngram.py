@@ -131,3 +131,19 @@ def test_zipf_statistics():
     assert z.rank_freq[1].tolist() == [5, 2, 2, 1, 1]
     word = Vocab.build("the cat the dog".split(), is_char=False)
     assert top_ngrams(word.encode("the cat the dog the cat"), word, 2, top=1)[0].text == "the cat"
+
+
+def test_streamed_counting_and_chunked_perplexity_equal_the_whole_array(monkeypatch):
+    """Dense and sorted counting agree, and chunk boundaries change no perplexity."""
+    from seqtui.models import ngram as ng
+
+    rng = np.random.default_rng(7)
+    ids = rng.integers(0, 9, size=5_003).astype(np.int32)
+    whole = ng.NGramModel.fit(ids, 9, 3)
+    ref = float(np.exp(-whole.log_probs(ids[4000:], history=ids[:4000]).mean()))
+    monkeypatch.setattr(ng, "DENSE_LIMIT", 1)   # force the chunked sort-and-merge path
+    monkeypatch.setattr(ng, "CHUNK", 97)        # and many chunk boundaries
+    sparse = ng.NGramModel.fit(ids, 9, 3)
+    for a, b in zip(whole.keys + whole.counts, sparse.keys + sparse.counts):
+        np.testing.assert_array_equal(a, b)
+    assert sparse.perplexity(ids[4000:], history=ids[:4000]) == pytest.approx(ref, rel=1e-12)

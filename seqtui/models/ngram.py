@@ -11,7 +11,10 @@ conditional distribution sums to exactly 1. Positions with fewer than k predeces
 longest context they have. Perplexity is exp of the mean negative log-likelihood.
 
 N-grams are stored as sorted int64 keys (base-V digits, last token least significant) with
-their counts; lookups are binary searches, so memory is O(distinct n-grams), not V^k.
+their counts; lookups are binary searches, so memory is O(distinct n-grams), not V^k. Counting
+streams the ids once per order — a dense table when V^n is small (characters), chunked
+sort-and-merge otherwise — and perplexities are summed chunk by chunk, so a corpus of hundreds of
+MB costs little more memory than its token array (which may be a memory-mapped file).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import numpy as np
 from seqtui.errors import ConfigError, CorpusError
 
 MAX_ORDER = 12
+DENSE_LIMIT = 1 << 24   # V**n up to this: count into a dense table (128 MiB of int64 at most)
+CHUNK = 1 << 22         # tokens per chunk of sorted counting and of perplexity sums
 
 
 def _lookup(keys: np.ndarray, counts: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -75,6 +80,8 @@ class NGramModel:
         self.counts: list[np.ndarray] = []
         self.ctx_keys: list[np.ndarray] = []
         self.ctx_counts: list[np.ndarray] = []
+        # the same counts as dense float64 tables (index = key) when V^n is small: O(1) lookups
+        self.dense: list[tuple[np.ndarray, np.ndarray] | None] = []
 
     @classmethod
     def fit(cls, ids: np.ndarray, vocab_size: int, order: int, eps: float | Sequence[float] = 1.0) -> NGramModel:
@@ -90,7 +97,9 @@ class NGramModel:
         model.n = int(ids.shape[0])
         model.unigram = count_unigrams(ids, model.V).astype(np.float64)
         for j in range(1, model.order + 1):
-            keys, counts = np.unique(_ngram_keys(ids, j + 1, model.V), return_counts=True)
+            keys, counts, table = _count(ids, j + 1, model.V)
+            model.dense.append(None if table is None else
+                               (table.astype(np.float64), table.reshape(-1, model.V).sum(1).astype(np.float64)))
             ctx = keys // model.V
             ctx_keys, first = np.unique(ctx, return_index=True)
             ctx_counts = np.add.reduceat(counts, first) if counts.size else counts
@@ -139,17 +148,27 @@ class NGramModel:
             if ids.shape[0] <= j:
                 break
             full = _ngram_keys(ids, j + 1, self.V)  # key of ids[t-j .. t] at index t - j
-            c = _lookup(self.keys[j - 1], self.counts[j - 1], full)
-            cc = _lookup(self.ctx_keys[j - 1], self.ctx_counts[j - 1], full // self.V)
+            if self.dense[j - 1] is not None:
+                table, ctx_table = self.dense[j - 1]
+                c, cc = table[full], ctx_table[full // self.V]
+            else:
+                c = _lookup(self.keys[j - 1], self.counts[j - 1], full)
+                cc = _lookup(self.ctx_keys[j - 1], self.ctx_counts[j - 1], full // self.V)
             e = self.eps[j]
             p[j:] = (c + e * p[j:]) / (cc + e)
         return np.log(p[h:])
 
     def perplexity(self, ids: np.ndarray, history: np.ndarray | None = None) -> float:
-        """exp(mean negative log-likelihood) of ``ids``."""
-        if np.asarray(ids).shape[0] == 0:
+        """exp(mean negative log-likelihood) of ``ids``, summed chunk by chunk (bounded memory)."""
+        n = np.asarray(ids).shape[0]
+        if n == 0:
             raise CorpusError("cannot compute a perplexity on zero tokens")
-        return float(np.exp(-self.log_probs(ids, history).mean()))
+        total = 0.0
+        for start in range(0, n, CHUNK):
+            stop = min(start + CHUNK, n)
+            before = history if start == 0 else ids[max(0, start - self.order):start]
+            total += float(self.log_probs(ids[start:stop], before).sum())
+        return float(np.exp(-total / n))
 
     def sample(
         self, length: int, seed: int | None = None, prompt: Sequence[int] = (), allow_unk: bool = False
@@ -170,6 +189,29 @@ class NGramModel:
             out[i] = tok
             ctx.append(tok)
         return out
+
+
+def _count(ids: np.ndarray, n: int, V: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(sorted distinct n-gram keys, their counts, the dense table or None) of ``ids``, in one
+    streaming pass."""
+    from seqtui.kernels.ngram import count_dense
+
+    if V ** n <= DENSE_LIMIT:
+        table = np.zeros(V ** n, dtype=np.int64)
+        count_dense(table, ids, n, V)
+        keys = np.flatnonzero(table).astype(np.int64)
+        return keys, table[keys], table
+    keys = np.zeros(0, np.int64)
+    counts = np.zeros(0, np.int64)
+    N = ids.shape[0]
+    for start in range(0, max(N - n + 1, 0), CHUNK):
+        stop = min(start + CHUNK + n - 1, N)  # n-grams starting in [start, start + CHUNK)
+        k, c = np.unique(_ngram_keys(ids[start:stop], n, V), return_counts=True)
+        keys, inverse = np.unique(np.concatenate([keys, k]), return_inverse=True)
+        merged = np.zeros(keys.shape[0], np.int64)
+        np.add.at(merged, inverse, np.concatenate([counts, c]))
+        counts = merged
+    return keys, counts, None
 
 
 def baseline_perplexity(
