@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("seqtui.cli.generate:generate", "Continue a prompt with a trained run."),
     "eval": ("seqtui.cli.evaluate:evaluate", "Perplexity of a run on held-out or given text."),
     "bench": ("seqtui.cli.bench:bench", "Benchmark the kernels on this machine."),
+    "warmup": ("seqtui.cli.warmup:warmup", "Compile the kernels now, so the first run starts at once."),
     "serve": ("seqtui.cli.serve:serve", "Serve the app to a browser (textual-serve)."),
     "app": ("seqtui.cli.app:app", "Open the Textual app (the default)."),
 }

@@ -132,7 +132,18 @@ class _Display:
                        f"{e.get('steps_per_epoch')} steps/epoch")
             self.start_step = e["step"]
         elif kind == "compile":
-            if e.get("state") == "start" and self.live:
+            if e.get("state") == "kernel":
+                text = (f"compiling kernels… {e.get('count')}: {e.get('kernel')} "
+                        "(once; cached afterwards)")
+                if self.status is not None:
+                    self.status.update(text)
+                elif self.live:
+                    self.status = self.console.status(text)
+                    self.status.start()
+                elif not self.quiet and time.monotonic() - self._last_line > 5:
+                    self._last_line = time.monotonic()
+                    self._line(text)
+            elif e.get("state") == "start" and self.live and self.status is None:
                 self.status = self.console.status("compiling kernels… (once; cached afterwards)")
                 self.status.start()
             elif e.get("state") == "done":

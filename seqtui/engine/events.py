@@ -39,7 +39,9 @@ SCHEMA: dict[str, EventType] = {t.name: t for t in (
     EventType("start", ("run", "pid", "step", "total_steps"),
               ("steps_per_epoch", "train_tokens", "val_tokens", "vocab_size", "config", "resumed", "epoch"),
               "training (re)started at `step` of `total_steps`; `config` is the whole RunConfig"),
-    EventType("compile", ("state",), ("seconds",), "kernels compiling: state start|done, seconds on done"),
+    EventType("compile", ("state",), ("seconds", "kernel", "count"),
+              "kernels compiling: state start|kernel|done; each `kernel` event names one compiled "
+              "kernel (its `count` so far); seconds of that kernel, or in all on done"),
     EventType("progress", ("step",), ("epoch", "tokens_per_s", "loss", "ppl", "lr", "grad_norm",
                                       "clipped", "clip_rate"),
               "mean loss/ppl since the last progress; grad_norm before clipping; clip_rate over 100 steps"),

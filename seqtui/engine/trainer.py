@@ -11,6 +11,7 @@ whose directory is deleted or replaced while it trains stops within seconds.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -155,7 +156,8 @@ class Trainer:
         old_handlers = self._install_signals()
         self.rundir.write_pid()
         try:
-            return self._train()
+            with self._compiling():
+                return self._train()
         except TrainingDiverged:
             raise  # its events are already written
         except SeqtuiError as exc:
@@ -177,6 +179,21 @@ class Trainer:
                 signal.signal(sig, handler)
             self.rundir.clear_pid()
             self.events.close()
+
+    @contextlib.contextmanager
+    def _compiling(self):
+        """Report each kernel Numba compiles (cache hits are silent), and wait for a running
+        ``seqtui warmup`` instead of compiling the same kernels again."""
+        from seqtui.engine.warmup import compile_lock, watch_compiles
+
+        self._compiled = 0
+
+        def compiled(name: str, seconds: float) -> None:
+            self._compiled += 1
+            self._try_emit("compile", state="kernel", kernel=name, seconds=seconds, count=self._compiled)
+
+        with compile_lock(shared=False), watch_compiles(compiled):
+            yield
 
     def _emit(self, type_: str, **fields: Any) -> dict:
         assert self.events is not None

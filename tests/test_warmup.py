@@ -1,0 +1,48 @@
+"""Compile progress and the warm-up lock (the kernels' real compile time is a benchmark:
+bench/bench_compile.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from _fixtures_engine import run_main
+
+
+def test_watch_compiles_names_each_seqtui_kernel_as_it_compiles():
+    from numba import njit
+
+    from seqtui.engine.warmup import watch_compiles
+
+    def plus_one(x):
+        return x + 1
+
+    plus_one.__module__ = "seqtui.kernels.fake"
+    seen = []
+    with watch_compiles(lambda name, seconds: seen.append((name, seconds))):
+        njit(plus_one)(1)
+    njit(plus_one)(2.0)  # outside the block: not reported
+    assert [n for n, _ in seen] == ["fake.plus_one"] and seen[0][1] >= 0
+
+
+def test_a_trainer_waits_for_a_running_warmup(tmp_path, monkeypatch):
+    """The exclusive lock a trainer takes waits while a warm-up holds the shared one."""
+    monkeypatch.setenv("SEQTUI_CACHE_DIR", str(tmp_path))
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import time\nfrom seqtui.engine.warmup import compile_lock\n"
+                               "with compile_lock(shared=True):\n    print('held', flush=True)\n"
+                               "    time.sleep(1.5)\n"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    from seqtui.engine.warmup import compile_lock
+
+    t0 = time.monotonic()
+    with compile_lock(shared=False):
+        waited = time.monotonic() - t0
+    holder.wait(30)
+    assert waited > 0.5
+
+
+def test_warmup_refuses_an_unknown_cell(capsys):
+    code, _, err = run_main(["warmup", "--cells", "tcn"], capsys)
+    assert code == 2 and "unknown cell 'tcn'" in err
