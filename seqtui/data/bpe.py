@@ -408,14 +408,15 @@ def _prefix(merges: np.ndarray, target_tokens: int) -> np.ndarray:
 
 
 def learn_bpe(text: str | bytes | np.ndarray, bpe_vocab: int, min_count: int = MIN_COUNT,
-              cache: bool = True, info: dict | None = None) -> BPEVocab:
+              cache: bool = True, info: dict | None = None, allow_short: bool = False) -> BPEVocab:
     """Learn a vocabulary of ``bpe_vocab`` tokens (bytes + merged) from ``text``.
 
     ConfigError if ``bpe_vocab < 256`` or the text runs out of pairs first (the message says the
     largest vocabulary it supports). With ``cache`` the merges are kept under
     ``cache_dir()/bpe`` keyed by the text's SHA-256 and the settings; a later request for the same
     text and a vocabulary no larger reuses a prefix of them. ``info`` (a dict) receives
-    ``cache`` ("hit" or "miss"), ``key`` and ``path``.
+    ``cache`` ("hit" or "miss"), ``key`` and ``path``. ``allow_short`` returns the smaller
+    vocabulary instead of raising.
     """
     check_bpe_vocab(bpe_vocab)
     if not isinstance(min_count, int) or min_count < 1:
@@ -436,11 +437,15 @@ def learn_bpe(text: str | bytes | np.ndarray, bpe_vocab: int, min_count: int = M
             _write_cache(path, merges, n_tok, exhausted)
     if info is not None:
         info.update(cache=status, key=key, path=path)
-    if n_tok < target:
-        raise ConfigError(
-            f"bpe_vocab {bpe_vocab} is more than this text supports: merging stopped at {n_tok - 1} tokens "
-            f"(no pair occurs {min_count} times); use bpe_vocab <= {n_tok - 1}")
+    if n_tok < target and not allow_short:
+        raise too_large_error(bpe_vocab, n_tok - 1, min_count)
     return BPEVocab(_prefix(merges, target))
+
+
+def too_large_error(bpe_vocab: int, reached: int, min_count: int = MIN_COUNT) -> ConfigError:
+    return ConfigError(
+        f"bpe_vocab {bpe_vocab} is more than this text supports: merging stopped at {reached} tokens "
+        f"(no pair occurs {min_count} times); use bpe_vocab <= {reached}")
 
 
 def check_bpe_vocab(bpe_vocab) -> None:

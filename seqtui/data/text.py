@@ -3,8 +3,10 @@
 Presets: ``raw`` keeps every character (as char-rnn does); ``d2l`` is d2l 0.17's
 ``re.sub('[^A-Za-z]+', ' ', line).strip().lower()`` applied per line with the lines joined
 without a separator (which is what gives The Time Machine its 170,580 characters).
-Tokens: ``char`` (Unicode code points) or ``word`` (whitespace-separated; under ``d2l`` the
-runs of letters).
+Tokens: ``char`` (Unicode code points), ``word`` (whitespace-separated; under ``d2l`` the
+runs of letters) or ``bpe`` (byte-level byte-pair encoding, ``seqtui.data.bpe``: ``bpe_vocab``
+tokens whose merges are learned from the training part of the text only — see
+:func:`_encode_bpe` for how the held-out tail is kept out).
 
 Files are encoded in two passes over a memory-mapped file, chunk by chunk (count, then encode
 straight into a memory-mapped ``.npy``), so a 1 GB file needs memory near its token array.
@@ -39,7 +41,7 @@ from seqtui.errors import ConfigError, CorpusError
 from seqtui.data.vocab import Vocab
 
 PREPROCESS = ("raw", "d2l")
-TOKENS = ("char", "word")
+TOKENS = ("char", "word", "bpe")
 ERRORS = ("strict", "replace")
 CACHE_FORMAT = 1
 CHUNK_BYTES = 1 << 24  # bytes per kernel call: bounds the scratch memory of a pass
@@ -61,6 +63,10 @@ class TextConfig:
     min_freq: int = 0  # tokens seen fewer times map to <unk>
     max_tokens: int | None = None
     errors: str = "strict"  # "strict" | "replace" (invalid UTF-8 -> U+FFFD)
+    bpe_vocab: int | None = None  # tokens="bpe": byte tokens + learned tokens (>= 256); ids add <unk>
+    # tokens="bpe" only: the held-out share the run will take with split_train_val(ids, val_fraction);
+    # merges are learned from text before that tail (pass RunConfig.val_fraction)
+    val_fraction: float = 0.0
 
     def validate(self) -> TextConfig:
         if self.preprocess not in PREPROCESS:
@@ -73,6 +79,14 @@ class TextConfig:
             raise ConfigError(f"min_freq must be an integer >= 0; got {self.min_freq!r}")
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens <= 0):
             raise ConfigError(f"max_tokens must be a positive integer or None; got {self.max_tokens!r}")
+        if self.tokens == "bpe":
+            from seqtui.data.bpe import check_bpe_vocab
+
+            check_bpe_vocab(self.bpe_vocab)
+            if self.min_freq:
+                raise ConfigError("min_freq does not apply to bpe tokens (every byte is in the vocabulary)")
+            if not 0.0 <= float(self.val_fraction) < 1.0:
+                raise ConfigError(f"val_fraction must be in [0, 1); got {self.val_fraction!r}")
         return self
 
 
@@ -88,6 +102,7 @@ class Dataset:
     counts: np.ndarray  # int64 (V,): occurrences of each vocabulary id in the whole corpus
     source_bytes: int  # size of the corpus file
     cache_path: Path | None = None
+    bpe_train_bytes: int | None = None  # bpe: UTF-8 bytes (after preprocessing) the merges came from
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -114,7 +129,16 @@ def tokenize(text: str, tokens: str = "char", preset: str = "raw") -> list[str]:
             return [w.lower() for w in _LETTERS.findall(text)]
         preprocess_text("", preset)  # validates the preset name
         return text.split()
+    if tokens == "bpe":
+        raise ConfigError("bpe tokens need their vocabulary: use encode_prompt(vocab, text, 'bpe', preset)")
     raise ConfigError(f"tokens must be one of {', '.join(TOKENS)}; got {tokens!r}")
+
+
+def encode_prompt(vocab: Vocab, text: str, tokens: str = "char", preset: str = "raw") -> np.ndarray:
+    """Ids of ``text`` exactly as :func:`load_dataset` tokenized the corpus (any token kind)."""
+    if tokens == "bpe" or getattr(vocab, "kind", None) == "bpe":
+        return vocab.encode(preprocess_text(text, preset))
+    return vocab.encode(tokenize(text, tokens, preset))
 
 
 # -- content hashing -------------------------------------------------------------------------
@@ -152,7 +176,13 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def _settings(cfg: TextConfig) -> dict:
-    return {"preprocess": cfg.preprocess, "tokens": cfg.tokens, "min_freq": cfg.min_freq, "errors": cfg.errors}
+    settings = {"preprocess": cfg.preprocess, "tokens": cfg.tokens, "min_freq": cfg.min_freq, "errors": cfg.errors}
+    if cfg.tokens == "bpe":  # where the merges are learned depends on the split and the length
+        from seqtui.data.bpe import MIN_COUNT, PRETOKENIZER
+
+        settings.update(bpe_vocab=cfg.bpe_vocab, val_fraction=float(cfg.val_fraction), max_tokens=cfg.max_tokens,
+                        bpe_min_count=MIN_COUNT, pretokenizer=PRETOKENIZER)
+    return settings
 
 
 def _digest(obj: dict) -> str:
@@ -185,7 +215,7 @@ def load_dataset(cfg: TextConfig, progress: Progress | None = None) -> Dataset:
     if cfg.max_tokens is not None:
         ids = ids[: cfg.max_tokens]
     counts = np.asarray(meta["counts"], dtype=np.int64)
-    return Dataset(vocab, ids, fingerprint, cfg, info, counts, size, npy)
+    return Dataset(vocab, ids, fingerprint, cfg, info, counts, size, npy, meta.get("bpe_train_bytes"))
 
 
 def _read_meta(meta_path: Path) -> dict | None:
@@ -206,8 +236,8 @@ def _build_cache(
     if nul >= 0:
         raise binary_error(path, nul)
     try:
-        build = _encode_chars if cfg.tokens == "char" else _encode_words
-        vocab, counts, tmp = build(data, path, cfg, npy, progress)
+        build = {"char": _encode_chars, "word": _encode_words, "bpe": _encode_bpe}[cfg.tokens]
+        vocab, counts, tmp, *extra = build(data, path, cfg, npy, progress)
     finally:
         del data
     meta = {
@@ -219,6 +249,8 @@ def _build_cache(
         "vocab": vocab.to_json(),
         "counts": counts.tolist(),
     }
+    if extra:
+        meta.update(extra[0])
     os.replace(tmp, npy)
     _atomic_write_text(meta_path, json.dumps(meta))
     return meta
@@ -360,6 +392,67 @@ def _encode_words(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, prog
     out.flush()
     del out
     return vocab, vcounts, tmp
+
+
+def _encode_bpe(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progress: Progress | None):
+    """Byte-level BPE. The text (after the preset) is held in memory as UTF-8.
+
+    Held-out tail: the run splits the ids with ``split_train_val(ids, val_fraction)`` (after
+    ``max_tokens``), so the merges may only see text before the first held-out token. They are
+    learned from ``text[:cut]``, ``cut`` = the last safe pre-token boundary at or before
+    ``(1 - val_fraction)`` of the bytes (of about ``max_tokens`` bytes when that is set, since a
+    token has at least one byte); then the text is encoded and the byte offset where the
+    held-out tokens begin is checked. If it is before ``cut`` (the tail compressed better than the
+    head), ``cut`` moves back to it and the merges are learned again, until no held-out byte was
+    seen. With ``max_tokens`` a cut far before the held-out start is first moved forward (at most
+    three times). Only then is a ``bpe_vocab`` the learned text cannot reach a ConfigError.
+    """
+    from seqtui.data.bpe import MIN_COUNT, learn_bpe, safe_cut, too_large_error
+
+    size = data.shape[0]
+    nul = data.tobytes().find(b"\x00")
+    if nul >= 0:
+        raise binary_error(path, nul)
+    try:
+        text = data.tobytes().decode("utf-8", cfg.errors)
+    except UnicodeDecodeError as exc:
+        raise bad_utf8_error(path, exc.start) from None
+    text = preprocess_text(text, cfg.preprocess)
+    raw = text.encode("utf-8", "surrogatepass")
+    if not raw:
+        raise CorpusError(f"{path} has no tokens after preprocessing")
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    f = float(cfg.val_fraction)
+    span = len(raw) if cfg.max_tokens is None else min(len(raw), cfg.max_tokens)
+    cut = safe_cut(buf, int((1.0 - f) * span)) if f > 0 else span
+    forward = 0 if cfg.max_tokens is not None and f > 0 else 3  # moves of the cut towards the tail
+    while True:
+        if progress:
+            progress("count", 0.0)
+        vocab = learn_bpe(buf[:cut], int(cfg.bpe_vocab), MIN_COUNT, allow_short=True)
+        if progress:
+            progress("encode", 0.0)
+        ids = vocab.encode_bytes(buf)
+        n = len(ids) if cfg.max_tokens is None else min(len(ids), cfg.max_tokens)
+        n_val = int(round(n * f))
+        val_start = int(vocab.token_lengths[ids[: n - n_val]].sum())  # byte offset of the first held-out token
+        if val_start < cut:  # a held-out byte was learned from: learn again from less
+            cut = safe_cut(buf, val_start)
+        elif forward < 3 and safe_cut(buf, val_start) > cut * 1.02 + 64:  # max_tokens: use more of the head
+            cut = safe_cut(buf, val_start)
+            forward += 1
+        else:
+            break
+    if vocab.bpe_vocab < cfg.bpe_vocab:
+        raise too_large_error(int(cfg.bpe_vocab), vocab.bpe_vocab, MIN_COUNT)
+    if progress:
+        progress("encode", 1.0)
+    tmp, out = _new_output(npy, len(ids), path)
+    out[:] = ids
+    out.flush()
+    del out
+    counts = np.bincount(ids, minlength=len(vocab)).astype(np.int64)
+    return vocab, counts, tmp, {"bpe_train_bytes": int(cut), "text_bytes": len(raw)}
 
 
 def split_train_val(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
