@@ -473,20 +473,22 @@ def _write_cache(path: Path, merges: np.ndarray, n_tok: int, exhausted: bool) ->
 
 
 def safe_cut(data: np.ndarray, limit: int) -> int:
-    """The largest ``p <= limit`` where a space follows a printable ASCII character: always a
+    """The largest ``p < limit`` where a space follows a printable ASCII character: always a
     pre-token boundary, and ``data[:p]`` splits into the same pre-tokens alone as inside the
     whole text. Without one, the last character boundary (then only the last pre-token may differ)."""
     n = int(data.shape[0])
     limit = max(0, min(int(limit), n))
     if limit >= n:
         return n
-    raw = data[: limit + 1].tobytes()
-    p = raw.rfind(b" ", 0, limit + 1)
+    if limit == 0:
+        return 0
+    raw = data[:limit].tobytes()  # nothing at or after ``limit`` decides (it may be held out)
+    p = raw.rfind(b" ")
     while p > 0:
         if 0x21 <= raw[p - 1] <= 0x7E:
             return p
         p = raw.rfind(b" ", 0, p)
-    p = limit
+    p = limit - 1
     while p > 0 and 0x80 <= raw[p] < 0xC0:
         p -= 1
-    return p
+    return max(p, 0)

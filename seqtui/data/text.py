@@ -64,8 +64,8 @@ class TextConfig:
     max_tokens: int | None = None
     errors: str = "strict"  # "strict" | "replace" (invalid UTF-8 -> U+FFFD)
     bpe_vocab: int | None = None  # tokens="bpe": byte tokens + learned tokens (>= 256); ids add <unk>
-    # tokens="bpe" only: the held-out share the run will take with split_train_val(ids, val_fraction);
-    # merges are learned from text before that tail (pass RunConfig.val_fraction)
+    # tokens="bpe" only: the share of the text (bytes) held out; merges are learned from the text
+    # before it and Dataset.split(val_fraction) cuts the ids there (pass RunConfig.val_fraction)
     val_fraction: float = 0.0
 
     def validate(self) -> TextConfig:
@@ -103,9 +103,26 @@ class Dataset:
     source_bytes: int  # size of the corpus file
     cache_path: Path | None = None
     bpe_train_bytes: int | None = None  # bpe: UTF-8 bytes (after preprocessing) the merges came from
+    bpe_train_tokens: int | None = None  # bpe: the ids of those bytes; the held-out tail starts here
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
+
+    def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+        """(train, held-out) ids. char/word: :func:`split_train_val`. bpe: split where the text the
+        merges were learned from ends, which needs the ``val_fraction`` the dataset was built with."""
+        if self.bpe_train_tokens is None:
+            return split_train_val(self.ids, val_fraction)
+        if float(val_fraction) != float(self.config.val_fraction):
+            raise ConfigError(f"BPE merges were learned holding out {self.config.val_fraction:g} of the text; "
+                              f"build the dataset with val_fraction={val_fraction:g}")
+        n = int(self.ids.shape[0])
+        at = min(self.bpe_train_tokens, n)
+        if float(val_fraction) > 0 and at == n:
+            raise CorpusError(f"corpus of {n} tokens is too short to hold out {val_fraction:.0%}")
+        if at < 1:
+            raise CorpusError(f"corpus of {n} tokens is too short to hold out {val_fraction:.0%}")
+        return self.ids[:at], self.ids[at:]
 
 
 # -- pure-Python reference transforms (prompts, tests) -------------------------------------------
@@ -215,7 +232,8 @@ def load_dataset(cfg: TextConfig, progress: Progress | None = None) -> Dataset:
     if cfg.max_tokens is not None:
         ids = ids[: cfg.max_tokens]
     counts = np.asarray(meta["counts"], dtype=np.int64)
-    return Dataset(vocab, ids, fingerprint, cfg, info, counts, size, npy, meta.get("bpe_train_bytes"))
+    return Dataset(vocab, ids, fingerprint, cfg, info, counts, size, npy, meta.get("bpe_train_bytes"),
+                   meta.get("bpe_train_tokens"))
 
 
 def _read_meta(meta_path: Path) -> dict | None:
@@ -397,20 +415,17 @@ def _encode_words(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, prog
 def _encode_bpe(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progress: Progress | None):
     """Byte-level BPE. The text (after the preset) is held in memory as UTF-8.
 
-    Held-out tail: the run splits the ids with ``split_train_val(ids, val_fraction)`` (after
-    ``max_tokens``), so the merges may only see text before the first held-out token. They are
-    learned from ``text[:cut]``, ``cut`` = the last safe pre-token boundary at or before
-    ``(1 - val_fraction)`` of the bytes (of about ``max_tokens`` bytes when that is set, since a
-    token has at least one byte); then the text is encoded and the byte offset where the
-    held-out tokens begin is checked. If it is before ``cut`` (the tail compressed better than the
-    head), ``cut`` moves back to it and the merges are learned again, until no held-out byte was
-    seen. With ``max_tokens`` a cut far before the held-out start is first moved forward (at most
-    three times). Only then is a ``bpe_vocab`` the learned text cannot reach a ConfigError.
+    The held-out tail is cut in bytes: the merges are learned from ``text[:cut]`` only, ``cut`` =
+    the last safe pre-token boundary (``seqtui.data.bpe.safe_cut``: a space after a printable
+    ASCII character) before ``(1 - val_fraction)`` of the bytes. Because ``cut`` is a pre-token
+    boundary, the ids of the whole text are the ids of ``text[:cut]`` followed by those of the
+    rest, so the held-out tokens start exactly at ``bpe_train_tokens`` and use no byte the merges
+    saw: split with :meth:`Dataset.split`, not a token fraction. With ``max_tokens`` the bytes
+    are those of the first ``max_tokens`` tokens, found by a short fixed-point iteration.
     """
     from seqtui.data.bpe import MIN_COUNT, learn_bpe, safe_cut, too_large_error
 
-    size = data.shape[0]
-    nul = data.tobytes().find(b"\x00")
+    nul = data[:].tobytes().find(b"\x00")
     if nul >= 0:
         raise binary_error(path, nul)
     try:
@@ -423,28 +438,25 @@ def _encode_bpe(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progre
         raise CorpusError(f"{path} has no tokens after preprocessing")
     buf = np.frombuffer(raw, dtype=np.uint8)
     f = float(cfg.val_fraction)
-    span = len(raw) if cfg.max_tokens is None else min(len(raw), cfg.max_tokens)
-    cut = safe_cut(buf, int((1.0 - f) * span)) if f > 0 else span
-    forward = 0 if cfg.max_tokens is not None and f > 0 else 3  # moves of the cut towards the tail
-    while True:
+    span = len(raw) if cfg.max_tokens is None else min(len(raw), cfg.max_tokens)  # a token has >= 1 byte
+    for _ in range(5):
+        cut = safe_cut(buf, int((1.0 - f) * span)) if f > 0 else span
         if progress:
             progress("count", 0.0)
         vocab = learn_bpe(buf[:cut], int(cfg.bpe_vocab), MIN_COUNT, allow_short=True)
         if progress:
             progress("encode", 0.0)
         ids = vocab.encode_bytes(buf)
-        n = len(ids) if cfg.max_tokens is None else min(len(ids), cfg.max_tokens)
-        n_val = int(round(n * f))
-        val_start = int(vocab.token_lengths[ids[: n - n_val]].sum())  # byte offset of the first held-out token
-        if val_start < cut:  # a held-out byte was learned from: learn again from less
-            cut = safe_cut(buf, val_start)
-        elif forward < 3 and safe_cut(buf, val_start) > cut * 1.02 + 64:  # max_tokens: use more of the head
-            cut = safe_cut(buf, val_start)
-            forward += 1
-        else:
+        if cfg.max_tokens is None or len(ids) <= cfg.max_tokens:
             break
+        covered = int(vocab.token_lengths[ids[: cfg.max_tokens]].sum())
+        if covered <= span * 1.01:
+            break
+        span = covered
     if vocab.bpe_vocab < cfg.bpe_vocab:
         raise too_large_error(int(cfg.bpe_vocab), vocab.bpe_vocab, MIN_COUNT)
+    ends = np.cumsum(vocab.token_lengths[ids])
+    train_tokens = int(np.searchsorted(ends, cut, side="right"))
     if progress:
         progress("encode", 1.0)
     tmp, out = _new_output(npy, len(ids), path)
@@ -452,7 +464,8 @@ def _encode_bpe(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progre
     out.flush()
     del out
     counts = np.bincount(ids, minlength=len(vocab)).astype(np.int64)
-    return vocab, counts, tmp, {"bpe_train_bytes": int(cut), "text_bytes": len(raw)}
+    return vocab, counts, tmp, {"bpe_train_bytes": int(cut), "bpe_train_tokens": train_tokens,
+                                "text_bytes": len(raw)}
 
 
 def split_train_val(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
