@@ -242,6 +242,7 @@ def test_stream_decoder_holds_back_and_flushes():
     assert len(ids) == 4
     assert [dec.feed(i) for i in ids[:3]] == ["", "", ""] and dec.pending() == "😀".encode()[:3]
     assert dec.feed(ids[3]) == "😀"
+    assert [dec.feed(v.itos[i]) for i in ids] == ["", "", "", "😀"]  # display strings work too
     dec.feed(ids[0])
     assert dec.flush() == "\ufffd"  # a cut character at the very end
 

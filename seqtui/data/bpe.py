@@ -347,8 +347,12 @@ class StreamDecoder:
         self.vocab = vocab
         self._dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
-    def feed(self, token_id: int) -> str:
-        return self._dec.decode(self.vocab.token_bytes(token_id), final=False)
+    def feed(self, token: int | str) -> str:
+        """Add one token — an id, or a display string as ``Generator.sample`` yields them."""
+        i = self.vocab.stoi[token] if isinstance(token, str) else int(token)
+        if not 0 <= i < len(self.vocab):
+            raise ConfigError(f"token id {i} is outside the vocabulary (size {len(self.vocab)})")
+        return self._dec.decode(self.vocab.token_bytes(i), final=False)
 
     def flush(self) -> str:
         out = self._dec.decode(b"", final=True)
