@@ -59,6 +59,12 @@ def test_kernel_encoding_and_pretokenizer_match_python_twins(vocab, text):
     assert [raw[a:b] for a, b in zip([0, *ends[:-1]], ends)] == [c.encode("utf-8", "surrogatepass") for c in pretokenize(text)]
 
 
+def test_lone_surrogates_and_nul_round_trip(vocab):
+    for text in ("\ud800x", "a\udfff b", "\x00\x00 z", "é" * 2000 + "\ud83d"):
+        assert vocab.decode(vocab.encode(text)) == text
+        assert vocab.decode(kernel_encode(vocab, text)) == text
+
+
 def test_pretokenizer_by_hand():
     assert pretokenize("Hello  world's\n\n  x 12ab !!'s \u00a0y") == [
         "Hello", " ", " world", "'s", "\n\n ", " x", " 12", "ab", " !!'", "s", " ", "\u00a0", "y"]
