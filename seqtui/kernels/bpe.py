@@ -382,8 +382,9 @@ def learn_merges(sym, wstart, wlen, wfreq, tok_bytes, tok_start, tok_len, rank, 
         glast[p] = EMPTY
     # token bytes, and a table of them to find a merge whose result already exists
     n_tok = V0
+    most = min(target, V0 + sym.shape[0])  # each new token removes at least one symbol
     ttable = np.full(1024, EMPTY, dtype=np.int64)
-    while ttable.shape[0] < 4 * target:
+    while ttable.shape[0] < 4 * most:
         ttable = np.full(ttable.shape[0] * 2, EMPTY, dtype=np.int64)
     thash = np.empty(tok_start.shape[0], dtype=np.uint64)
     for t in range(n_tok):
@@ -393,7 +394,7 @@ def learn_merges(sym, wstart, wlen, wfreq, tok_bytes, tok_start, tok_len, rank, 
                                tok_start[t], tok_start[t] + tok_len[t], thash[t])
             ttable[slot] = t
     pool_used = tok_start[n_tok - 1] + tok_len[n_tok - 1]
-    merges = np.empty((max(2 * (target - V0), 16), 3), dtype=np.int32)
+    merges = np.empty((max(2 * (most - V0), 16), 3), dtype=np.int32)
     n_merges = 0
     while n_tok < target and hsize > 0 and n_merges < merges.shape[0]:
         c = hc[0]
