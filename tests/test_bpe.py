@@ -79,6 +79,15 @@ def test_long_text_uses_the_kernel_and_agrees(vocab):
     assert vocab.decode(vocab.encode(text)) == text
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.sampled_from(list("FirstCizenpeakvd中文")), min_size=49, max_size=400))
+def test_long_chunks_merge_by_heap_like_the_twin(vocab, word):
+    from seqtui.kernels.bpe import LONG_CHUNK
+
+    assert len(word.encode()) > LONG_CHUNK  # one pre-token, merged by the heap path
+    assert kernel_encode(vocab, word) == bpe._encode_py(word, vocab._ranks, vocab.merges)
+
+
 def test_tokens_of_are_display_strings(vocab):
     toks = vocab.tokens_of("Speak, speak.")
     assert "".join(toks).replace("Ġ", " ") == "Speak, speak."

@@ -15,7 +15,8 @@ its pair was formed; merging a pair rewrites only those chunks and applies the c
 the neighbouring pairs (no recount). ``rank`` maps a seqtui id to the trainer's id (its tie order).
 
 ``encode_bytes`` splits into chunks and merges each chunk by rank (lowest rank first, leftmost
-first), remembering each distinct chunk's ids in a hash table for the rest of the call.
+first; a rescan per merged pair for short chunks, a heap for long ones), remembering each
+distinct chunk's ids in a hash table for the rest of the call.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ LETTER = 1
 NUMBER = 2
 SPACE = 3
 EMPTY = -1
+LONG_CHUNK = 48  # longer chunks are merged with a heap (O(L log L)) instead of rescans (O(L^2))
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 
@@ -589,6 +591,97 @@ def _bpe_chunk(buf, s, e, table, keys, merges, base, work):
     return L
 
 
+@njit
+def _bpe_chunk_long(buf, s, e, table, keys, merges, base, work):
+    """``_bpe_chunk`` for long chunks in O(L log L): symbols in a linked list, candidate merges in
+    a min-heap by (rank, position), stale entries skipped when popped (the tokenizers way)."""
+    L = e - s
+    sym = np.empty(L, dtype=np.int32)
+    nxt = np.empty(L, dtype=np.int64)
+    prv = np.empty(L, dtype=np.int64)
+    alive = np.ones(L, dtype=np.bool_)
+    for k in range(L):
+        sym[k] = np.int32(buf[s + k]) + 1
+        nxt[k] = k + 1 if k + 1 < L else -1
+        prv[k] = k - 1
+    hr = np.empty(max(2 * L, 16), dtype=np.int64)  # rank
+    hq = np.empty(max(2 * L, 16), dtype=np.int64)  # position
+    size = 0
+    for k in range(L - 1):
+        r = _merge_rank(table, keys, np.int64(sym[k]) * base + sym[k + 1])
+        if r >= 0:
+            hr, hq, size = _minheap_push(hr, hq, size, r, k)
+    while size > 0:
+        r = hr[0]
+        pos = hq[0]
+        size = _minheap_pop(hr, hq, size)
+        if not alive[pos] or nxt[pos] < 0:
+            continue
+        right = nxt[pos]
+        if _merge_rank(table, keys, np.int64(sym[pos]) * base + sym[right]) != r:
+            continue
+        sym[pos] = merges[r, 2]
+        alive[right] = False
+        nxt[pos] = nxt[right]
+        if nxt[right] >= 0:
+            prv[nxt[right]] = pos
+        if prv[pos] >= 0:
+            q = _merge_rank(table, keys, np.int64(sym[prv[pos]]) * base + sym[pos])
+            if q >= 0:
+                hr, hq, size = _minheap_push(hr, hq, size, q, prv[pos])
+        if nxt[pos] >= 0:
+            q = _merge_rank(table, keys, np.int64(sym[pos]) * base + sym[nxt[pos]])
+            if q >= 0:
+                hr, hq, size = _minheap_push(hr, hq, size, q, pos)
+    m = 0
+    k = 0
+    while k >= 0:
+        work[m] = sym[k]
+        m += 1
+        k = nxt[k]
+    return m
+
+
+@njit
+def _minheap_push(hr, hq, size, r, q):
+    hr = _grow(hr, size)
+    hq = _grow(hq, size)
+    i = size
+    while i > 0:
+        parent = (i - 1) >> 1
+        if hr[parent] < r or (hr[parent] == r and hq[parent] < q):
+            break
+        hr[i] = hr[parent]
+        hq[i] = hq[parent]
+        i = parent
+    hr[i] = r
+    hq[i] = q
+    return hr, hq, size + 1
+
+
+@njit
+def _minheap_pop(hr, hq, size):
+    size -= 1
+    r = hr[size]
+    q = hq[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and (hr[child + 1] < hr[child] or (hr[child + 1] == hr[child] and hq[child + 1] < hq[child])):
+            child += 1
+        if r < hr[child] or (r == hr[child] and q < hq[child]):
+            break
+        hr[i] = hr[child]
+        hq[i] = hq[child]
+        i = child
+    if size > 0:
+        hr[i] = r
+        hq[i] = q
+    return size
+
+
 @njit(**NJIT)
 def encode_bytes(buf, cls, merges, vocab_size):
     """Token ids (int32) of ``buf``: pre-tokens merged by rank, each distinct chunk merged once."""
@@ -624,7 +717,10 @@ def encode_bytes(buf, cls, merges, vocab_size):
         else:
             if e - i > work.shape[0]:
                 work = np.empty(2 * (e - i), dtype=np.int32)
-            m = _bpe_chunk(buf, i, e, table, keys, merges, base, work)
+            if e - i <= LONG_CHUNK:
+                m = _bpe_chunk(buf, i, e, table, keys, merges, base, work)
+            else:
+                m = _bpe_chunk_long(buf, i, e, table, keys, merges, base, work)
             for k in range(m):
                 out[n_out + k] = work[k]
             c_hash = _grow(c_hash, n_ent)
