@@ -446,9 +446,9 @@ def learn_bpe(text: str | bytes | np.ndarray, bpe_vocab: int, min_count: int = M
     return BPEVocab(_prefix(merges, target))
 
 
-def too_large_error(bpe_vocab: int, reached: int, min_count: int = MIN_COUNT) -> ConfigError:
+def too_large_error(bpe_vocab: int, reached: int, min_count: int = MIN_COUNT, what: str = "this text") -> ConfigError:
     return ConfigError(
-        f"bpe_vocab {bpe_vocab} is more than this text supports: merging stopped at {reached} tokens "
+        f"bpe_vocab {bpe_vocab} is more than {what} supports: merging stopped at {reached} tokens "
         f"(no pair occurs {min_count} times); use bpe_vocab <= {reached}")
 
 

@@ -454,7 +454,8 @@ def _encode_bpe(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progre
             break
         span = covered
     if vocab.bpe_vocab < cfg.bpe_vocab:
-        raise too_large_error(int(cfg.bpe_vocab), vocab.bpe_vocab, MIN_COUNT)
+        raise too_large_error(int(cfg.bpe_vocab), vocab.bpe_vocab, MIN_COUNT,
+                              f"the training text ({cut:,} bytes before the held-out tail)" if f > 0 else "the text")
     ends = np.cumsum(vocab.token_lengths[ids])
     train_tokens = int(np.searchsorted(ends, cut, side="right"))
     if progress:

@@ -37,7 +37,7 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 
 
 # -- pre-tokenization ------------------------------------------------------------------------------
-@njit(inline="always")
+@njit
 def _char(buf, i, n):
     """(code point, length) at ``buf[i]``; an invalid or truncated sequence is one byte, cp -1."""
     b0 = np.int64(buf[i])
@@ -68,7 +68,15 @@ def _char(buf, i, n):
 
 @njit(inline="always")
 def _class(buf, i, n, cls):
-    """(class, length) of the character at ``buf[i]``."""
+    """(class, length) of the character at ``buf[i]`` (ASCII inline, the rest out of line)."""
+    b = buf[i]
+    if b < 0x80:
+        return np.int64(cls[b]), 1
+    return _class_multibyte(buf, i, n, cls)
+
+
+@njit
+def _class_multibyte(buf, i, n, cls):
     cp, ln = _char(buf, i, n)
     if cp < 0:
         return OTHER, ln
@@ -251,7 +259,7 @@ def _pair_rehash(ptable, pkeys, n_pairs):
     return new
 
 
-@njit(inline="always")
+@njit
 def _before(c1, k1, c2, k2):
     """Heap order: a higher count first, then the smaller pair (in the trainer's id order)."""
     return c1 > c2 or (c1 == c2 and k1 < k2)
