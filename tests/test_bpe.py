@@ -224,6 +224,8 @@ def test_json_round_trip(vocab):
     (lambda d: d["merges"].pop(), "merges make"),
     (lambda d: d["itos"].__setitem__(300, "Ġzzz"), "its merges spell"),
     (lambda d: d.__setitem__("merges", "oops"), "must be lists"),
+    (lambda d: d.__setitem__("itos", []), "merges make"),
+    (lambda d: d.__setitem__("itos", d["itos"][1:] + ["x"]), "must be '<unk>'|its merges spell"),
     (lambda d: d.__setitem__("version", 7), "version"),
 ])
 def test_corrupt_merges_are_rejected(vocab, corrupt, match):
