@@ -28,7 +28,8 @@ pre-tokenizes line by line: a white-space run that crosses a line end and contin
 ``" \n"`` before more space) is cut at the line end there, and whole-text chunks here — feed it
 the text as one sequence (``train_from_iterator([text])``) to compare; (3) encoding a text
 with a duplicated pair in the merges (possible only when two merges spell the same token)
-uses the later rank, as tokenizers' merge map does, and the Python twin scans rather than heaps.
+uses the later rank, as tokenizers' merge map does (never seen on real text; the learning kernel
+reuses the token's id, as the trainer does).
 
 Display strings (``itos``): each byte as GPT-2's stand-in character (space is ``Ġ``, newline ``Ċ``),
 so a token reads like the entries of a ``tokenizers`` vocab.json ("Ġthe"). Text is bytes:
