@@ -191,3 +191,16 @@ def test_counting_kernels_against_numpy():
     expect = ids[:-2].astype(np.int64) * 49 + ids[1:-1] * 7 + ids[2:]
     np.testing.assert_array_equal(keys, expect)
     assert ngram_keys(ids[:2], 3, 7).shape == (0,)
+
+
+def test_bpe_settings_are_validated(tmp_path):
+    from seqtui.data.text import TextConfig
+
+    with pytest.raises(ConfigError, match="≥ 256"):
+        TextConfig("x", tokens="bpe", bpe_vocab=255).validate()
+    with pytest.raises(ConfigError, match="min_freq does not apply"):
+        TextConfig("x", tokens="bpe", bpe_vocab=300, min_freq=2).validate()
+    with pytest.raises(ConfigError, match="val_fraction"):
+        TextConfig("x", tokens="bpe", bpe_vocab=300, val_fraction=1.5).validate()
+    TextConfig("x", tokens="bpe", bpe_vocab=256, val_fraction=0.1).validate()
+    TextConfig("x", bpe_vocab=None).validate()  # char tokens ignore the BPE fields

@@ -111,3 +111,14 @@ def test_long_strings_use_the_kernel_and_agree_with_python():
     assert len(text) > 65_536
     assert fast.dtype == np.int32
     np.testing.assert_array_equal(fast, slow)
+
+
+def test_kind_and_bpe_json_dispatch():
+    from seqtui.data.bpe import BPEVocab, learn_bpe
+
+    assert Vocab.build("ab").kind == "char" and Vocab.build(["a"], is_char=False).kind == "word"
+    v = learn_bpe("ab ab ab", 257, cache=False)
+    back = Vocab.from_json(json.loads(json.dumps(v.to_json())))
+    assert isinstance(back, BPEVocab) and back.kind == "bpe" and back == v
+    with pytest.raises(CheckpointError, match="'char', 'word' or 'bpe'"):
+        Vocab.from_json({"version": 1, "kind": "piece", "itos": ["<unk>"]})

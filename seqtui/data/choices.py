@@ -4,6 +4,6 @@ sampling schemes — defined once, importable without numpy (the CLI's ``--help`
 from __future__ import annotations
 
 PREPROCESS = ("raw", "d2l")          # keep the text | d2l: lowercase letters and single spaces
-TOKENS = ("char", "word")            # characters | whitespace-separated words
+TOKENS = ("char", "word", "bpe")     # characters | whitespace-separated words | byte-pair encoding
 ERRORS = ("strict", "replace")       # invalid UTF-8: refuse | substitute U+FFFD
 SAMPLINGS = ("random", "sequential")  # random windows (state reset) | sequential (state carried)

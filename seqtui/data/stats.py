@@ -2,17 +2,22 @@
 
 ``corpus_stats`` tokenizes through :func:`seqtui.data.text.load_dataset` (so the second call reads
 the cache); ``zipf_stats`` gives the most frequent uni/bi/trigrams and rank-frequency arrays
-(counts sorted in descending order, for a log-log plot).
+(counts sorted in descending order, for a log-log plot). ``bits_per_char`` /
+``text_bits_per_char`` put models with different tokens (char, word, BPE) on one scale.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from seqtui.data.corpora import CorpusInfo, corpus_file, read_corpus_text
 from seqtui.data.vocab import Vocab
+from seqtui.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -110,3 +115,64 @@ def corpus_stats(name_or_path: str, preview_chars: int = 600, top: int = 12, err
     order = np.argsort(-ds.counts, kind="stable")
     top_tokens = [(ds.vocab.itos[i], int(ds.counts[i])) for i in order[:top] if ds.counts[i] > 0]
     return CorpusStats(info, ds.source_bytes, len(ds), len(ds.vocab), preview, top_tokens, ds.fingerprint)
+
+
+# -- bits per character (comparing tokenizations) ---------------------------------------------------
+LN2 = math.log(2.0)
+
+
+def bits_per_char(total_nll: float, num_chars: int) -> float:
+    """Bits per character of a text from a model's total NLL (nats) over the tokens that encode it:
+    ``total_nll / ln 2 / num_chars``. Comparable across char, word and BPE tokens of the same text."""
+    if int(num_chars) <= 0:
+        raise ConfigError(f"bits per character needs at least one character; got {num_chars}")
+    return float(total_nll) / LN2 / int(num_chars)
+
+
+@dataclass
+class CharUnigram:
+    """Laplace-smoothed character unigram fitted on training text, used to charge ``<unk>``:
+    P(c) = (n(c) + 1) / (N + K + 1), K distinct characters, one extra share for every unseen one.
+    A spelling ends with a space (the word's end), so ``nats(w)`` = -Σ ln P(c) over ``w + " "``."""
+
+    counts: dict[str, int]
+    total: int
+
+    @classmethod
+    def fit(cls, text: str) -> CharUnigram:
+        c = Counter(text)
+        return cls(dict(c), sum(c.values()))
+
+    def nats(self, word: str, end: str = " ") -> float:
+        denom = math.log(self.total + len(self.counts) + 1)
+        get = self.counts.get
+        return sum(denom - math.log(get(ch, 0) + 1) for ch in word + end)
+
+
+def text_bits_per_char(total_nll: float, ids: np.ndarray, vocab: Vocab, tokens: Sequence[str] | None = None,
+                       spell: CharUnigram | None = None) -> float:
+    """Bits per character of the text ``ids`` encode, charging each ``<unk>`` the cost of spelling it.
+
+    bpe: characters of ``vocab.decode(ids)``; no ``<unk>`` can occur. char/word: ``tokens`` are the
+    actual tokens at each id (``tokenize(text, kind, preset)``, same length as ``ids``); the text is
+    ``"".join(tokens)`` (char) or ``" ".join(tokens)`` (word: the text a word model reads, one space
+    between words); a token the vocabulary maps to ``<unk>`` adds ``spell.nats(token)`` — the
+    character unigram ``spell`` fitted on the training text spells it and a space ends it
+    (char tokens: the character alone, no end) — to ``total_nll``.
+    """
+    ids = np.asarray(ids)
+    if getattr(vocab, "kind", None) == "bpe":
+        return bits_per_char(total_nll, len(vocab.decode(ids)))
+    if tokens is None:
+        raise ConfigError("char and word bits per character need the tokens the ids stand for")
+    if len(tokens) != ids.shape[0]:
+        raise ConfigError(f"{len(tokens)} tokens for {ids.shape[0]} ids")
+    joiner = "" if vocab.is_char else " "
+    extra = 0.0
+    unk = np.flatnonzero(ids == vocab.unk).tolist()
+    if unk:
+        if spell is None:
+            raise ConfigError("<unk> tokens need a spelling model (CharUnigram.fit(training text))")
+        end = "" if vocab.is_char else " "
+        extra = sum(spell.nats(tokens[i], end) for i in unk)
+    return bits_per_char(float(total_nll) + extra, len(joiner.join(tokens)))

@@ -3,8 +3,10 @@
 Presets: ``raw`` keeps every character (as char-rnn does); ``d2l`` is d2l 0.17's
 ``re.sub('[^A-Za-z]+', ' ', line).strip().lower()`` applied per line with the lines joined
 without a separator (which is what gives The Time Machine its 170,580 characters).
-Tokens: ``char`` (Unicode code points) or ``word`` (whitespace-separated; under ``d2l`` the
-runs of letters).
+Tokens: ``char`` (Unicode code points), ``word`` (whitespace-separated; under ``d2l`` the
+runs of letters) or ``bpe`` (byte-level byte-pair encoding, ``seqtui.data.bpe``: ``bpe_vocab``
+tokens whose merges are learned from the training part of the text only — see
+:func:`_encode_bpe` for how the held-out tail is kept out).
 
 Files are encoded in two passes over a memory-mapped file, chunk by chunk (count, then encode
 straight into a memory-mapped ``.npy``), so a 1 GB file needs memory near its token array.
@@ -59,6 +61,10 @@ class TextConfig:
     min_freq: int = 0  # tokens seen fewer times map to <unk>
     max_tokens: int | None = None
     errors: str = "strict"  # "strict" | "replace" (invalid UTF-8 -> U+FFFD)
+    bpe_vocab: int | None = None  # tokens="bpe": byte tokens + learned tokens (>= 256); ids add <unk>
+    # tokens="bpe" only: the share of the text (bytes) held out; merges are learned from the text
+    # before it and Dataset.split(val_fraction) cuts the ids there (pass RunConfig.val_fraction)
+    val_fraction: float = 0.0
 
     def validate(self) -> TextConfig:
         if self.preprocess not in PREPROCESS:
@@ -71,6 +77,14 @@ class TextConfig:
             raise ConfigError(f"min_freq must be an integer >= 0; got {self.min_freq!r}")
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens <= 0):
             raise ConfigError(f"max_tokens must be a positive integer or None; got {self.max_tokens!r}")
+        if self.tokens == "bpe":
+            from seqtui.data.bpe import check_bpe_vocab
+
+            check_bpe_vocab(self.bpe_vocab)
+            if self.min_freq:
+                raise ConfigError("min_freq does not apply to bpe tokens (every byte is in the vocabulary)")
+            if not 0.0 <= float(self.val_fraction) < 1.0:
+                raise ConfigError(f"val_fraction must be in [0, 1); got {self.val_fraction!r}")
         return self
 
 
@@ -86,9 +100,27 @@ class Dataset:
     counts: np.ndarray  # int64 (V,): occurrences of each vocabulary id in the whole corpus
     source_bytes: int  # size of the corpus file
     cache_path: Path | None = None
+    bpe_train_bytes: int | None = None  # bpe: UTF-8 bytes (after preprocessing) the merges came from
+    bpe_train_tokens: int | None = None  # bpe: the ids of those bytes; the held-out tail starts here
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
+
+    def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+        """(train, held-out) ids. char/word: :func:`split_train_val`. bpe: split where the text the
+        merges were learned from ends, which needs the ``val_fraction`` the dataset was built with."""
+        if self.bpe_train_tokens is None:
+            return split_train_val(self.ids, val_fraction)
+        if float(val_fraction) != float(self.config.val_fraction):
+            raise ConfigError(f"BPE merges were learned holding out {self.config.val_fraction:g} of the text; "
+                              f"build the dataset with val_fraction={val_fraction:g}")
+        n = int(self.ids.shape[0])
+        at = min(self.bpe_train_tokens, n)
+        if float(val_fraction) > 0 and at == n:
+            raise CorpusError(f"corpus of {n} tokens is too short to hold out {val_fraction:.0%}")
+        if at < 1:
+            raise CorpusError(f"corpus of {n} tokens is too short to hold out {val_fraction:.0%}")
+        return self.ids[:at], self.ids[at:]
 
 
 # -- pure-Python reference transforms (prompts, tests) -------------------------------------------
@@ -112,7 +144,16 @@ def tokenize(text: str, tokens: str = "char", preset: str = "raw") -> list[str]:
             return [w.lower() for w in _LETTERS.findall(text)]
         preprocess_text("", preset)  # validates the preset name
         return text.split()
+    if tokens == "bpe":
+        raise ConfigError("bpe tokens need their vocabulary: use encode_prompt(vocab, text, 'bpe', preset)")
     raise ConfigError(f"tokens must be one of {', '.join(TOKENS)}; got {tokens!r}")
+
+
+def encode_prompt(vocab: Vocab, text: str, tokens: str = "char", preset: str = "raw") -> np.ndarray:
+    """Ids of ``text`` exactly as :func:`load_dataset` tokenized the corpus (any token kind)."""
+    if tokens == "bpe" or getattr(vocab, "kind", None) == "bpe":
+        return vocab.encode(preprocess_text(text, preset))
+    return vocab.encode(tokenize(text, tokens, preset))
 
 
 # -- content hashing -------------------------------------------------------------------------
@@ -143,7 +184,13 @@ def file_sha256(path: Path) -> str:
 
 
 def _settings(cfg: TextConfig) -> dict:
-    return {"preprocess": cfg.preprocess, "tokens": cfg.tokens, "min_freq": cfg.min_freq, "errors": cfg.errors}
+    settings = {"preprocess": cfg.preprocess, "tokens": cfg.tokens, "min_freq": cfg.min_freq, "errors": cfg.errors}
+    if cfg.tokens == "bpe":  # where the merges are learned depends on the split and the length
+        from seqtui.data.bpe import MIN_COUNT, PRETOKENIZER
+
+        settings.update(bpe_vocab=cfg.bpe_vocab, val_fraction=float(cfg.val_fraction), max_tokens=cfg.max_tokens,
+                        bpe_min_count=MIN_COUNT, pretokenizer=PRETOKENIZER)
+    return settings
 
 
 def _digest(obj: dict) -> str:
@@ -176,7 +223,8 @@ def load_dataset(cfg: TextConfig, progress: Progress | None = None) -> Dataset:
     if cfg.max_tokens is not None:
         ids = ids[: cfg.max_tokens]
     counts = np.asarray(meta["counts"], dtype=np.int64)
-    return Dataset(vocab, ids, fingerprint, cfg, info, counts, size, npy)
+    return Dataset(vocab, ids, fingerprint, cfg, info, counts, size, npy, meta.get("bpe_train_bytes"),
+                   meta.get("bpe_train_tokens"))
 
 
 def _read_meta(meta_path: Path) -> dict | None:
@@ -197,8 +245,8 @@ def _build_cache(
     if nul >= 0:
         raise binary_error(path, nul)
     try:
-        build = _encode_chars if cfg.tokens == "char" else _encode_words
-        vocab, counts, tmp = build(data, path, cfg, npy, progress)
+        build = {"char": _encode_chars, "word": _encode_words, "bpe": _encode_bpe}[cfg.tokens]
+        vocab, counts, tmp, *extra = build(data, path, cfg, npy, progress)
     finally:
         del data
     meta = {
@@ -210,6 +258,8 @@ def _build_cache(
         "vocab": vocab.to_json(),
         "counts": counts.tolist(),
     }
+    if extra:
+        meta.update(extra[0])
     commit_temp(tmp, npy)
     atomic_write_text(meta_path, json.dumps(meta))
     return meta
@@ -351,6 +401,63 @@ def _encode_words(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, prog
     out.flush()
     del out
     return vocab, vcounts, tmp
+
+
+def _encode_bpe(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progress: Progress | None):
+    """Byte-level BPE. The text (after the preset) is held in memory as UTF-8.
+
+    The held-out tail is cut in bytes: the merges are learned from ``text[:cut]`` only, ``cut`` =
+    the last safe pre-token boundary (``seqtui.data.bpe.safe_cut``: a space after a printable
+    ASCII character) before ``(1 - val_fraction)`` of the bytes. Because ``cut`` is a pre-token
+    boundary, the ids of the whole text are the ids of ``text[:cut]`` followed by those of the
+    rest, so the held-out tokens start exactly at ``bpe_train_tokens`` and use no byte the merges
+    saw: split with :meth:`Dataset.split`, not a token fraction. With ``max_tokens`` the bytes
+    are those of the first ``max_tokens`` tokens, found by a short fixed-point iteration.
+    """
+    from seqtui.data.bpe import MIN_COUNT, learn_bpe, safe_cut, too_large_error
+
+    nul = data[:].tobytes().find(b"\x00")
+    if nul >= 0:
+        raise binary_error(path, nul)
+    try:
+        text = data.tobytes().decode("utf-8", cfg.errors)
+    except UnicodeDecodeError as exc:
+        raise bad_utf8_error(path, exc.start) from None
+    text = preprocess_text(text, cfg.preprocess)
+    raw = text.encode("utf-8", "surrogatepass")
+    if not raw:
+        raise CorpusError(f"{path} has no tokens after preprocessing")
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    f = float(cfg.val_fraction)
+    span = len(raw) if cfg.max_tokens is None else min(len(raw), cfg.max_tokens)  # a token has >= 1 byte
+    for _ in range(5):
+        cut = safe_cut(buf, int((1.0 - f) * span)) if f > 0 else span
+        if progress:
+            progress("count", 0.0)
+        vocab = learn_bpe(buf[:cut], int(cfg.bpe_vocab), MIN_COUNT, allow_short=True)
+        if progress:
+            progress("encode", 0.0)
+        ids = vocab.encode_bytes(buf)
+        if cfg.max_tokens is None or len(ids) <= cfg.max_tokens:
+            break
+        covered = int(vocab.token_lengths[ids[: cfg.max_tokens]].sum())
+        if covered <= span * 1.01:
+            break
+        span = covered
+    if vocab.bpe_vocab < cfg.bpe_vocab:
+        raise too_large_error(int(cfg.bpe_vocab), vocab.bpe_vocab, MIN_COUNT,
+                              f"the training text ({cut:,} bytes before the held-out tail)" if f > 0 else "the text")
+    ends = np.cumsum(vocab.token_lengths[ids])
+    train_tokens = int(np.searchsorted(ends, cut, side="right"))
+    if progress:
+        progress("encode", 1.0)
+    tmp, out = _new_output(npy, len(ids), path)
+    out[:] = ids
+    out.flush()
+    del out
+    counts = np.bincount(ids, minlength=len(vocab)).astype(np.int64)
+    return vocab, counts, tmp, {"bpe_train_bytes": int(cut), "bpe_train_tokens": train_tokens,
+                                "text_bytes": len(raw)}
 
 
 def split_train_val(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:

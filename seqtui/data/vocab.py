@@ -79,6 +79,11 @@ class Vocab:
         return cls(itos, is_char=is_char, reserved=[t for t in reserved if t != UNK])
 
     # -- lookups ---------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        """"char", "word" or (for :class:`seqtui.data.bpe.BPEVocab`) "bpe": the JSON ``kind``."""
+        return "char" if self.is_char else "word"
+
     def __len__(self) -> int:
         return len(self.itos)
 
@@ -148,11 +153,15 @@ class Vocab:
     def from_json(cls, d: Mapping) -> Vocab:
         """Inverse of :meth:`to_json`; CheckpointError on anything malformed."""
         try:
+            if d.get("kind") == "bpe":
+                from seqtui.data.bpe import BPEVocab
+
+                return BPEVocab.from_json(d)
             if d.get("version") != JSON_VERSION:
                 raise CheckpointError(f"unsupported vocabulary version {d.get('version')!r}")
             kind = d["kind"]
             if kind not in ("char", "word"):
-                raise CheckpointError(f"vocabulary kind must be 'char' or 'word', got {kind!r}")
+                raise CheckpointError(f"vocabulary kind must be 'char', 'word' or 'bpe', got {kind!r}")
             itos = d["itos"]
             if not isinstance(itos, list):
                 raise CheckpointError("vocabulary 'itos' must be a list of strings")
