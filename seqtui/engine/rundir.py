@@ -70,7 +70,7 @@ class RunInfo:
     created: float | None = None      # mtime of the config file (unix seconds)
     kind: str = "text"                # "text" | "series" (the config's "kind")
     best_val_mse: float | None = None  # series: best 1-step validation MSE (original scale)
-    last_mse: float | None = None      # series: minibatch MSE of the last `progress` event
+    last_mse: float | None = None      # series: train MSE of the last `progress` or `epoch` event
 
     @property
     def dir(self) -> "RunDir":
@@ -443,6 +443,8 @@ def _summarize(events: Iterator[dict]) -> dict[str, Any]:
                 out["last_ppl"] = event.get("ppl")
             if out["last_mse"] is None:
                 out["last_mse"] = event.get("mse")
+        elif kind == "epoch" and out["last_mse"] is None:
+            out["last_mse"] = event.get("train_mse")  # a series run: the newest train MSE
         elif kind == "val":
             if out["best_val_ppl"] is None:
                 out["best_val_ppl"] = event.get("best_ppl")
