@@ -325,3 +325,24 @@ def test_text_runs_still_work_next_to_series_runs(capsys, tmp_path):
     rd2 = runs.start_run({"kind": "series", "source": "sine", "model": "mlp"}, name="series-from-dict",
                          detach=False)
     assert rd2.config().model == "mlp"
+
+
+def test_a_deleted_run_dir_stops_the_run_without_recreating_it(monkeypatch):
+    import shutil
+
+    from seqtui.engine.series_trainer import SeriesTrainer
+
+    rd = _start({"epochs": 50}, "gone-sine")
+    trainer = SeriesTrainer(rd)
+    trainer.listeners = (lambda e: e["type"] == "epoch" and e["epoch"] == 2 and shutil.rmtree(rd.path),)
+    assert trainer.run() == "stopped" and trainer.stop_reason == "run dir gone"
+    assert not rd.path.exists()
+
+
+def test_zero_epochs_evaluates_the_initial_model_and_show_json(capsys):
+    d = fit_json(capsys, "sine", "--epochs", "0", "--name", "zero-epochs", "-q")
+    assert d["status"] == "finished" and d["checkpoint"] == "latest" and d["epoch"] == 0 and d["epochs"] == []
+    code, out, _ = run_main(["runs", "show", "zero-epochs", "--json"], capsys)
+    shown = json.loads(out)
+    assert shown["kind"] == "series" and shown["predictions"]["kstep_mse"] == d["kstep_mse"]
+    assert set(shown["checkpoints"]) == {"latest"}

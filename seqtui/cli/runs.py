@@ -60,6 +60,8 @@ def show_cmd(run: str, as_json: bool) -> None:
     if as_json:
         data = info.to_json()
         data["checkpoints"] = checkpoints
+        if info.kind == "series":
+            data["predictions"] = info.dir.predictions_meta()
         click.echo(json.dumps(data, indent=1))
         return
     if info.kind == "series":

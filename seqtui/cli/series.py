@@ -402,7 +402,11 @@ class _Display:
                 self._last_line = now
                 self._line(f"epoch {e['epoch']:>3}  train MSE {_f6(e.get('train_mse'))}  "
                            f"val MSE {_f6(e.get('val_mse'))}")
-        elif kind in ("error", "end"):
+            if e.get("epoch") == self.epochs and self.live:  # the k-step evaluation follows
+                self.close()
+                self.status = self.console.status("evaluating 1-step and k-step predictions…")
+                self.status.start()
+        elif kind in ("error", "end", "kstep"):
             self.close()
 
     def _start_bar(self) -> None:

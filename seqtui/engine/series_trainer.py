@@ -46,7 +46,7 @@ SIGNAL_REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "SIGTERM", signa
 SIGNALS_BY_REASON = {reason: sig for sig, reason in SIGNAL_REASONS.items()}
 SHAPE_KEYS = ("model", "tau", "hidden", "ridge", "optimizer", "split", "standardize", "seed", "batch")
 CHECKPOINT_SECONDS = 5.0    # `latest` is written at most this often between epochs (always at the end)
-PROGRESS_EVERY = 20         # steps between `progress` events
+PROGRESS_EVERY = 20         # steps between `progress` events (at least; at most ~50 per epoch)
 DIR_CHECK_SECONDS = 2.0     # how often training checks that its run directory still exists
 Listener = Callable[[dict], None]
 
@@ -121,7 +121,7 @@ class SeriesTrainer:
     """Owns one series run's training process: data, model, optimizer, events and signals."""
 
     checkpoint_seconds = CHECKPOINT_SECONDS
-    progress_every = PROGRESS_EVERY
+    progress_every: int | None = None   # None: max(PROGRESS_EVERY, steps per epoch // 50)
 
     def __init__(self, run_dir, listeners: tuple[Listener, ...] = (), detached: bool = False,
                  series=None):
@@ -234,6 +234,8 @@ class SeriesTrainer:
         resumed = self._restore()
         steps_per_epoch = 1 if linear else math.ceil(w.n_train / cfg.batch)
         total = 1 if linear else cfg.epochs * steps_per_epoch
+        if self.progress_every is None:
+            self.progress_every = max(PROGRESS_EVERY, steps_per_epoch // 50)
         self._emit("start", run=self.run_dir.name, pid=os.getpid(), step=self.step, total_steps=total,
                    steps_per_epoch=steps_per_epoch, epoch=self.epoch, resumed=resumed,
                    config=self.config_dict, kind="series", train_windows=int(w.n_train),
@@ -303,11 +305,14 @@ class SeriesTrainer:
         self._emit("val", step=self.step, epoch=info.epoch, mse=val, train_mse=info.train_mse,
                    best_mse=self.best_val_mse, windows=int(self.data.windows.n_val))
         self._take_snapshot()
+        self._next_dir_check = 0.0
+        self._check_run_dir()  # never write checkpoints into a directory that was removed
+        if self.stop_reason == "run dir gone":
+            return True
         if improved:
             self._save("best")
         if time.monotonic() - self._last_save >= self.checkpoint_seconds:
             self._save("latest")
-        self._check_run_dir()
         return self.stop_reason is not None
 
     def _finish(self) -> str:
