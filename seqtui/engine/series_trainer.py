@@ -40,21 +40,14 @@ import seqtui
 from seqtui.engine.checkpoint import load_checkpoint, save_checkpoint
 from seqtui.engine.events import EventWriter
 from seqtui.engine.rundir import RunDir
+from seqtui.engine.trainer import SIGNAL_REASONS, exit_code  # noqa: F401 - one convention, re-exported
 from seqtui.errors import CheckpointError, ConfigError, RunError, SeqtuiError, TrainingDiverged
 
-SIGNAL_REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
-SIGNALS_BY_REASON = {reason: sig for sig, reason in SIGNAL_REASONS.items()}
 SHAPE_KEYS = ("model", "tau", "hidden", "ridge", "optimizer", "split", "standardize", "seed", "batch")
 CHECKPOINT_SECONDS = 5.0    # `latest` is written at most this often between epochs (always at the end)
 PROGRESS_EVERY = 20         # steps between `progress` events (at least; at most ~50 per epoch)
 DIR_CHECK_SECONDS = 2.0     # how often training checks that its run directory still exists
 Listener = Callable[[dict], None]
-
-
-def exit_code(stop_reason: str | None) -> int:
-    """A series trainer process's exit code: 0 finished, 128 + signal number when a signal stopped it."""
-    sig = SIGNALS_BY_REASON.get(stop_reason or "")
-    return 0 if sig is None else 128 + int(sig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,12 +428,10 @@ def _clean(v):
 def evaluate_run(run: RunDir, ks=None, kind: str | None = None, series: PreparedSeries | None = None):
     """Evaluate a series run's best (else latest; or ``kind``) checkpoint on its data →
     (Evaluation, PreparedSeries, model, checkpoint metadata, checkpoint kind)."""
-    from seqtui.models.series import evaluate, parse_ks
+    from seqtui.models.series import SeriesRunConfig, evaluate, parse_ks
 
     rd = run if isinstance(run, RunDir) else RunDir(run)
     cfg = rd.config()
-    from seqtui.models.series import SeriesRunConfig
-
     if not isinstance(cfg, SeriesRunConfig):
         raise RunError(f"run {rd.name!r} is not a series run (see `seqtui generate` / `seqtui eval`)")
     ks = cfg.ks if ks is None else parse_ks(ks)

@@ -2,8 +2,8 @@
 
 The engine starts it (``seqtui.engine.process.spawn_worker``); it trains the run from its
 latest checkpoint (a series run — ``"kind": "series"`` in its config — with
-``seqtui.engine.series_trainer.SeriesTrainer``, any other with the text trainer), ignores SIGHUP, and exits with the run's outcome: 0 finished, 128 + signal number when a
-signal stopped it (checkpointed first), 2 for a user-facing error (written to the run's events
+``seqtui.engine.series_trainer.SeriesTrainer``, any other with the text trainer), ignores
+SIGHUP, and exits with the run's outcome: 0 finished, 128 + signal number when a signal stopped it (checkpointed first), 2 for a user-facing error (written to the run's events
 and, as one line, to its log).
 """
 
