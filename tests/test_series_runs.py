@@ -346,3 +346,16 @@ def test_zero_epochs_evaluates_the_initial_model_and_show_json(capsys):
     shown = json.loads(out)
     assert shown["kind"] == "series" and shown["predictions"]["kstep_mse"] == d["kstep_mse"]
     assert set(shown["checkpoints"]) == {"latest"}
+
+
+def test_a_linear_run_stopped_before_its_solve_solves_on_resume():
+    from seqtui.engine.series_trainer import SeriesTrainer
+
+    rd = _start({"model": "linear"}, "linear-stopped-early")
+    trainer = SeriesTrainer(rd)
+    trainer.listeners = (lambda e: e["type"] == "start" and trainer.request_stop("SIGTERM"),)
+    assert trainer.run() == "stopped" and rd.checkpoint_meta("latest")["epoch"] == 0
+    assert SeriesTrainer(rd).run() == "finished"
+    ref = _start({"model": "linear"}, "linear-straight")
+    assert SeriesTrainer(ref).run() == "finished"
+    assert rd.predictions_meta()["coef"] == ref.predictions_meta()["coef"]

@@ -240,7 +240,7 @@ class SeriesTrainer:
             self._saved_epoch = self.epoch if resumed else -1
         self._interval = [0.0, 0, time.perf_counter()]
         stopped = self.stop_reason is not None
-        if not stopped and (linear and not resumed or not linear and self.epoch < cfg.epochs):
+        if not stopped and self.epoch < (1 if linear else cfg.epochs):  # linear: one closed-form solve
             try:
                 res = fit(self.model, w, epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr,
                           optimizer=self.opt if self.opt is not None else cfg.optimizer, seed=cfg.seed,
