@@ -35,10 +35,17 @@ def list_cmd(as_json: bool) -> None:
     for r in items:
         c = r.config
         step = f"{r.last_step}" + (f"/{r.total_steps}" if r.total_steps else "")
+        if r.kind == "series":  # MSEs in the perplexity columns, marked
+            table.add_row(r.name, _status(r.status), step, _g(r.last_mse), _g(r.best_val_mse),
+                          _series_model(c), _short(_series_source(c)), _when(r.created))
+            continue
         model = f"{c.get('cell', '?')} {c.get('layers', '?')}×{c.get('hidden', '?')}"
         table.add_row(r.name, _status(r.status), step, _num(r.last_ppl), _num(r.best_val_ppl), model,
                       _short(str(c.get("corpus", "?"))), _when(r.created))
     Console(highlight=False).print(table)
+    if any(r.kind == "series" for r in items):
+        click.echo("series runs (model like `mlp τ=4`): PPL and BEST VAL are the train and validation "
+                   "MSE, CORPUS the series")
 
 
 @runs.command("show")
@@ -53,7 +60,12 @@ def show_cmd(run: str, as_json: bool) -> None:
     if as_json:
         data = info.to_json()
         data["checkpoints"] = checkpoints
+        if info.kind == "series":
+            data["predictions"] = info.dir.predictions_meta()
         click.echo(json.dumps(data, indent=1))
+        return
+    if info.kind == "series":
+        _show_series(info, checkpoints)
         return
     c = info.config
     rows = [
@@ -102,7 +114,12 @@ def resume_cmd(run: str, detach: bool, quiet: bool) -> None:
     from seqtui.engine import runs as engine_runs
 
     info = engine_runs.get_run(run)
-    engine_runs.check_resumable(info)
+    engine_runs.check_resumable(info, kinds=("text", "series"))
+    if info.kind == "series":
+        from seqtui.cli.series import continue_series_run
+
+        continue_series_run(info, detach, quiet)
+        return
     continue_run(info, detach, quiet)
 
 
@@ -121,6 +138,63 @@ def rm_cmd(run: str, yes: bool) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+def _show_series(info, checkpoints: dict) -> None:
+    c = info.config
+    pred = info.dir.predictions_meta() or {}
+    split = c.get("split")
+    rows = [
+        ("run", info.name), ("path", str(info.path)),
+        ("status", info.status + (f" (pid {info.pid})" if info.pid else "")
+         + (f" — {info.reason}" if info.reason not in (None, info.status) else "")),
+        ("step", f"{info.last_step}" + (f" / {info.total_steps}" if info.total_steps else "")),
+        ("train mse", _mse(info.last_mse)), ("best val mse", _mse(info.best_val_mse)),
+        ("source", str(c.get("source"))),
+        ("model", _series_model(c)),
+        ("windows", f"τ={c.get('tau')}, split {split}" + (f" ({pred['n_train']} train / {pred['n_val']} val)"
+                                                         if "n_train" in pred else "")
+         + ("" if c.get("standardize", True) else ", raw values")),
+        ("optimizer", "closed form (least squares" + (f", ridge {c.get('ridge')}" if c.get("ridge") else "") + ")"
+         if c.get("model") == "linear" else
+         f"{c.get('optimizer')} lr {c.get('lr')}, batch {c.get('batch')}, clip {c.get('clip')}"),
+        ("length", f"{c.get('epochs')} epochs"), ("seed", str(c.get("seed"))), ("created", _when(info.created)),
+    ]
+    for kind, meta in checkpoints.items():
+        rows.append((f"{kind} checkpoint", f"epoch {meta['epoch']}, step {meta['step']}" + (
+            f", best val mse {_num6(meta['best_val_mse'])}" if meta.get("best_val_mse") is not None else "")))
+    if pred:
+        rows.append(("evaluated", f"{pred.get('checkpoint')} checkpoint, epoch {pred.get('epoch')}: "
+                                  f"1-step val mse {_num6(pred.get('val_mse'))}"))
+        for k, v in (pred.get("kstep_mse") or {}).items():
+            rows.append((f"{k}-step mse", f"train {_num6((pred.get('kstep_train_mse') or {}).get(k))}  "
+                                          f"val {_num6(v)}"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+def _series_source(c: dict) -> str:
+    """The source, short: ``sine`` for the book's default sine, a file's name, else as given."""
+    import os
+
+    src = str(c.get("source", "?"))
+    if src == "sine:n=1000,freq=0.01,noise=0.2,seed=0":
+        return "sine"
+    if os.sep in src:
+        return src.rsplit(os.sep, 1)[1]
+    return src
+
+
+def _series_model(c: dict) -> str:
+    """``mlp τ=4 H=10``, ``gru τ=8 H=16``, ``linear τ=4``."""
+    model = c.get("model", "?")
+    if model == "linear":
+        return f"linear τ={c.get('tau', '?')}"
+    hidden = c.get("hidden")
+    if hidden is None:
+        hidden = 10 if model == "mlp" else 16
+    return f"{model} τ={c.get('tau', '?')} H={hidden}"
+
+
 def _checkpoints(info) -> dict:
     out = {}
     for kind in ("latest", "best"):
@@ -128,6 +202,8 @@ def _checkpoints(info) -> dict:
         if meta is not None:
             out[kind] = {"path": str(info.dir.checkpoint(kind)), "step": meta.get("step"),
                          "epoch": meta.get("epoch"), "best_val_ppl": meta.get("best_val_ppl")}
+            if meta.get("run_kind") == "series":
+                out[kind]["best_val_mse"] = meta.get("best_val_mse")
     return out
 
 
@@ -138,6 +214,18 @@ def _status(status: str) -> str:
 
 def _num(x) -> str:
     return "—" if x is None else f"{x:.3f}"
+
+
+def _mse(x) -> str:
+    return "—" if x is None else f"{x:.4g} mse"
+
+
+def _g(x) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+def _num6(x) -> str:
+    return "—" if x is None else f"{x:.6f}"
 
 
 def _short(text: str, width: int = 24) -> str:

@@ -1,14 +1,19 @@
-"""`seqtui series list|show|tau|fit`: real-valued series and the models of "Working with Sequences".
+"""`seqtui series list|show|tau|fit|predict`: real-valued series and the models of "Working with Sequences".
 
 ``list`` reads nothing; ``show`` loads the series (no numba); ``tau`` and ``fit`` load the kernels.
-``fit`` trains in this process and prints the result (a run later). Every bad input is one line on
-stderr and exit code 2 (numbers are parsed here into ConfigError, not click usage errors).
+``fit`` trains a model as a run (a run directory with config, events, checkpoints and the
+predictions; `seqtui runs list/show/stop/resume/rm` work on it), in the foreground with a
+progress display or ``--detach``ed; ``predict`` evaluates a run's best checkpoint again. Every bad
+input is one line on stderr and exit code 2, before any run directory exists (numbers are parsed
+here into ConfigError, not click usage errors). Exit codes of ``fit``: 0 finished, 130 after
+Ctrl-C, 128 + N when signal N stopped it (checkpointed first), 2 for user errors and divergence.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import click
 
@@ -208,35 +213,223 @@ def tau_cmd(source: str, max_tau: int, tau: int, split: str, ridge: float, as_js
 @click.option("--seed", type=INT, default=0, show_default=True)
 @click.option("--k", "ks", default="1,4,16,64", show_default=True, help="k-step horizons, comma-separated.")
 @click.option("--no-standardize", is_flag=True, help="Train on the raw values.")
-@click.option("--predictions", is_flag=True, help="With --json: include the prediction arrays.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--name", help="Run name (default: SOURCE-MODEL, made unique).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Put the run in this directory instead of the runs folder.")
+@click.option("--detach", is_flag=True, help="Train in the background; print the run name and return.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--predictions", is_flag=True, help="With --json: include the series and the prediction arrays.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def fit_cmd(source, model, tau, split, hidden, epochs, batch, lr, optimizer, clip, ridge, seed, ks,
-            no_standardize, predictions, as_json) -> None:
-    """Train a model on SOURCE in this process; print MSEs (1-step and k-step) and, for linear, the coefficients."""
-    from seqtui.models.series import SeriesRunConfig, parse_ks, run_series
+            no_standardize, name, run_dir, detach, quiet, predictions, as_json) -> None:
+    """Train a model on SOURCE as a run; print MSEs (1-step and k-step) and, for linear, the coefficients.
+
+    \b
+    Examples:
+      seqtui series fit sine --model linear --tau 4
+      seqtui series fit sunspots --model gru --tau 8 --epochs 50 --clip 1 --detach
+    """
+    from seqtui.engine.runs import start_series_run
+    from seqtui.models.series import SeriesRunConfig, parse_ks
 
     cfg = SeriesRunConfig(source=source, tau=tau, split=_split(split), standardize=not no_standardize,
                           model=model, hidden=hidden, epochs=epochs, batch=batch, lr=lr, optimizer=optimizer,
-                          clip=clip, ridge=ridge, seed=seed, ks=parse_ks(ks))
-
-    def on_epoch(info):
-        if not as_json:
-            click.echo(f"epoch {info.epoch:>3}  train MSE {info.train_mse:.6f}  val MSE {info.val_mse:.6f}")
-
-    res = run_series(cfg, on_epoch=on_epoch)
-    d = res.to_json()
-    if as_json:
-        if predictions:
-            d.update({k: v for k, v in res.evaluation.to_json(arrays=True).items() if k in ("one_step", "kstep")})
-            d["values"] = res.windows.values.tolist()
-        _echo_json(d)
+                          clip=clip, ridge=ridge, seed=seed, ks=parse_ks(ks)).validate()
+    rd, loaded = start_series_run(cfg, name=name, run_dir=run_dir, detach=detach)
+    if detach:
+        shown = rd.name if run_dir is None else str(rd.path)
+        if as_json:
+            _echo_json({"run": rd.name, "path": str(rd.path), "status": "running", "detached": True})
+        else:
+            click.echo(shown)
+        click.echo(f"training in the background; follow with `seqtui runs show {shown}`", err=True)
         return
+    _foreground(rd, quiet, as_json, predictions, series=loaded)
+
+
+def continue_series_run(run, detach: bool, quiet: bool) -> None:
+    """Continue a checked, resumable series run: in the background (print its name) or here, live."""
+    from seqtui.engine import runs
+
+    if detach:
+        runs.resume_run(run.path)
+        click.echo(run.name)
+        return
+    _foreground(run.dir, quiet, as_json=False, predictions=False)
+
+
+def _foreground(rd, quiet: bool, as_json: bool, predictions: bool, series=None) -> None:
+    """Train in this process with a live display; then the result (text or JSON). Exit 130 after
+    Ctrl-C, 128 + N after signal N (the run is checkpointed and resumable)."""
+    import sys
+
+    from seqtui.engine.series_trainer import SeriesTrainer, exit_code, series_summary
+
+    display = _Display(rd.name, quiet, lines=not (quiet or as_json))
+    trainer = SeriesTrainer(rd, listeners=(display.on_event,), series=series)
+    try:
+        status = trainer.run()
+    finally:
+        display.close()
+    if as_json:
+        _echo_json(series_summary(rd, predictions=predictions))
+    elif status == "finished":
+        _print_result(series_summary(rd))
+    if status != "finished":
+        if not as_json:
+            click.echo(f"stopped {rd.name} at epoch {trainer.epoch} ({trainer.stop_reason}); "
+                       f"continue with: seqtui runs resume {rd.name}", err=True)
+        sys.exit(exit_code(trainer.stop_reason) or 1)
+
+
+def _print_result(d: dict) -> None:
     click.echo(f"{d['model']} on {d['source']}: τ = {d['tau']}, {d['n_train']} training / {d['n_val']} "
                f"validation windows, {d['num_params']} parameters, {d['seconds']:.3f} s")
-    click.echo(f"1-step MSE  train {d['train_mse']:.6f}  val {d['val_mse']:.6f}")
-    for k, v in d["kstep_mse"].items():
-        tr = d["kstep_train_mse"][k]
-        click.echo(f"{k:>4}-step   train {'-' if tr is None else f'{tr:.6f}'}  val {'-' if v is None else f'{v:.6f}'}")
+    _print_mse_table(d)
     if "coef" in d:
         w = ", ".join(f"{c:.6g}" for c in d["coef"][:-1])
         click.echo(f"coefficients (x[t-{d['tau']}] .. x[t-1]): {w}; intercept {d['coef'][-1]:.6g}")
+    epoch = f", epoch {d['epoch']}" if d.get("epoch") is not None else ""
+    click.echo(f"run {d['run']}: evaluated its {d['checkpoint']} checkpoint{epoch}; "
+               f"`seqtui series predict {d['run']} --k 1,4,16,64` evaluates it again")
+
+
+def _print_mse_table(d: dict) -> None:
+    def num(v):
+        return "-" if v is None else f"{v:.6f}"
+
+    click.echo(f"1-step MSE  train {num(d['train_mse'])}  val {num(d['val_mse'])}")
+    for k, v in d["kstep_mse"].items():
+        click.echo(f"{k:>4}-step   train {num(d['kstep_train_mse'].get(k))}  val {num(v)}")
+
+
+@series.command("predict")
+@click.argument("run")
+@click.option("--k", "ks", default=None, help="k-step horizons, comma-separated (default: the run's).")
+@click.option("--checkpoint", "kind", type=click.Choice(["best", "latest"]), default=None,
+              help="Which checkpoint (default: best, else latest).")
+@click.option("--predictions", is_flag=True, help="With --json: include the series and the prediction arrays.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def predict_cmd(run, ks, kind, predictions, as_json) -> None:
+    """MSE per k (1-step and k-step, fed back) of RUN's best checkpoint on the training and held-out
+    parts of its series; refreshes the run's predictions file (what the app plots)."""
+    from seqtui.engine.runs import get_dir
+    from seqtui.engine.series_trainer import read_predictions, write_evaluation
+    from seqtui.models.series import parse_ks
+
+    rd = get_dir(run)
+    if rd.kind() != "series":
+        raise ConfigError(f"run {rd.name!r} is a text run; use `seqtui eval {rd.name}` or `seqtui generate`")
+    meta = write_evaluation(rd, None if ks is None else parse_ks(ks), kind)
+    if as_json:
+        out = dict(meta)
+        if predictions:
+            p = read_predictions(rd)
+            out["values"] = p["values"].tolist()
+            out["one_step"] = p["one_step"].tolist()
+            out["kstep"] = {str(k): a.tolist() for k, a in p["kstep"].items()}
+        _echo_json(out)
+        return
+    epoch = f", epoch {meta['epoch']}" if meta.get("epoch") is not None else ""
+    click.echo(f"{rd.name}: {meta['model']} on {meta['source']}, τ = {meta['tau']}, {meta['checkpoint']} "
+               f"checkpoint{epoch}; {meta['n_train']} training / {meta['n_val']} validation windows")
+    _print_mse_table(meta)
+    if "coef" in meta:
+        w = ", ".join(f"{c:.6g}" for c in meta["coef"][:-1])
+        click.echo(f"coefficients (x[t-{meta['tau']}] .. x[t-1]): {w}; intercept {meta['coef'][-1]:.6g}")
+
+
+class _Display:
+    """Renders a series run's events: a rich bar on a terminal (stderr), or plain epoch lines on
+    stdout (throttled to one a second, the first and last always), nothing with ``quiet``."""
+
+    def __init__(self, name: str, quiet: bool, lines: bool):
+        from rich.console import Console
+
+        self.name = name
+        self.quiet = quiet
+        self.lines = lines
+        self.console = Console(stderr=True, highlight=False)
+        self.live = self.console.is_terminal and not quiet
+        self.progress = None
+        self.task = None
+        self.status = None
+        self.total = None
+        self.epochs = None
+        self.start_step = 0
+        self._last_line = 0.0
+
+    def _line(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(text, markup=False)
+        elif self.lines:
+            click.echo(text)
+
+    def on_event(self, e: dict) -> None:
+        import time
+
+        kind = e.get("type")
+        if kind == "start":
+            self.total = e.get("total_steps")
+            self.start_step = e.get("step") or 0
+            cfg = e.get("config") or {}
+            self.epochs = cfg.get("epochs")
+            verb = f"resuming at epoch {e.get('epoch')}" if e.get("resumed") else "training"
+            hidden = "" if cfg.get("model") == "linear" else f", {e.get('num_params')} parameters"
+            if self.lines or self.live:
+                self._line(f"{verb} {self.name}: {cfg.get('model')} τ = {cfg.get('tau')} on {cfg.get('source')}, "
+                           f"{e.get('train_windows')} training / {e.get('val_windows')} validation windows{hidden}")
+            if cfg.get("model") == "linear" or self.total is None:
+                return
+            self._start_bar()
+        elif kind == "compile":
+            if e.get("state") == "start" and self.live and self.progress is None:
+                self.status = self.console.status("compiling kernels… (once; cached afterwards)")
+                self.status.start()
+            elif e.get("state") == "done" and self.status is not None:
+                self.status.stop()
+                self.status = None
+                self._start_bar()
+        elif kind == "progress":
+            if self.progress is not None:
+                self.progress.update(self.task, completed=e["step"], mse=e.get("mse") or float("nan"))
+        elif kind == "epoch":
+            if self.progress is not None:
+                self.progress.update(self.task, completed=e["step"], val=e.get("val_mse") or float("nan"))
+            now = time.monotonic()
+            last = e.get("epoch") == self.epochs or e.get("epoch") == 1
+            if last or now - self._last_line >= 1.0:
+                self._last_line = now
+                self._line(f"epoch {e['epoch']:>3}  train MSE {_f6(e.get('train_mse'))}  "
+                           f"val MSE {_f6(e.get('val_mse'))}")
+            if e.get("epoch") == self.epochs and self.live:  # the k-step evaluation follows
+                self.close()
+                self.status = self.console.status("evaluating 1-step and k-step predictions…")
+                self.status.start()
+        elif kind in ("error", "end", "kstep"):
+            self.close()
+
+    def _start_bar(self) -> None:
+        if not self.live or self.progress is not None or self.status is not None:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("mse {task.fields[mse]:.5f}"), TextColumn("val {task.fields[val]:.5f}"),
+            TimeElapsedColumn(), console=self.console, transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task(self.name, total=self.total, completed=self.start_step,
+                                           mse=float("nan"), val=float("nan"))
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _f6(v) -> str:
+    return "-" if v is None else f"{v:.6f}"

@@ -41,7 +41,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
-import os
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache

@@ -26,8 +26,9 @@ from seqtui.files import atomic_write, remove_stale_temps
 
 FORMAT = 1
 META_KEY = "seqtui"
-MODEL_PREFIXES = ("rnn.", "fc.")
+MODEL_PREFIXES = ("rnn.", "fc.", "linear.", "net.")  # text models: rnn./fc.; series models also linear./net.
 EXTRA_PREFIXES = ("optim.", "train.")
+RUN_KINDS = ("text", "series")  # meta["run_kind"] (absent: text); series tensors are checked by models.series
 _KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
 _MAX_HEADER = 100 << 20  # a header larger than this is corrupt, not a checkpoint
 
@@ -54,7 +55,7 @@ def save_checkpoint(directory: str | os.PathLike, kind: str, model: Any, meta: M
     tensors: dict[str, np.ndarray] = {}
     for name, arr in named.items():
         if not name.startswith(MODEL_PREFIXES):
-            raise ValueError(f"model tensor {name!r} has no rnn./fc. prefix")
+            raise ValueError(f"model tensor {name!r} has no {'/'.join(MODEL_PREFIXES)} prefix")
         tensors[name] = np.ascontiguousarray(arr)
     for name, arr in (extra or {}).items():
         if not name.startswith(EXTRA_PREFIXES):
@@ -80,12 +81,16 @@ def save_checkpoint(directory: str | os.PathLike, kind: str, model: Any, meta: M
 
 # ----------------------------------------------------------------------------------------------
 # Loading
-def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def load_checkpoint(path: str | os.PathLike, expect: str | None = "text"
+                    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a checkpoint → (model tensors by PyTorch name, metadata).
 
     ``meta["extra_tensors"]`` holds the ``optim.*``/``train.*`` arrays. ``path`` may be the
     ``.safetensors`` file or its ``.json`` mirror. CheckpointError if it is missing, corrupt,
-    truncated, or its tensors do not match the shapes/dtype its config implies.
+    truncated, or (a text checkpoint) its tensors do not match the shapes/dtype its config implies.
+    ``expect``: the run kind the caller can use ("text", "series"; None: either) — a checkpoint of
+    the other kind is a CheckpointError. A series checkpoint's tensors are validated by
+    ``seqtui.models.series.from_state``, not here.
     """
     from safetensors.numpy import load as st_load
 
@@ -99,6 +104,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     meta = _read_meta(path, data)
+    run_kind = meta.get("run_kind", "text")
+    if run_kind not in RUN_KINDS:
+        raise CheckpointError(f"checkpoint {path} has an unknown run kind {run_kind!r}")
+    if expect is not None and run_kind != expect:
+        hint = " (use `seqtui series predict`)" if run_kind == "series" else ""
+        raise CheckpointError(f"checkpoint {path} belongs to a {run_kind} run, not a {expect} run{hint}")
     try:
         arrays = st_load(data)
     except Exception as exc:  # safetensors raises its own error type for every malformation
@@ -112,7 +123,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
             extra[name] = arr
         else:
             raise CheckpointError(f"checkpoint {path} has an unexpected tensor {name!r}")
-    validate_tensors(model, meta, where=str(path))
+    if run_kind == "text":
+        validate_tensors(model, meta, where=str(path))
     meta["extra_tensors"] = extra
     return model, meta
 

@@ -26,10 +26,11 @@ class EventType:
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
     help: str = ""
+    one_of: tuple[str, ...] = ()   # at least one of these is required (a text `val` has ppl, a series one mse)
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return self.required + self.optional
+        return self.required + self.one_of + self.optional
 
 
 # The schema of version 1, written once: the trainer's writer checks against it, the docs table
@@ -37,18 +38,25 @@ class EventType:
 # Every event also has "v", "type" and "time" (unix seconds). Readers ignore unknown types/fields.
 SCHEMA: dict[str, EventType] = {t.name: t for t in (
     EventType("start", ("run", "pid", "step", "total_steps"),
-              ("steps_per_epoch", "train_tokens", "val_tokens", "vocab_size", "config", "resumed", "epoch"),
-              "training (re)started at `step` of `total_steps`; `config` is the whole RunConfig"),
+              ("steps_per_epoch", "train_tokens", "val_tokens", "vocab_size", "config", "resumed", "epoch",
+               "kind", "train_windows", "val_windows", "num_params"),
+              "training (re)started at `step` of `total_steps`; `config` is the whole RunConfig (a series "
+              "run: `kind` series, its SeriesRunConfig, windows instead of tokens)"),
     EventType("compile", ("state",), ("seconds", "kernel", "count"),
               "kernels compiling: state start|kernel|done; each `kernel` event names one compiled "
               "kernel (its `count` so far); seconds of that kernel, or in all on done"),
     EventType("progress", ("step",), ("epoch", "tokens_per_s", "loss", "ppl", "lr", "grad_norm",
-                                      "clipped", "clip_rate"),
-              "mean loss/ppl since the last progress; grad_norm before clipping; clip_rate over 100 steps"),
-    EventType("val", ("step", "ppl"), ("epoch", "loss", "best_ppl", "tokens"),
-              "held-out perplexity over `tokens` tokens (periodic ones read at most 2M)"),
-    EventType("epoch", ("step", "epoch"), ("train_loss", "train_ppl", "seconds", "lr"),
-              "an epoch completed: token-weighted train loss/ppl"),
+                                      "clipped", "clip_rate", "mse", "windows_per_s"),
+              "mean loss/ppl (series: minibatch `mse`) since the last progress; grad_norm before clipping; "
+              "clip_rate over 100 steps"),
+    EventType("val", ("step",), ("epoch", "loss", "best_ppl", "tokens", "best_mse", "train_mse", "windows"),
+              "held-out perplexity over `tokens` tokens (periodic ones read at most 2M); a series run: 1-step "
+              "`mse` over `windows` validation windows", one_of=("ppl", "mse")),
+    EventType("epoch", ("step", "epoch"), ("train_loss", "train_ppl", "seconds", "lr", "train_mse", "val_mse"),
+              "an epoch completed: token-weighted train loss/ppl; a series run: 1-step train/val MSE after it"),
+    EventType("kstep", ("step", "mse"), ("train_mse", "checkpoint"),
+              "a series run's k-step MSE of its `checkpoint` (best|latest): {k: MSE} on the validation "
+              "(`mse`) and training (`train_mse`) targets"),
     EventType("grad_profile", ("step", "norms"), ("bptt",), "‖∂L/∂h_t‖ for t = 1..T of the top layer"),
     EventType("sample", ("step", "text"), ("prompt", "temperature"), "a training-time sample"),
     EventType("checkpoint", ("step", "kind"), ("path",), "a checkpoint (latest|best) was written"),
@@ -56,7 +64,7 @@ SCHEMA: dict[str, EventType] = {t.name: t for t in (
               "the n-gram baseline's validation perplexity (a reference line)"),
     EventType("notice", ("message",), (), "something the user should know that is not an error"),
     EventType("error", ("message",), (), "a one-line error; an `end` with status failed follows"),
-    EventType("end", ("step", "reason", "status"), ("train_ppl",),
+    EventType("end", ("step", "reason", "status"), ("train_ppl", "train_mse", "val_mse"),
               "reason finished|early-stopped|interrupted|SIGTERM|SIGHUP|diverged|error|run dir gone|pruned; "
               "status finished|stopped|failed"),
 )}
@@ -69,6 +77,8 @@ def check_event(type_: str, fields: dict[str, Any]) -> None:
     if spec is None:
         raise ValueError(f"unknown event type {type_!r}")
     missing = [f for f in spec.required if f not in fields]
+    if spec.one_of and not any(f in fields for f in spec.one_of):
+        missing.append(" or ".join(spec.one_of))
     unknown = [f for f in fields if f not in spec.fields]
     if missing or unknown:
         raise ValueError(f"event {type_!r}: missing {missing}, unknown {unknown}")
@@ -78,7 +88,10 @@ def schema_markdown() -> str:
     """The schema as the Markdown table of docs/architecture.md (a test keeps the doc current)."""
     rows = ["| type | fields (optional in italics) | meaning |", "|---|---|---|"]
     for t in SCHEMA.values():
-        names = [f"`{f}`" for f in t.required] + [f"*`{f}`*" for f in t.optional]
+        names = [f"`{f}`" for f in t.required]
+        if t.one_of:
+            names.append(" or ".join(f"`{f}`" for f in t.one_of))
+        names += [f"*`{f}`*" for f in t.optional]
         rows.append(f"| `{t.name}` | {', '.join(names)} | {t.help} |")
     return "\n".join(rows)
 

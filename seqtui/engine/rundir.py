@@ -8,6 +8,13 @@ Layout::
     pid                pid of the training process while it runs
     train.log          stdout/stderr of a detached run
     checkpoints/       latest.safetensors + latest.json, best.safetensors + best.json
+    predictions.safetensors   a series run's evaluation: the series, 1-step and k-step predictions
+                       (float64 arrays) and MSE per k (JSON in the header); written when it ends
+                       and by `seqtui series predict`
+
+Kinds: a text run's config has no ``kind`` (or ``"kind": "text"``) and is a RunConfig; a series
+run's config is ``{"kind": "series", ...SeriesRunConfig fields}``. ``config()`` returns the right
+one, ``kind()`` says which without parsing it.
 
 Status: a live training pid → ``running``; otherwise the last ``end`` event's status
 (``finished``/``stopped``/``failed``) when it follows the last ``start``; a run whose process
@@ -35,6 +42,10 @@ EVENTS = "events.jsonl"
 PID = "pid"
 LOG = "train.log"
 CHECKPOINTS = "checkpoints"
+PREDICTIONS = "predictions.safetensors"
+RUN_KINDS = ("text", "series")
+PREDICTIONS_FORMAT = 1
+MAX_PREDICTIONS_HEADER = 64 * MiB
 KINDS = ("best", "latest")               # best_or_latest order
 STATUSES = ("running", "stopped", "finished", "failed")
 MAX_META_BYTES = 64 * MiB                # a checkpoint's JSON mirror (the vocabulary of a word model)
@@ -57,6 +68,9 @@ class RunInfo:
     last_ppl: float | None = None     # train perplexity of the last `progress` event
     reason: str | None = None         # `end` reason, or the last `error` message when failed
     created: float | None = None      # mtime of the config file (unix seconds)
+    kind: str = "text"                # "text" | "series" (the config's "kind")
+    best_val_mse: float | None = None  # series: best 1-step validation MSE (original scale)
+    last_mse: float | None = None      # series: train MSE of the last `progress` or `epoch` event
 
     @property
     def dir(self) -> "RunDir":
@@ -68,6 +82,7 @@ class RunInfo:
             "last_step": self.last_step, "total_steps": self.total_steps,
             "best_val_ppl": self.best_val_ppl, "last_ppl": self.last_ppl, "pid": self.pid,
             "reason": self.reason, "created": self.created, "config": self.config,
+            "kind": self.kind, "best_val_mse": self.best_val_mse, "last_mse": self.last_mse,
         }
 
 
@@ -115,6 +130,11 @@ class RunDir:
     @property
     def checkpoints_dir(self) -> Path:
         return self.path / CHECKPOINTS
+
+    @property
+    def predictions_path(self) -> Path:
+        """A series run's evaluation (see ``write_predictions``)."""
+        return self.path / PREDICTIONS
 
     def checkpoint(self, kind: str) -> Path:
         """The safetensors file of a checkpoint kind (it may not exist)."""
@@ -221,10 +241,32 @@ class RunDir:
 
     # -- reading ------------------------------------------------------------------------------------
     def config(self):
-        """The run's RunConfig (ConfigError if missing, unreadable or malformed)."""
-        from seqtui.engine.config import RunConfig
+        """The run's config: a RunConfig for a text run, a ``seqtui.models.series.SeriesRunConfig``
+        for a series run (ConfigError if missing, unreadable or malformed)."""
+        from seqtui.engine.config import MAX_CONFIG_BYTES, RunConfig
+        from seqtui.errors import ConfigError
 
-        return RunConfig.load(self.config_path)
+        text = read_text_bounded(self.config_path, "config", MAX_CONFIG_BYTES, ConfigError)
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"config {self.config_path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError("a run config must be a JSON object")
+        data = dict(data)
+        kind = data.pop("kind", "text")
+        if kind == "series":
+            from seqtui.models.series import SeriesRunConfig
+
+            return SeriesRunConfig.from_dict(data)
+        if kind != "text":
+            raise ConfigError(f"config {self.config_path} has an unknown run kind {kind!r}")
+        return RunConfig.from_dict(data)
+
+    def kind(self) -> str:
+        """"text" or "series", from the config file (cheap: no config object is built)."""
+        kind = self.config_dict().get("kind", "text")
+        return kind if kind in RUN_KINDS else "text"
 
     def config_dict(self) -> dict[str, Any]:
         """The config file as a plain dict for listings ({} if unreadable)."""
@@ -233,6 +275,59 @@ class RunDir:
         except (RunError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
+
+    # -- a series run's predictions --------------------------------------------------------------------
+    def write_predictions(self, arrays: dict[str, Any], meta: dict[str, Any]) -> Path:
+        """Replace the predictions file atomically: float arrays by name (``values``, ``one_step``,
+        ``kstep.<k>``, optional ``time``) and JSON metadata (MSEs) in the safetensors header."""
+        import numpy as np
+        from safetensors.numpy import save as st_save
+
+        header = dict(meta, format=PREDICTIONS_FORMAT)
+        data = st_save({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()},
+                       metadata={"seqtui": json.dumps(header, ensure_ascii=False, allow_nan=False)})
+        try:
+            atomic_write(self.predictions_path, data)
+        except OSError as exc:
+            raise RunError(f"cannot write to run dir {self.path}: {exc.strerror or exc}") from None
+        return self.predictions_path
+
+    def predictions_meta(self) -> dict[str, Any] | None:
+        """The predictions' metadata (MSE per k, boundary, ...) without the arrays; None if absent
+        or unreadable. Cheap: reads only the header, imports no numpy."""
+        try:
+            with open(self.predictions_path, "rb") as f:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                n = int.from_bytes(head, "little")
+                if n > MAX_PREDICTIONS_HEADER:
+                    return None
+                header = json.loads(f.read(n))
+            meta = json.loads(header["__metadata__"]["seqtui"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return meta if isinstance(meta, dict) and meta.get("format") == PREDICTIONS_FORMAT else None
+
+    def read_predictions(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(arrays by name as float64 numpy arrays, metadata); CheckpointError if missing or corrupt."""
+        from safetensors.numpy import load as st_load
+
+        meta = self.predictions_meta()
+        try:
+            data = self.predictions_path.read_bytes()
+        except FileNotFoundError:
+            raise CheckpointError(f"run {self.name!r} has no predictions yet "
+                                  f"(`seqtui series predict {self.name}` writes them)") from None
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {self.predictions_path}: {exc.strerror or exc}") from None
+        if meta is None:
+            raise CheckpointError(f"{self.predictions_path} is corrupt or truncated")
+        try:
+            arrays = st_load(data)
+        except Exception:  # safetensors raises its own error type for every malformation
+            raise CheckpointError(f"{self.predictions_path} is corrupt or truncated") from None
+        return arrays, meta
 
     def events(self) -> list[dict]:
         return read_events(self.events_path)
@@ -304,14 +399,21 @@ class RunDir:
             reason = end.get("reason")
             if status == "failed" and summary["error"]:
                 reason = summary["error"]
+        kind = config.get("kind", "text")
+        kind = kind if kind in RUN_KINDS else "text"
         best = summary["best_val_ppl"]
-        if best is None:
+        best_mse = summary["best_val_mse"]
+        if kind == "text" and best is None:
             best = (self.checkpoint_meta("best") or {}).get("best_val_ppl")
             best = float(best) if isinstance(best, (int, float)) else None
+        if kind == "series" and best_mse is None:
+            best_mse = (self.checkpoint_meta("best") or {}).get("best_val_mse")
+            best_mse = float(best_mse) if isinstance(best_mse, (int, float)) else None
         return RunInfo(name=self.name, path=self.path, status=status, config=config,
                        last_step=summary["last_step"], best_val_ppl=best,
                        pid=pid if alive else None, total_steps=summary["total_steps"],
-                       last_ppl=summary["last_ppl"], reason=reason, created=created)
+                       last_ppl=summary["last_ppl"], reason=reason, created=created, kind=kind,
+                       best_val_mse=best_mse, last_mse=summary["last_mse"])
 
     # -- removing -----------------------------------------------------------------------------------
     def remove(self) -> None:
@@ -326,7 +428,7 @@ class RunDir:
 def _summarize(events: Iterator[dict]) -> dict[str, Any]:
     """Scan events backwards until the last `start`: step, end, best val ppl, last train ppl."""
     out: dict[str, Any] = {"last_step": 0, "end": None, "best_val_ppl": None, "last_ppl": None,
-                           "total_steps": None, "error": None}
+                           "total_steps": None, "error": None, "best_val_mse": None, "last_mse": None}
     step_seen = False
     for event in events:
         kind = event.get("type")
@@ -336,10 +438,18 @@ def _summarize(events: Iterator[dict]) -> dict[str, Any]:
             out["end"] = event
         elif kind == "error" and out["error"] is None:
             out["error"] = event.get("message")
-        elif kind == "progress" and out["last_ppl"] is None:
-            out["last_ppl"] = event.get("ppl")
-        elif kind == "val" and out["best_val_ppl"] is None:
-            out["best_val_ppl"] = event.get("best_ppl")
+        elif kind == "progress":
+            if out["last_ppl"] is None:
+                out["last_ppl"] = event.get("ppl")
+            if out["last_mse"] is None:
+                out["last_mse"] = event.get("mse")
+        elif kind == "epoch" and out["last_mse"] is None:
+            out["last_mse"] = event.get("train_mse")  # a series run: the newest train MSE
+        elif kind == "val":
+            if out["best_val_ppl"] is None:
+                out["best_val_ppl"] = event.get("best_ppl")
+            if out["best_val_mse"] is None:
+                out["best_val_mse"] = event.get("best_mse")
         elif kind == "start":
             out["total_steps"] = event.get("total_steps")
             break

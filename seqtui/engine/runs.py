@@ -70,7 +70,15 @@ _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def default_name(config: dict[str, Any]) -> str:
-    """``<corpus stem>-<cell>``, e.g. ``kjv-gru`` (made unique with -2, -3, ... on creation)."""
+    """``<corpus stem>-<cell>``, e.g. ``kjv-gru``; a series run ``<source>-<model>``, e.g.
+    ``sine-mlp``, ``sunspots-linear`` (made unique with -2, -3, ... on creation)."""
+    if config.get("kind") == "series":
+        source = str(config.get("source") or "series")
+        source = Path(source).name if os.sep in source else source
+        source = source.split(":", 1)[0]
+        stem = source.rsplit(".", 1)[0] if "." in source[1:] else source
+        stem = _NAME_OK.sub("-", stem).strip("-.") or "series"
+        return f"{stem}-{config.get('model') or 'mlp'}"
     corpus = Path(str(config.get("corpus") or "run")).name
     stem = corpus.rsplit(".", 1)[0] if "." in corpus[1:] else corpus
     stem = _NAME_OK.sub("-", stem).strip("-.") or "run"
@@ -130,10 +138,17 @@ def start_run(config, name: str | None = None, run_dir: str | os.PathLike | None
     Validates the config and the data (``prepare.preflight``: corpus, length, memory) before
     anything is created, claims the run directory and, with ``detach``, starts the trainer
     process in the background. Without ``detach`` the caller trains it (``Trainer(rundir)``).
+    A ``SeriesRunConfig`` (or a dict with ``"kind": "series"``) starts a series run
+    (``start_series_run``).
     """
     from seqtui.engine.config import RunConfig
+
+    if _is_series(config):
+        return start_series_run(config, name=name, run_dir=run_dir, detach=detach)[0]
     from seqtui.engine.prepare import preflight
 
+    if isinstance(config, dict) and config.get("kind") == "text":
+        config = {k: v for k, v in config.items() if k != "kind"}
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     if name is not None:
         check_name(name)
@@ -142,6 +157,38 @@ def start_run(config, name: str | None = None, run_dir: str | os.PathLike | None
     if detach:
         spawn_worker(rd)
     return rd
+
+
+def _is_series(config) -> bool:
+    if isinstance(config, dict):
+        return config.get("kind") == "series"
+    return type(config).__name__ == "SeriesRunConfig"
+
+
+def start_series_run(config, name: str | None = None, run_dir: str | os.PathLike | None = None,
+                     detach: bool = True, series=None):
+    """Start a series run → (RunDir, the loaded Series).
+
+    ``config``: a ``seqtui.models.series.SeriesRunConfig`` or its dict (``"kind": "series"``
+    allowed). The preflight (``series_trainer.series_preflight``: settings, the series loads, is
+    long enough and not constant, the model builds) runs before anything is created; a file
+    source is stored as an absolute path. With ``detach`` the worker trains it in the
+    background; otherwise the caller does (``SeriesTrainer(rundir, series=series).run()``).
+    """
+    from seqtui.engine.series_trainer import config_file_dict, series_preflight
+    from seqtui.models.series import SeriesRunConfig
+
+    if isinstance(config, dict):
+        config = SeriesRunConfig.from_dict({k: v for k, v in config.items() if k != "kind"})
+    elif not isinstance(config, SeriesRunConfig):
+        raise ConfigError(f"not a series run config: {type(config).__name__}")
+    if name is not None:
+        check_name(name)
+    cfg, loaded = series_preflight(config, series)
+    rd = RunDir(create_run_dir(config_file_dict(cfg), name=name, run_dir=run_dir))
+    if detach:
+        spawn_worker(rd)
+    return rd, loaded
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,12 +215,16 @@ def stop_run(name_or_path: str | os.PathLike, timeout: float = 60.0,
 def resume_run(name_or_path: str | os.PathLike) -> RunInfo:
     """Continue a stopped or failed run in the background from its latest checkpoint."""
     run = get_run(name_or_path)
-    check_resumable(run)
+    check_resumable(run, kinds=("text", "series"))
     spawn_worker(run.dir)
     return run.dir.info()
 
 
-def check_resumable(run: RunInfo) -> None:
+def check_resumable(run: RunInfo, kinds: tuple[str, ...] = ("text",)) -> None:
+    """RunError unless ``run`` can be continued by a trainer of one of ``kinds`` (a foreground
+    `seqtui train --resume` is the text trainer; `runs resume` and ``resume_run`` handle both)."""
+    if run.kind not in kinds:
+        raise RunError(f"run {run.name!r} is a {run.kind} run; continue it with `seqtui runs resume {run.name}`")
     if run.status == "running":
         raise RunError(f"run {run.name!r} is already running (pid {run.pid})")
     if run.status == "finished":
@@ -191,5 +242,6 @@ def remove_run(name_or_path: str | os.PathLike) -> Path:
 
 __all__ = [
     "RunDir", "RunInfo", "STATUSES", "runs_root", "list_runs", "get_run", "get_dir", "start_run",
+    "start_series_run",
     "stop_run", "resume_run", "remove_run", "create_run_dir", "resolve_run_path", "ConfigError",
 ]

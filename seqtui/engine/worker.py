@@ -1,8 +1,9 @@
 """``python -m seqtui.engine.worker RUN_DIR``: the detached training process of one run.
 
 The engine starts it (``seqtui.engine.process.spawn_worker``); it trains the run from its
-latest checkpoint, ignores SIGHUP, and exits with the run's outcome: 0 finished, 128 + signal number when a
-signal stopped it (checkpointed first), 2 for a user-facing error (written to the run's events
+latest checkpoint (a series run — ``"kind": "series"`` in its config — with
+``seqtui.engine.series_trainer.SeriesTrainer``, any other with the text trainer), ignores
+SIGHUP, and exits with the run's outcome: 0 finished, 128 + signal number when a signal stopped it (checkpointed first), 2 for a user-facing error (written to the run's events
 and, as one line, to its log).
 """
 
@@ -19,10 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m seqtui.engine.worker RUN_DIR", file=sys.stderr)
         return 2
-    from seqtui.engine.trainer import Trainer, exit_code
+    rundir = RunDir(args[0])
+    if rundir.kind() == "series":
+        from seqtui.engine.series_trainer import SeriesTrainer as Trainer, exit_code
+    else:
+        from seqtui.engine.trainer import Trainer, exit_code
 
     try:
-        trainer = Trainer(RunDir(args[0]), detached=True)
+        trainer = Trainer(rundir, detached=True)
         trainer.run()
     except SeqtuiError as exc:
         print(f"error: {exc}", file=sys.stderr)

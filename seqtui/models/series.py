@@ -852,8 +852,22 @@ class SeriesRunConfig:
         _int(self.batch, "batch")
         if self.hidden is not None:
             _int(self.hidden, "hidden")
-        if not (float(self.lr) > 0 and math.isfinite(float(self.lr))):
+        try:
+            lr = float(self.lr)
+            clip = None if self.clip is None else float(self.clip)
+            ridge = float(self.ridge)
+        except (TypeError, ValueError):
+            raise ConfigError(f"lr, clip and ridge must be numbers, got {self.lr!r}, {self.clip!r}, "
+                              f"{self.ridge!r}") from None
+        if not (lr > 0 and math.isfinite(lr)):
             raise ConfigError(f"learning rate must be > 0, got {self.lr!r}")
+        if clip is not None and not (clip > 0 and math.isfinite(clip)):
+            raise ConfigError(f"clip must be > 0, got {self.clip!r}")
+        if not (ridge >= 0 and math.isfinite(ridge)):
+            raise ConfigError(f"ridge must be >= 0, got {self.ridge!r}")
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise ConfigError("a series source is needed: a name from `seqtui series list`, or PATH[:COLUMN]")
+        _int(self.seed, "seed", 0)
         self.ks = parse_ks(self.ks)
         return self
 
@@ -864,10 +878,19 @@ class SeriesRunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SeriesRunConfig":
+        if not isinstance(d, dict):
+            raise ConfigError("a series run config must be a JSON object")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown series setting(s): {', '.join(sorted(unknown))}")
         return cls(**d).validate()
+
+    def label(self) -> str:
+        """The model in a few characters, for listings: ``mlp τ=4 H=10``, ``linear τ=4``."""
+        if self.model == "linear":
+            return f"linear τ={self.tau}" + (f" ridge={self.ridge:g}" if self.ridge else "")
+        hidden = self.hidden if self.hidden is not None else (10 if self.model == "mlp" else 16)
+        return f"{self.model} τ={self.tau} H={hidden}"
 
 
 @dataclass
