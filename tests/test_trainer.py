@@ -273,3 +273,33 @@ def test_threads_is_a_cap_that_never_changes_results(corpus):
     a, b = (new_run(tiny_config(corpus, epochs=None, steps=4, hidden=64, threads=t)) for t in (1, 64))
     assert train_run(a) == train_run(b) == "finished"
     assert losses(read_events(a)) == losses(read_events(b))
+
+
+def test_a_bpe_run_trains_and_reports_bits_per_character(corpus):
+    import math
+
+    path = new_run(tiny_config(corpus, epochs=None, steps=3, tokens="bpe", bpe_vocab=270,
+                               sample_every=3, sample_length=20))
+    assert train_run(path) == "finished"
+    events = read_events(path)
+    val = [e for e in events if e["type"] == "val"][-1]
+    assert val["bits_per_char"] is not None and 0 < val["bits_per_char"] < val["loss"] / math.log(2)
+    sample = [e for e in events if e["type"] == "sample"][-1]
+    assert isinstance(sample["text"], str) and "Ġ" not in sample["text"]  # decoded text, not tokens
+    char = new_run(tiny_config(corpus, epochs=None, steps=3))
+    train_run(char)
+    v = [e for e in read_events(char) if e["type"] == "val"][-1]
+    assert v["bits_per_char"] == pytest.approx(v["loss"] / math.log(2))
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(tokens="bpe"), "needs --bpe-vocab"),
+    (dict(tokens="bpe", bpe_vocab=100), "256"),
+    (dict(tokens="char", bpe_vocab=300), "only applies"),
+])
+def test_bpe_settings_are_checked(corpus, changes, message):
+    from seqtui.engine.config import RunConfig
+    from seqtui.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(corpus=str(corpus), **changes).validate()

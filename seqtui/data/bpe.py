@@ -285,6 +285,11 @@ class BPEVocab(Vocab):
         except UnicodeDecodeError:
             return data.decode("utf-8", "replace")
 
+    def join(self, tokens) -> str:
+        """The text generated tokens (display strings or ids) spell, decoded as UTF-8 bytes."""
+        dec = self.stream_decoder()
+        return "".join(dec.feed(t) for t in tokens) + dec.flush()
+
     def stream_decoder(self) -> StreamDecoder:
         return StreamDecoder(self)
 

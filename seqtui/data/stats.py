@@ -176,3 +176,22 @@ def text_bits_per_char(total_nll: float, ids: np.ndarray, vocab: Vocab, tokens: 
         end = "" if vocab.is_char else " "
         extra = sum(spell.nats(tokens[i], end) for i in unk)
     return bits_per_char(float(total_nll) + extra, len(joiner.join(tokens)))
+
+
+def chars_per_token(ids: np.ndarray, vocab: Vocab) -> float | None:
+    """Characters per token of the text ``ids`` encode, when the ids alone tell it exactly:
+    always for BPE, and for char/word tokens when no ``<unk>`` hides a token's spelling (the
+    vocabulary is built from the whole corpus, so held-out text has none unless min_freq > 0).
+    None otherwise; ``seqtui eval`` then charges each ``<unk>`` its spelling (text_bits_per_char)."""
+    ids = np.asarray(ids)
+    n = int(ids.shape[0])
+    if n == 0:
+        return None
+    if getattr(vocab, "kind", None) == "bpe":
+        return vocab.num_chars(ids) / n
+    if np.any(ids == vocab.unk):
+        return None
+    if vocab.is_char:
+        return 1.0
+    lengths = np.fromiter((len(t) for t in vocab.itos), dtype=np.int64, count=len(vocab))
+    return float(lengths[ids].sum() + (n - 1)) / n

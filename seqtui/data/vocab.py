@@ -87,6 +87,10 @@ class Vocab:
     def __len__(self) -> int:
         return len(self.itos)
 
+    def join(self, tokens) -> str:
+        """The text a sequence of generated tokens spells: chars joined, words with spaces."""
+        return ("" if self.is_char else " ").join(tokens)
+
     def __contains__(self, token: str) -> bool:
         return token in self.stoi
 

@@ -182,11 +182,17 @@ def validate_tensors(tensors: Mapping[str, np.ndarray], meta: Mapping[str, Any],
 
 
 def check_vocab(meta: Mapping[str, Any], vocab: Any, where: str = "checkpoint") -> None:
-    """CheckpointError unless the checkpoint was trained on exactly this vocabulary."""
+    """CheckpointError unless the checkpoint was trained on exactly this vocabulary (its kind,
+    tokens and, for BPE, merges)."""
+    from seqtui.data.vocab import Vocab
+
     saved = meta.get("vocab") or {}
-    itos = saved.get("itos") if isinstance(saved, Mapping) else None
-    kind = saved.get("kind") if isinstance(saved, Mapping) else None
-    if itos != list(vocab.itos) or kind != ("char" if vocab.is_char else "word"):
+    try:
+        same = Vocab.from_json(saved) == vocab
+    except SeqtuiError:
+        same = False
+    if not same:
+        itos = saved.get("itos") if isinstance(saved, Mapping) else None
         n = len(itos) if isinstance(itos, list) else "?"
         raise CheckpointError(
             f"{where} was trained on a different vocabulary ({n} tokens, this data has {len(vocab)})")

@@ -52,7 +52,11 @@ class RunConfig:
     # --- data -------------------------------------------------------------------------------
     corpus: str = setting("", "A corpus name (`seqtui corpora list`) or a path to a UTF-8 text file.",
                           "data", label="corpus")
-    tokens: str = setting("char", "Token kind.", "data", label="tokens", choices=TOKENS)
+    tokens: str = setting("char", "Token kind: characters, words, or byte-pair encoding (bpe).", "data",
+                          label="tokens", choices=TOKENS)
+    bpe_vocab: int | None = setting(None, "With --tokens bpe: vocabulary size, 256 bytes + learned "
+                                    "merges (learned from the training part only).", "data",
+                                    label="bpe vocab", placeholder="bpe only")
     preprocess: str = setting("raw", "raw text, or d2l's lowercase letters and spaces.", "data",
                               label="preprocess", choices=PREPROCESS)
     max_tokens: int | None = setting(None, "Use only the first N tokens (d2l: 10000).", "data",
@@ -216,8 +220,11 @@ class RunConfig:
         """How the corpus becomes tokens (``seqtui.data.text.TextConfig``)."""
         from seqtui.data.text import TextConfig
 
+        bpe = self.tokens == "bpe"
         return TextConfig(corpus=self.corpus, preprocess=self.preprocess, tokens=self.tokens,
-                          min_freq=self.min_freq, max_tokens=self.max_tokens, errors=self.errors)
+                          min_freq=self.min_freq, max_tokens=self.max_tokens, errors=self.errors,
+                          bpe_vocab=self.bpe_vocab if bpe else None,
+                          val_fraction=self.val_fraction if bpe else 0.0)
 
     # ------------------------------------------------------------------------------------------
     def total_epochs(self) -> int | None:
@@ -260,6 +267,14 @@ class RunConfig:
             raise ConfigError(f"min_freq must be ≥ 0, got {self.min_freq}")
         if self.max_tokens is not None:
             _positive_int("max_tokens", self.max_tokens)
+        if self.tokens == "bpe":
+            if self.bpe_vocab is None:
+                raise ConfigError("--tokens bpe needs --bpe-vocab N (N ≥ 256: the bytes + learned merges)")
+            if self.bpe_vocab < 256 or self.bpe_vocab > 1 << 20:
+                raise ConfigError(f"bpe vocab must be in 256..{1 << 20} (the byte alphabet and up), "
+                                  f"got {self.bpe_vocab}")
+        elif self.bpe_vocab is not None:
+            raise ConfigError("--bpe-vocab only applies to --tokens bpe")
         self._validate_bptt()
         for name in ("progress_every", "grad_profile_every", "sample_every", "val_every",
                      "checkpoint_every", "sample_length"):

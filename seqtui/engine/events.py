@@ -49,7 +49,7 @@ SCHEMA: dict[str, EventType] = {t.name: t for t in (
                                       "clipped", "clip_rate", "mse", "windows_per_s"),
               "mean loss/ppl (series: minibatch `mse`) since the last progress; grad_norm before clipping; "
               "clip_rate over 100 steps"),
-    EventType("val", ("step",), ("epoch", "loss", "best_ppl", "tokens", "best_mse", "train_mse", "windows"),
+    EventType("val", ("step",), ("epoch", "loss", "best_ppl", "tokens", "bits_per_char", "best_mse", "train_mse", "windows"),
               "held-out perplexity over `tokens` tokens (periodic ones read at most 2M); a series run: 1-step "
               "`mse` over `windows` validation windows", one_of=("ppl", "mse")),
     EventType("epoch", ("step", "epoch"), ("train_loss", "train_ppl", "seconds", "lr", "train_mse", "val_mse"),

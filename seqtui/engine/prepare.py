@@ -40,11 +40,11 @@ def prepare_data(cfg: RunConfig) -> Prepared:
     """Tokenize (or map the cached tokens of) the corpus and split it; one-line errors when the
     corpus is empty, binary, not UTF-8, or too short for one batch or for validation."""
     from seqtui.data.batches import make_epoch, min_tokens
-    from seqtui.data.text import load_dataset, split_train_val
+    from seqtui.data.text import load_dataset
     from seqtui.engine.evaluate import eval_batch_size
 
     ds = load_dataset(cfg.text_config())
-    train_ids, val_ids = split_train_val(ds.ids, cfg.val_fraction)
+    train_ids, val_ids = ds.split(cfg.val_fraction)  # BPE: where the merges' training text ends
     train_ids = np.ascontiguousarray(train_ids)
     make_epoch(train_ids, cfg.sampling, cfg.batch_size, cfg.num_steps, cfg.seed, 0)  # too short?
     val_batch = 0

@@ -34,7 +34,7 @@ from seqtui.errors import CheckpointError, ConfigError, RunError, SeqtuiError, T
 
 SIGNAL_REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 SIGNALS_BY_REASON = {reason: sig for sig, reason in SIGNAL_REASONS.items()}
-SHAPE_KEYS = ("cell", "hidden", "layers", "tokens", "preprocess", "min_freq", "dtype")
+SHAPE_KEYS = ("cell", "hidden", "layers", "tokens", "bpe_vocab", "preprocess", "min_freq", "dtype")
 DIVERGED_HINT = "lower the learning rate or enable clipping (--clip 1)"
 CLIP_WINDOW = 100               # steps over which the clip rate is reported
 RNG_STREAM = 0xB977             # the engine's own RNG stream (BPTT draws), apart from init/batches
@@ -259,6 +259,10 @@ class Trainer:
                                          seqtui_version=seqtui.__version__)
             self.rundir.write_config(cfg.to_dict())
         self.vocab = ds.vocab
+        from seqtui.data.stats import chars_per_token
+
+        # bits per character compares char, word and BPE runs on one scale (None: not exact)
+        self._val_cpt = chars_per_token(self.data.val_ids[:VAL_TOKENS_LIMIT], self.vocab)
         check_model_fits(cfg, len(self.vocab))
         self.model = CharModel(cfg.model_config(), seed=cfg.seed, dtype=np.dtype(cfg.dtype),
                                init=cfg.init, threads=_threads(cfg.threads))
@@ -423,6 +427,7 @@ class Trainer:
         val_ids = self.data.val_ids[:VAL_TOKENS_LIMIT]
         result = evaluate_ids(self.model, val_ids, cfg.num_steps, self.data.val_batch, seed=cfg.seed)
         loss, ppl = result["loss"], result["ppl"]
+        bpc = None if self._val_cpt is None else loss / math.log(2) / self._val_cpt
         improved = math.isfinite(ppl) and (pos.best_val_ppl is None or ppl < pos.best_val_ppl)
         if improved:
             pos.best_val_ppl = ppl
@@ -430,7 +435,7 @@ class Trainer:
         self._validated_step = pos.step
         epoch = pos.epoch + pos.batch_index / max(num_batches, 1)
         self._emit("val", step=pos.step, epoch=epoch, loss=loss, ppl=ppl, best_ppl=pos.best_val_ppl,
-                   tokens=result["tokens"])
+                   tokens=result["tokens"], bits_per_char=bpc)
         if improved:
             self._save("best", carried=carried)
         if cfg.patience is not None and pos.stale_validations >= cfg.patience:
@@ -547,10 +552,9 @@ class _Sampler:
 
         gen = Generator(model, self.vocab)
         gen.prime(self.prompt)
-        sep = "" if self.vocab.is_char else " "
         seed = (self.cfg.seed * 1_000_003 + step) % (1 << 63)
-        text = sep.join(gen.sample(self.cfg.sample_length, temperature=self.cfg.sample_temperature,
-                                   seed=seed))
+        text = self.vocab.join(gen.sample(self.cfg.sample_length, temperature=self.cfg.sample_temperature,
+                                          seed=seed))
         trainer._emit("sample", step=step, prompt=self.prompt, text=text,
                       temperature=self.cfg.sample_temperature)
 
