@@ -21,12 +21,10 @@ from seqtui.errors import CheckpointError
 ITOS = ["<unk>", " ", "e", "t", "a", "o", "n"]
 
 
-class FakeVocab:
-    def __init__(self, itos, is_char=True):
-        self.itos, self.is_char = list(itos), is_char
+def FakeVocab(itos, is_char=True):
+    from seqtui.data.vocab import Vocab
 
-    def __len__(self):
-        return len(self.itos)
+    return Vocab(itos, is_char=is_char)
 
 
 def make_meta(cell="gru", hidden=4, layers=2, step=0, itos=ITOS, dtype="float32"):
