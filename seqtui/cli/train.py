@@ -30,8 +30,10 @@ from seqtui.engine.config import RunConfig
               help="Start from a RunConfig JSON file; options override it.")
 @click.option("--resume", "resume", metavar="RUN", help="Continue a stopped run (name or dir).")
 @click.option("--detach", is_flag=True, help="Train in the background; print the run name and return.")
+@click.option("--estimate", "estimate_only", is_flag=True,
+              help="Print the parameter count, memory and estimated duration, and start nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-def train(corpus, config_file, resume, detach, quiet, name, run_dir, **flags) -> None:
+def train(corpus, config_file, resume, detach, quiet, name, run_dir, estimate_only, **flags) -> None:
     """Train an RNN/GRU/LSTM language model on CORPUS (a corpus name or a text file).
 
     \b
@@ -52,6 +54,14 @@ def train(corpus, config_file, resume, detach, quiet, name, run_dir, **flags) ->
         return
 
     cfg = build_config(corpus, config_file, flags)
+    if estimate_only or not quiet:
+        from seqtui.engine.estimate import estimate_for
+
+        est = estimate_for(cfg)  # before anything starts (a calibration is cached per shape)
+        if estimate_only:
+            click.echo(est.line())
+            return
+        click.echo(f"estimate: {est.line()}", err=True)
     rd = runs.start_run(cfg, name=name, run_dir=run_dir, detach=detach)
     if detach:
         click.echo(rd.name if run_dir is None else str(rd.path))

@@ -1,0 +1,49 @@
+"""How good is the time estimate? The estimate of a run against the run's real duration.
+
+    python -m bench.bench_estimate                 # the app's default run, 2 epochs
+    python -m bench.bench_estimate --epochs 20     # the form's full default (20 epochs)
+
+The estimate (seqtui.engine.estimate) calibrates a few steps of the same shape; the real figure
+is the time from the run's `start` event to its `end` event (data loading and compile excluded,
+as the estimate assumes a warm cache). Goal (issue 11): within ±30%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--corpus", default="genesis")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="seqtui-estimate-") as tmp:
+        env = dict(os.environ, SEQTUI_DATA_DIR=str(Path(tmp) / "data"), SEQTUI_CACHE_DIR=str(Path(tmp) / "cache"))
+        run = ["train", args.corpus, "--cell", "gru", "--hidden", "128", "--epochs", str(args.epochs),
+               "--val-every", "100", "--sample-every", "200", "--grad-profile-every", "25"]
+        subprocess.run([sys.executable, "-m", "seqtui", "warmup", "-q"], env=env, check=True)
+        out = subprocess.run([sys.executable, "-m", "seqtui", *run, "--estimate"], env=env, check=True,
+                             capture_output=True, text=True).stdout.strip()
+        seconds = float(out.split("≈ ")[1].split(" at")[0].replace(" min ", "*60+").replace(" s", "")
+                        .replace(" h ", "*3600+").replace(" min", "*60")) if "≈" in out else float("nan")
+        subprocess.run([sys.executable, "-m", "seqtui", *run, "-q", "--name", "real"], env=env, check=True)
+        os.environ.update(env)
+        from seqtui.engine.rundir import RunDir
+
+        events = RunDir(Path(tmp) / "data" / "runs" / "real").events()
+        start = next(e["time"] for e in events if e["type"] == "compile" and e["state"] == "done")
+        end = next(e["time"] for e in events if e["type"] == "end")
+    real = end - start
+    print(f"estimate: {out}")
+    print(f"real training time {real:.1f} s; estimate/real = {seconds / real:.2f} (goal 0.7–1.3); "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
