@@ -62,6 +62,20 @@ def test_kernel_words_equal_str_split_and_d2l_letters(s, cut):
     assert _kernel_words(s, True, cut) == tokenize(s, "word", "d2l")
 
 
+_PIECES = ["a", "Bc", "word", "eightchr", "ninechars", "x" * 15, "Y" * 63, "z" * 64, "q" * 70, " ", " ",
+           "  ", "\n", "\t", "\x1c", "\x1f", "\x7f", ".", "é", "\u00a0", "\u3000"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=120).map("".join), st.integers(0, 400))
+def test_long_texts_through_the_block_path(s, cut):
+    """Mostly-ASCII texts long enough for the 64-byte block path, words of every length."""
+    assert _kernel_words(s, False) == s.split()
+    assert _kernel_words(s, True) == tokenize(s, "word", "d2l")
+    assert _kernel_words(s, False, cut) == s.split()
+    assert _kernel_words(s, True, cut) == tokenize(s, "word", "d2l")
+
+
 def test_each_unicode_space_splits():
     s = "".join(f"w{i}{sp}" for i, sp in enumerate(SPACES)) + "end\u180e\ufeffx"  # not spaces
     assert _kernel_words(s, False) == s.split()
@@ -96,6 +110,18 @@ def test_chunked_kernel_path_equals_python_path(tmp_path, monkeypatch):
     content = _varied_text(2, 20000).encode("utf-8") + b" " + b"y" * 500 + b" tail"  # a word > chunk
     for preset in ("raw", "d2l"):
         (v1, c1, ids1), (v2, c2, ids2) = _both(tmp_path, content, preprocess=preset)
+        assert v1.itos == v2.itos and np.array_equal(c1, c2) and np.array_equal(ids1, ids2)
+
+
+def test_many_distinct_ascii_words(tmp_path):
+    """Pure ASCII (the block path) with tables growing from inside it; some words > 8 bytes."""
+    rng = np.random.default_rng(5)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyzABC"))
+    words = ["".join(rng.choice(letters, int(rng.integers(1, 14)))) for _ in range(12000)]
+    seps = np.array([" ", " ", " ", "\n", "  ", ", ", "\t"])
+    text = "".join(w + str(rng.choice(seps)) for w in words + words[:3000])
+    for preset in ("raw", "d2l"):
+        (v1, c1, ids1), (v2, c2, ids2) = _both(tmp_path, text.encode(), preprocess=preset)
         assert v1.itos == v2.itos and np.array_equal(c1, c2) and np.array_equal(ids1, ids2)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from seqtui.kernels.config import NJIT
 
@@ -346,14 +347,56 @@ def _rehash(table, words, arena, nd, size):
     return new
 
 
+@njit(inline="always")
+def _find(table, words, arena, packed, tail, k, src, off, fold, mask):
+    """(slot, word index or -1) of the word ``src[off:off+k] | fold`` (packed/tail: its key)."""
+    slot = _slot(packed, tail, k, mask)
+    while True:
+        e = table[2 * slot + 1]
+        if e == 0:
+            return slot, -1
+        if table[2 * slot] == packed and (e >> 32) == k:
+            w = (e & 0xFFFFFFFF) - 1
+            same = True
+            if k > 8:
+                s = words[2 * w]
+                for j in range(8, k):
+                    if arena[s + j] != (src[off + j] | fold):
+                        same = False
+                        break
+            if same:
+                return slot, w
+        slot = (slot + 1) & mask
+
+
+@njit(inline="always")
+def _fits(table, words, arena, nd, au, k):
+    return au + k <= arena.shape[0] and 2 * nd + 2 <= words.shape[0] and 4 * (nd + 1) <= table.shape[0]
+
+
+@njit(inline="always")
+def _add(table, words, arena, nd, au, slot, packed, k, src, off, fold):
+    """Store a new word (the caller checked :func:`_fits`)."""
+    for j in range(k):
+        arena[au + j] = src[off + j] | fold
+    words[2 * nd] = au
+    words[2 * nd + 1] = k
+    table[2 * slot] = packed
+    table[2 * slot + 1] = (nd + 1) | (np.int64(k) << 32)
+
+
 @njit(cache=True, nogil=True)
 def _scan_words(buf, i, final, d2l, replace, word, cur, table, words, arena, state, out, written):
     """The loop of :func:`scan_words` from byte ``i``; stops with status _GROW (consumed = the
     start of the word that did not fit, and its length so far) when ``cur`` (the current word,
     normalized) or a table must grow. Arrays are never reassigned in here: a reassigned array
-    brings reference counting into the loop (5x slower)."""
+    brings reference counting into the loop (5x slower).
+
+    Two paths: 64-byte blocks of plain ASCII get their word bounds from a bit mask (no branch
+    per byte); anything else, and words crossing a block end, go byte by byte."""
     n = buf.shape[0]
     fold = np.uint8(32) if d2l else np.uint8(0)
+    fold8 = np.int64(0x2020202020202020) if d2l else np.int64(0)
     nd = state[0]
     au = state[1]
     mask = table.shape[0] // 2 - 1
@@ -364,7 +407,62 @@ def _scan_words(buf, i, final, d2l, replace, word, cur, table, words, arena, sta
     wstart = i
     status = OK
     where = -1
+    block_from = i  # no block path before this byte
+    one = np.uint64(1)
     while True:
+        if k == 0 and i >= block_from and i + 72 <= n:
+            m = np.uint64(0)
+            acc = np.uint8(0)
+            nul = False
+            for j in range(64):
+                b = buf[i + j]
+                acc |= b
+                nul |= b == 0
+                m |= np.uint64(word[b & 127]) << np.uint64(j)
+            if acc >= 128 or nul:
+                block_from = i + 64
+            else:
+                base = i
+                i = base + 64
+                while m != 0:
+                    s = np.int64(trailing_zeros(m))
+                    rest = ~(m >> np.uint64(s))
+                    e = 64 - s if rest == 0 else np.int64(trailing_zeros(rest))
+                    w0 = base + s
+                    if s + e >= 64:  # reaches the block end: byte by byte from its start
+                        i = w0
+                        block_from = w0 + 1
+                        break
+                    packed = np.int64(0)
+                    for j in range(8):  # w0 + 8 <= n: the block has 8 bytes of slack
+                        packed |= np.int64(buf[w0 + j]) << (8 * j)
+                    if e < 8:
+                        packed &= (np.int64(1) << (8 * e)) - 1
+                        packed |= fold8 & ((np.int64(1) << (8 * e)) - 1)
+                    else:
+                        packed |= fold8
+                    tail = np.int64(0)
+                    for j in range(8, e):
+                        tail = tail * 31 + np.int64(buf[w0 + j] | fold)
+                    slot, idx = _find(table, words, arena, packed, tail, e, buf, w0, fold, mask)
+                    if idx < 0:
+                        if not _fits(table, words, arena, nd, au, e):
+                            status = _GROW
+                            wstart = w0  # resume here; the caller makes room for e bytes
+                            k = e
+                            break
+                        _add(table, words, arena, nd, au, slot, packed, e, buf, w0, fold)
+                        idx = nd
+                        nd += 1
+                        au += e
+                    out[written] = idx
+                    written += 1
+                    m &= ~((one << np.uint64(s + e)) - one)
+                if status != OK:
+                    break
+                packed = np.int64(0)
+                tail = np.int64(0)
+                continue
         while i < n:  # a run of ASCII word characters
             b = buf[i]
             if b >= 128 or word[b] == 0:
@@ -416,36 +514,12 @@ def _scan_words(buf, i, final, d2l, replace, word, cur, table, words, arena, sta
                 where = i
                 break
         if sep and k > 0:  # the word ends: look it up, add it if new
-            slot = _slot(packed, tail, k, mask)
-            key = np.int64(k) << 32
-            idx = -1
-            while True:
-                e = table[2 * slot + 1]
-                if e == 0:
-                    break
-                if table[2 * slot] == packed and (e >> 32) == k:
-                    w = (e & 0xFFFFFFFF) - 1
-                    same = True
-                    if k > 8:
-                        s = words[2 * w]
-                        for j in range(8, k):
-                            if arena[s + j] != cur[j]:
-                                same = False
-                                break
-                    if same:
-                        idx = w
-                        break
-                slot = (slot + 1) & mask
+            slot, idx = _find(table, words, arena, packed, tail, k, cur, 0, np.uint8(0), mask)
             if idx < 0:
-                if au + k > arena.shape[0] or 2 * nd + 2 > words.shape[0] or 4 * (nd + 1) > table.shape[0]:
+                if not _fits(table, words, arena, nd, au, k):
                     status = _GROW
                     break
-                for j in range(k):
-                    arena[au + j] = cur[j]
-                words[2 * nd] = au
-                words[2 * nd + 1] = k
-                table[2 * slot] = packed
-                table[2 * slot + 1] = (nd + 1) | key
+                _add(table, words, arena, nd, au, slot, packed, k, cur, 0, np.uint8(0))
                 idx = nd
                 nd += 1
                 au += k
