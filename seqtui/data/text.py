@@ -6,8 +6,11 @@ without a separator (which is what gives The Time Machine its 170,580 characters
 Tokens: ``char`` (Unicode code points) or ``word`` (whitespace-separated; under ``d2l`` the
 runs of letters).
 
-Files are encoded in two passes over a memory-mapped file, chunk by chunk (count, then encode
-straight into a memory-mapped ``.npy``), so a 1 GB file needs memory near its token array.
+Char tokens are encoded in two passes over a memory-mapped file, chunk by chunk (count, then
+encode straight into a memory-mapped ``.npy``), so a 1 GB file needs memory near its token array.
+Word tokens take one Numba pass (``kernels.text.scan_words``: a table of distinct words and each
+token's index into it), then the vocabulary and a gather; ``_encode_words_reference`` is the
+plain-Python twin the tests compare against.
 Reloading memory-maps the cached array; a file's hash is remembered by (path, size, mtime) so
 a second run starts at once.
 """
