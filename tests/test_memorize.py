@@ -149,7 +149,7 @@ def test_word_token_offsets():
 
 def _is_mapped(a) -> bool:
     while a is not None and not isinstance(a, np.memmap):
-        a = a.base
+        a = getattr(a, "base", None)
     return a is not None
 
 
