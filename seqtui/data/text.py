@@ -393,9 +393,7 @@ def _word_list(table: np.ndarray, words: np.ndarray, arena: np.ndarray, state: n
     nd, au = int(state[0]), int(state[1])
     if nd == 0:
         return []
-    # the words lie back to back in the arena; none holds "\n" (whitespace, not a letter)
-    text = np.insert(arena[:au], words[2:2 * nd:2], np.uint8(10)).tobytes().decode("utf-8")
-    out = text.split("\n")
+    out = arena[: au - 1].tobytes().decode("utf-8").split("\n")  # each word is followed by "\n"
     assert len(out) == nd
     return out
 

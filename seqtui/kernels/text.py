@@ -280,7 +280,7 @@ def new_word_table():
     """Empty (table, words, arena) for :func:`scan_words`: ``table`` (int64, 2·S: per slot the
     word's first 8 bytes packed, and index + 1 | length << 32; 0 = empty slot), ``words`` (int64,
     2·D: per word its arena offset and byte length) and ``arena`` (uint8: the words' UTF-8 bytes,
-    back to back)."""
+    each followed by "\\n", which no word holds)."""
     cap = WORD_TABLE_START
     return np.zeros(4 * cap, np.int64), np.zeros(2 * cap, np.int64), np.zeros(16 * cap, np.uint8)
 
@@ -371,14 +371,15 @@ def _find(table, words, arena, packed, tail, k, src, off, fold, mask):
 
 @njit(inline="always")
 def _fits(table, words, arena, nd, au, k):
-    return au + k <= arena.shape[0] and 2 * nd + 2 <= words.shape[0] and 4 * (nd + 1) <= table.shape[0]
+    return au + k + 1 <= arena.shape[0] and 2 * nd + 2 <= words.shape[0] and 4 * (nd + 1) <= table.shape[0]
 
 
 @njit(inline="always")
 def _add(table, words, arena, nd, au, slot, packed, k, src, off, fold):
-    """Store a new word (the caller checked :func:`_fits`)."""
+    """Store a new word and a "\\n" after it (the caller checked :func:`_fits`)."""
     for j in range(k):
         arena[au + j] = src[off + j] | fold
+    arena[au + k] = 10
     words[2 * nd] = au
     words[2 * nd + 1] = k
     table[2 * slot] = packed
@@ -454,7 +455,7 @@ def _scan_words(buf, i, final, d2l, replace, word, cur, table, words, arena, sta
                         _add(table, words, arena, nd, au, slot, packed, e, buf, w0, fold)
                         idx = nd
                         nd += 1
-                        au += e
+                        au += e + 1
                     out[written] = idx
                     written += 1
                     m &= ~((one << np.uint64(s + e)) - one)
@@ -522,7 +523,7 @@ def _scan_words(buf, i, final, d2l, replace, word, cur, table, words, arena, sta
                 _add(table, words, arena, nd, au, slot, packed, k, cur, 0, np.uint8(0))
                 idx = nd
                 nd += 1
-                au += k
+                au += k + 1
             out[written] = idx
             written += 1
             k = 0
@@ -570,8 +571,8 @@ def scan_words(buf, final, d2l, replace, table, words, arena, state, out):
         nd = state[0]
         if k >= cur.shape[0] - 4:
             cur = _grown(cur, 2 * (k + 4))
-        if state[1] + k > arena.shape[0]:
-            arena = _grown(arena, state[1] + k)
+        if state[1] + k + 1 > arena.shape[0]:
+            arena = _grown(arena, state[1] + k + 1)
         if 2 * nd + 2 > words.shape[0]:
             words = _grown(words, 2 * nd + 2)
         if 4 * (nd + 1) > table.shape[0]:
