@@ -285,14 +285,14 @@ def new_word_table():
     return np.zeros(4 * cap, np.int64), np.zeros(2 * cap, np.int64), np.zeros(16 * cap, np.uint8)
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _unicode_space(cp):
     """``str.isspace()`` for a code point >= 0x80 (the ASCII ones are in the class table)."""
     return (cp == 0x85 or cp == 0xA0 or cp == 0x1680 or (0x2000 <= cp <= 0x200A) or cp == 0x2028
             or cp == 0x2029 or cp == 0x202F or cp == 0x205F or cp == 0x3000)
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _push(cur, k, c, packed, tail):
     """Append byte ``c`` to the current word: (packed first 8 bytes, hash of the rest)."""
     cur[k] = c
@@ -303,7 +303,7 @@ def _push(cur, k, c, packed, tail):
     return packed, tail
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _slot(packed, tail, k, mask):
     x = packed ^ (tail * _MIX1) ^ np.int64(k)
     x ^= x >> 33
@@ -347,7 +347,7 @@ def _rehash(table, words, arena, nd, size):
     return new
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _find(table, words, arena, packed, tail, k, src, off, fold, mask):
     """(slot, word index or -1) of the word ``src[off:off+k] | fold`` (packed/tail: its key)."""
     slot = _slot(packed, tail, k, mask)
@@ -369,12 +369,12 @@ def _find(table, words, arena, packed, tail, k, src, off, fold, mask):
         slot = (slot + 1) & mask
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _fits(table, words, arena, nd, au, k):
     return au + k + 1 <= arena.shape[0] and 2 * nd + 2 <= words.shape[0] and 4 * (nd + 1) <= table.shape[0]
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _add(table, words, arena, nd, au, slot, packed, k, src, off, fold):
     """Store a new word and a "\\n" after it (the caller checked :func:`_fits`)."""
     for j in range(k):
