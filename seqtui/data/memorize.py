@@ -215,7 +215,7 @@ class MemoIndex:
                                           "build_seconds": seconds, "max_lcp": int(lcp.max())})
             except OSError as exc:
                 _notify(notice, f"could not save the memorization index to {base}.*: {exc}")
-        return cls(ids, sa, lcp, key, path=base if base is not None else None, loaded=False,
+        return cls(ids, sa, lcp, key, path=base, loaded=False,
                    build_seconds=seconds, **extra)
 
     @staticmethod
