@@ -55,6 +55,11 @@ def _cases():
         n = int(rng.integers(1, 48))
         yield rng.integers(0, int(rng.integers(1, 5)), n).astype(np.int32)
     yield rng.integers(0, 200, 300).astype(np.int32)
+    # long tied groups: the sorting path for big groups in the Larsson–Sadakane passes
+    yield np.zeros(200, np.int32)
+    yield np.tile(np.array([0, 1, 1], np.int32), 90)
+    block = rng.integers(0, 2, 60).astype(np.int32)
+    yield np.concatenate([block, rng.integers(0, 2, 20), block, block, rng.integers(0, 3, 50)]).astype(np.int32)
 
 
 @pytest.mark.parametrize("ids", list(_cases()), ids=lambda a: f"n{len(a)}")

@@ -2,8 +2,9 @@
 
 Sizes: n training tokens, m sample tokens.
 
-- ``build_index(ids) -> (sa, lcp)``: prefix doubling (Manber–Myers) with a counting sort per
-  round, O(n log L) for L the longest repeat; ``lcp[j]`` = common prefix of suffixes ``sa[j-1]``
+- ``build_index(ids) -> (sa, lcp)``: prefix doubling — Manber–Myers rounds (a counting sort
+  of the whole array) while most suffixes are still tied, then Larsson–Sadakane passes that
+  re-sort only the tied groups; O(n log L) for L the longest repeat; ``lcp[j]`` = common prefix of suffixes ``sa[j-1]``
   and ``sa[j]`` (Kasai), ``lcp[0] = 0``. A shorter suffix sorts before a longer one it prefixes.
 - ``match_sample(ids, sa, lcp, pat, cap)``: for each sample position i, the longest prefix of
   ``pat[i:]`` that occurs in ``ids`` (matching statistics), by one binary search over the suffix
@@ -21,6 +22,76 @@ import numpy as np
 from numba import njit
 
 from seqtui.kernels.config import NJIT
+
+
+@njit(cache=True, nogil=True)
+def _refine(sa, rank, n, k):
+    """Larsson–Sadakane: finish a suffix array sorted by k-prefixes (``rank`` dense group
+    numbers) by re-sorting only the groups still unsorted, doubling k each pass. A group's rank
+    becomes the SA index where it starts; ranks refined earlier in a pass are only more exact.
+    Leaves ``rank`` = the inverse suffix array."""
+    gs = np.empty(n, dtype=np.int32)  # unsorted groups: start in sa, length
+    gl = np.empty(n, dtype=np.int32)
+    ng = 0
+    j = 0
+    while j < n:
+        q = rank[sa[j]]
+        e = j + 1
+        while e < n and rank[sa[e]] == q:
+            e += 1
+        for t in range(j, e):
+            rank[sa[t]] = j
+        if e - j > 1:
+            gs[ng] = j
+            gl[ng] = e - j
+            ng += 1
+        j = e
+    keys = np.empty(n, dtype=np.int64)
+    mem = np.empty(n, dtype=np.int32)
+    ngs = np.empty(n, dtype=np.int32)
+    ngl = np.empty(n, dtype=np.int32)
+    while ng > 0:
+        nn = 0
+        for g in range(ng):
+            s = gs[g]
+            L = gl[g]
+            for t in range(L):
+                x = sa[s + t]
+                mem[t] = x
+                keys[t] = rank[x + k] if x + k < n else -1
+            if L <= 32:  # insertion sort by key
+                for t in range(1, L):
+                    kk = keys[t]
+                    mm = mem[t]
+                    u = t
+                    while u > 0 and keys[u - 1] > kk:
+                        keys[u] = keys[u - 1]
+                        mem[u] = mem[u - 1]
+                        u -= 1
+                    keys[u] = kk
+                    mem[u] = mm
+            else:
+                order = np.argsort(keys[:L])
+                sk = keys[:L][order]
+                sm = mem[:L][order]
+                keys[:L] = sk
+                mem[:L] = sm
+            t0 = 0
+            for t in range(1, L + 1):
+                if t == L or keys[t] != keys[t0]:
+                    for u in range(t0, t):
+                        sa[s + u] = mem[u]
+                        rank[mem[u]] = s + t0
+                    if t - t0 > 1:
+                        ngs[nn] = s + t0
+                        ngl[nn] = t - t0
+                        nn += 1
+                    t0 = t
+        gs, ngs = ngs, gs
+        gl, ngl = ngl, gl
+        ng = nn
+        k *= 2
+    return k
 
 
 @njit(**NJIT)
@@ -55,7 +126,7 @@ def build_index(ids):
             r += 1
         rank[sa[j]] = r
     k = 1
-    while r < n - 1:
+    while r < n - 1 and 2 * (r + 1) < n:  # whole-array rounds while most groups are unsorted
         # order by the second key (rank at i + k; past the end is smallest) ...
         p = 0
         for i in range(max(n - k, 0), n):
@@ -90,6 +161,8 @@ def build_index(ids):
             a = b
         rank, new = new, rank
         k *= 2
+    if r < n - 1:
+        k = _refine(sa, rank, n, k)
     # Kasai: rank is now the inverse suffix array
     h = 0
     for i in range(n):
