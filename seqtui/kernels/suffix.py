@@ -126,7 +126,7 @@ def build_index(ids):
             r += 1
         rank[sa[j]] = r
     k = 1
-    while r < n - 1 and 2 * (r + 1) < n:  # whole-array rounds while most groups are unsorted
+    while r < n - 1 and 16 * (r + 1) < n:  # whole-array rounds while nearly all suffixes are tied
         # order by the second key (rank at i + k; past the end is smallest) ...
         p = 0
         for i in range(max(n - k, 0), n):
