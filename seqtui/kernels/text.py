@@ -269,7 +269,7 @@ def ngram_keys(ids, n, V):
 # the vocabulary ``Counter(words)`` would give. A table slot holds a word's first 8 bytes packed
 # into an int64 and its length, which identify a word of <= 8 bytes outright (no byte compare);
 # longer words also compare their tail in the arena. Sizes: N bytes in a chunk, D distinct words,
-# A bytes of distinct words, S table slots (a power of two, >= 2·D).
+# A bytes of distinct words, S table slots (a power of two, >= 1.6·D).
 WORD_TABLE_START = 1 << 12  # initial distinct-word capacity
 _GROW = 3  # internal status: an array is full
 _MIX1 = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64
@@ -371,7 +371,7 @@ def _find(table, words, arena, packed, tail, k, src, off, fold, mask):
 
 @njit(cache=True)
 def _fits(table, words, arena, nd, au, k):
-    return au + k + 1 <= arena.shape[0] and 2 * nd + 2 <= words.shape[0] and 4 * (nd + 1) <= table.shape[0]
+    return au + k + 1 <= arena.shape[0] and 2 * nd + 2 <= words.shape[0] and 16 * (nd + 1) <= 5 * table.shape[0]
 
 
 @njit(cache=True)
@@ -575,6 +575,6 @@ def scan_words(buf, final, d2l, replace, table, words, arena, state, out):
             arena = _grown(arena, state[1] + k + 1)
         if 2 * nd + 2 > words.shape[0]:
             words = _grown(words, 2 * nd + 2)
-        if 4 * (nd + 1) > table.shape[0]:
+        if 16 * (nd + 1) > 5 * table.shape[0]:
             table = _rehash(table, words, arena, nd, table.shape[0])  # twice the slots
     return i, written, status, where, table, words, arena
