@@ -8,8 +8,11 @@ runs of letters) or ``bpe`` (byte-level byte-pair encoding, ``seqtui.data.bpe``:
 tokens whose merges are learned from the training part of the text only — see
 :func:`_encode_bpe` for how the held-out tail is kept out).
 
-Files are encoded in two passes over a memory-mapped file, chunk by chunk (count, then encode
-straight into a memory-mapped ``.npy``), so a 1 GB file needs memory near its token array.
+Char tokens are encoded in two passes over a memory-mapped file, chunk by chunk (count, then
+encode straight into a memory-mapped ``.npy``), so a 1 GB file needs memory near its token array.
+Word tokens take one Numba pass (``kernels.text.scan_words``: a table of distinct words and each
+token's index into it), then the vocabulary and a gather; ``_encode_words_reference`` is the
+plain-Python twin the tests compare against.
 Reloading memory-maps the cached array; a file's hash is remembered by (path, size, mtime) so
 a second run starts at once.
 """
@@ -39,7 +42,7 @@ from seqtui.data.corpora import (
 from seqtui.data.choices import ERRORS, PREPROCESS, TOKENS
 from seqtui.errors import ConfigError, CorpusError
 from seqtui.files import atomic_write, commit_temp, temp_path
-from seqtui.data.vocab import Vocab
+from seqtui.data.vocab import UNK, Vocab
 
 CACHE_FORMAT = 1
 CHUNK_BYTES = 1 << 24  # bytes per kernel call: bounds the scratch memory of a pass
@@ -378,7 +381,88 @@ def _word_chunks(data: np.ndarray, path: Path, errors: str):
 
 
 def _encode_words(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progress: Progress | None):
-    """Two Python passes (word splitting is str.split / a regex): count, then look ids up."""
+    """One Numba pass finds the words (a table of distinct words in first-appearance order, and
+    each token's index into it); the vocabulary comes from that table and ids are a gather."""
+    from seqtui.kernels.text import OK, new_word_table, scan_words
+
+    size = data.shape[0]
+    d2l, replace = cfg.preprocess == "d2l", cfg.errors == "replace"
+    tables = new_word_table()
+    state = np.zeros(2, dtype=np.int64)  # [distinct words, arena bytes]
+    pieces = []
+    pos = 0
+    step = CHUNK_BYTES
+    while pos < size:
+        end = min(pos + step, size)
+        piece = data[pos:end]
+        scratch = np.empty(piece.shape[0] // 2 + 2, dtype=np.int32)
+        used, written, status, where, *tables = scan_words(piece, end == size, d2l, replace, *tables,
+                                                           state, scratch)
+        if status != OK:
+            _raise_status(status, path, pos + where)
+        if used == 0 and end < size:  # one enormous word: read further
+            step *= 2
+            continue
+        pieces.append(scratch[:written] if end == size else scratch[:written].copy())
+        pos += used
+        step = CHUNK_BYTES
+        if progress:
+            progress("count", pos / size)
+    words = _word_list(*tables, state)
+    counts = np.zeros(len(words), dtype=np.int64)
+    for p in pieces:
+        counts += np.bincount(p, minlength=len(words))
+    # Vocab.from_counts(Counter(words)) in numpy: by count, ties by first appearance; a literal
+    # "<unk>" in the text is <unk>
+    order = np.argsort(-counts, kind="stable")
+    keep = order[counts[order] >= cfg.min_freq]
+    if UNK in words:
+        keep = keep[keep != words.index(UNK)]
+    vocab = Vocab([UNK, *map(words.__getitem__, keep.tolist())], is_char=False)
+    word_id = np.zeros(len(words), dtype=np.int32)  # word index -> vocabulary id
+    word_id[keep] = np.arange(1, keep.shape[0] + 1, dtype=np.int32)
+    vcounts = np.empty(len(vocab), dtype=np.int64)
+    vcounts[1:] = counts[keep]
+    vcounts[0] = counts.sum() - vcounts[1:].sum()  # rare words (min_freq) and a literal "<unk>"
+    total = sum(p.shape[0] for p in pieces)
+    tmp = _write_ids(npy, total, path, (word_id[p] for p in pieces), progress)
+    return vocab, vcounts, tmp
+
+
+def _word_list(table: np.ndarray, words: np.ndarray, arena: np.ndarray, state: np.ndarray) -> list[str]:
+    """The distinct words found by :func:`scan_words`, in first-appearance order."""
+    nd, au = int(state[0]), int(state[1])
+    if nd == 0:
+        return []
+    out = arena[: au - 1].tobytes().decode("utf-8").split("\n")  # each word is followed by "\n"
+    assert len(out) == nd
+    return out
+
+
+def _write_ids(npy: Path, n: int, path: Path, pieces, progress: Progress | None) -> Path:
+    """Write ``pieces`` (int32 arrays, ``n`` ids in all) as a temp ``.npy`` beside ``npy``."""
+    if n == 0:
+        raise CorpusError(f"{path} has no tokens after preprocessing")
+    npy.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(npy, ".npy")
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int32)), "fortran_order": False, "shape": (n,)}
+    done = 0
+    with open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for piece in pieces:
+            f.write(np.ascontiguousarray(piece, dtype=np.int32).data)
+            done += piece.shape[0]
+            if progress:
+                progress("encode", done / n)
+    if done != n:  # pragma: no cover - a bug, not bad input
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"wrote {done} ids, expected {n}")
+    return tmp
+
+
+def _encode_words_reference(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progress: Progress | None):
+    """The pure-Python twin of :func:`_encode_words` (tests compare the two): two passes over
+    decoded text, ``str.split`` / a regex per chunk, a ``Counter``, a dict lookup per word."""
     size = data.shape[0]
     counter: Counter[str] = Counter()
     for done, text in _word_chunks(data, path, cfg.errors):
