@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from seqtui import paths
-from seqtui.files import commit_temp, temp_path
+from seqtui.files import commit_temp, fsync_dir, temp_path
 from seqtui.errors import ConfigError
 
 MEMO_FORMAT = 1
@@ -107,19 +106,6 @@ def copied_spans(lens: np.ndarray, threshold: int) -> list[tuple[int, int]]:
 
 def _memo_dir() -> Path:
     return paths.cache_dir() / "memo"
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 def _atomic_write(path: Path, write: Callable) -> None:
@@ -256,7 +242,7 @@ class MemoIndex:
         _atomic_write(sa_path, lambda f: np.save(f, sa, allow_pickle=False))
         _atomic_write(lcp_path, lambda f: np.save(f, lcp, allow_pickle=False))
         _atomic_write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
-        _fsync_dir(base.parent)
+        fsync_dir(base.parent)
 
     # -- scoring ---------------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
