@@ -1,0 +1,46 @@
+"""Untrusted text never drives the terminal: one helper for every CLI print of text that came
+from a corpus, a title, a checkpoint's vocabulary, a config or a model's output.
+
+``visible(text)`` replaces control characters (C0, DEL, C1, and the bidi/format controls that
+reorder a line) with visible stand-ins — ``\\x1b`` becomes ``␛``, other C0 characters their
+U+2400 pictures, the rest ``\\xNN``/``\\uNNNN`` — keeping ``\\n`` and ``\\t`` where layout needs
+them (``keep=""`` makes them visible too).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+_C0 = {i: chr(0x2400 + i) for i in range(0x20)}  # ␀ … ␟ (␛ for ESC)
+_C0[0x7F] = "␡"
+
+
+def _stand_in(ch: str) -> str:
+    o = ord(ch)
+    if o in _C0:
+        return _C0[o]
+    if o <= 0xFF:
+        return f"\\x{o:02x}"
+    return f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"
+
+
+def _unsafe(ch: str) -> bool:
+    o = ord(ch)
+    if o < 0x20 or 0x7F <= o <= 0x9F:
+        return True
+    if o < 0xA0:
+        return False
+    return unicodedata.category(ch) in ("Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def visible(text: object, keep: str = "\n\t") -> str:
+    """``text`` with every control character but those in ``keep`` made visible."""
+    s = str(text)
+    if s.isprintable() and not any(c in s for c in "\u2028\u2029"):
+        return s  # the common case, fast (isprintable() is False for every control character)
+    return "".join(_stand_in(c) if c not in keep and _unsafe(c) else c for c in s)
+
+
+def visible_line(text: object) -> str:
+    """For one-line fields (names, titles, paths): newlines and tabs made visible too."""
+    return visible(text, keep="")
