@@ -134,12 +134,12 @@ class RunDir:
         """The checkpoint to load for generation/evaluation: ``kind``, else best, else latest."""
         if kind is not None:
             path = self.checkpoint(kind)
-            if not path.exists():
+            if not os.path.lexists(path):
                 raise CheckpointError(f"run {self.name!r} has no {kind} checkpoint")
             return path
         for k in KINDS:
             path = self.checkpoint(k)
-            if path.exists():
+            if os.path.lexists(path):  # a bad link is reported by the loader, truly
                 return path
         raise CheckpointError(f"run {self.name!r} has no checkpoint yet")
 
@@ -172,17 +172,31 @@ class RunDir:
             raise RunError(f"{p} is a symlink; refusing to delete through it")
         if not stat.S_ISDIR(st.st_mode):
             raise RunError(f"{p} is not a directory")
-        if (p / MARKER).is_file():
+        if self._has_marker():
             return
         names = {e.name for e in os.scandir(p)}
         strangers = sorted(n for n in names if n not in _LEGACY and not n.startswith(f".{CONFIG}."))
         if CONFIG not in names or strangers:
             extra = f" (it holds {strangers[0]!r})" if strangers else ""
             raise RunError(f"{p} is not a seqtui run directory{extra}; refusing to delete it")
+        config = self.config_dict()
+        if (p / CONFIG).is_symlink() or not {"corpus", "cell"} <= set(config):
+            raise RunError(f"{p / CONFIG} is not a seqtui run config; refusing to delete {p}")
         ck = p / CHECKPOINTS
         if ck.is_symlink() or (ck.is_dir() and any(not e.name.lstrip(".").startswith(KINDS)
                                                   for e in os.scandir(ck))):
             raise RunError(f"{ck} holds files that are not checkpoints; refusing to delete it")
+
+    def _has_marker(self) -> bool:
+        """Our marker: a small regular file (not a link) holding what ``claim`` writes."""
+        marker = self.path / MARKER
+        try:
+            st = os.lstat(marker)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > KiB:
+                return False
+            return json.loads(marker.read_text(encoding="utf-8")).get("seqtui_run") == 1
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def identity(self) -> tuple[int, int] | None:
         """(device, inode) of the directory, or None if it is gone."""
@@ -250,6 +264,20 @@ class RunDir:
         """One event, appended (for writers other than the trainer: a sweep, a test)."""
         with self.event_writer() as w:
             return w.emit(type_, **fields)
+
+    def progress_since_restart(self) -> int:
+        """The highest step the events record since the last ``restart`` event (0: none)."""
+        reached = 0
+        try:
+            for event in self.events_reversed():
+                if event.get("type") == "restart":
+                    break
+                step = event.get("step")
+                if isinstance(step, int) and step > reached:
+                    reached = step
+        except OSError:
+            return 0
+        return reached
 
     def open_log(self):
         try:

@@ -176,15 +176,90 @@ def resume_run(name_or_path: str | os.PathLike) -> RunInfo:
 def check_resumable(run: RunInfo) -> None:
     if run.status == "running":
         raise RunError(f"run {run.name!r} is already running (pid {run.pid})")
-    if run.status == "finished":
-        raise RunError(f"run {run.name!r} already finished")
+    if run.status == "finished" and not _budget_left(run):
+        raise RunError(f"run {run.name!r} already finished; extend it with "
+                       f"`seqtui runs resume {run.name} --steps N` (or --epochs N)")
+
+
+def _budget_left(run: RunInfo) -> bool:
+    """A finished run whose budget was raised (``--steps``/``--epochs``) has steps left."""
+    cfg = run.config
+    meta = run.dir.checkpoint_meta("latest") or {}
+    if isinstance(cfg.get("steps"), int):
+        return cfg["steps"] > int(meta.get("step", run.last_step) or 0)
+    if isinstance(cfg.get("epochs"), int):
+        return cfg["epochs"] > int(meta.get("epoch", 0) or 0)
+    return False
+
+
+def prepare_resume(name_or_path: str | os.PathLike, steps: int | None = None,
+                   epochs: int | None = None, fresh: bool = False,
+                   say=None) -> RunInfo:
+    """Check that a run can continue, and set it up to: ``steps``/``epochs`` raise its budget
+    (a finished run continues); ``fresh`` lets a run with no checkpoint left start over (a
+    ``restart`` event records it). ``say(line)`` hears what the resume will do differently
+    (continuing from ``best`` because ``latest`` is missing or unreadable). RunError otherwise."""
+    from seqtui.engine.checkpoint import read_checkpoint_meta
+    from seqtui.errors import SeqtuiError
+
+    run = get_run(name_or_path)
+    rd = run.dir
+    if run.status == "running":
+        raise RunError(f"run {run.name!r} is already running (pid {run.pid})")
+    if steps is not None and epochs is not None:
+        raise ConfigError("give --steps or --epochs, not both")
+    metas = {}
+    for kind in ("latest", "best"):
+        if os.path.lexists(rd.checkpoint(kind)):
+            try:
+                metas[kind] = read_checkpoint_meta(rd.checkpoint(kind))
+            except SeqtuiError as exc:
+                metas[kind] = exc
+    usable = {k: m for k, m in metas.items() if isinstance(m, dict)}
+    source = usable.get("latest") or usable.get("best")
+    if steps is not None or epochs is not None:
+        cfg = rd.config()
+        at_step = int(source.get("step", 0)) if source else 0
+        at_epoch = int(source.get("epoch", 0)) if source else 0
+        if steps is not None and steps <= at_step:
+            raise RunError(f"run {run.name!r} is at step {at_step}; --steps must be more than that")
+        if epochs is not None and epochs <= at_epoch:
+            raise RunError(f"run {run.name!r} is in epoch {at_epoch}; --epochs must be more than that")
+        changes = {"steps": steps} if steps is not None else {"epochs": epochs}
+        rd.write_config(cfg.with_overrides(**changes).validate().to_dict())
+    check_resumable(get_run(run.path))
+    if not metas:
+        reached = rd.progress_since_restart()
+        if reached > 0 and not fresh:
+            raise RunError(f"run {run.name!r} reached step {reached} but has no checkpoint left; "
+                           f"resuming would start over: add --fresh to start it from step 0")
+        if reached > 0 and fresh:
+            rd.append_event("restart", step=0, reason="fresh", previous_step=reached)
+    elif "latest" not in usable and "best" in usable and say is not None:
+        why = "missing" if "latest" not in metas else f"unreadable ({metas['latest']})"
+        say(f"latest checkpoint is {why}; continuing from the best checkpoint "
+            f"(step {usable['best'].get('step')})")
+    return get_run(run.path)
+
+
+def check_removable(name_or_path: str | os.PathLike) -> RunInfo:
+    """The run ``name_or_path`` names, if it may be deleted: not running, not reached through a
+    symlink (the link, not its target, is what was named), provably a seqtui run directory."""
+    text = str(name_or_path)
+    named = runs_root() / text if text and os.sep not in text and text not in (".", "..") \
+        and os.path.lexists(runs_root() / text) else Path(text).expanduser()
+    if os.path.islink(named):
+        raise RunError(f"{named} is a symlink; refusing to delete through it (name the run's own directory)")
+    run = get_run(name_or_path)
+    if run.status == "running":
+        raise RunError(f"run {run.name!r} is running; stop it first (`seqtui runs stop {run.name}`)")
+    run.dir.verify_owned()
+    return run
 
 
 def remove_run(name_or_path: str | os.PathLike) -> Path:
     """Delete a run directory (refuses while it is running, and anything not provably a run)."""
-    run = get_run(name_or_path)
-    if run.status == "running":
-        raise RunError(f"run {run.name!r} is running; stop it first (`seqtui runs stop {run.name}`)")
+    run = check_removable(name_or_path)
     run.dir.remove()
     return run.path
 
