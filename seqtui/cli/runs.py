@@ -46,7 +46,11 @@ def list_cmd(as_json: bool) -> None:
         model = visible_line(f"{c.get('cell', '?')} {c.get('layers', '?')}×{c.get('hidden', '?')}")
         table.add_row(escape(name), _status(r.status), step, _num(r.last_ppl), _num(r.best_val_ppl),
                       escape(model), escape(_short(visible_line(c.get("corpus", "?")))), _when(r.created))
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    need = Console(width=100_000).measure(table).maximum
+    if need > console.width:  # wider than the screen: let the terminal wrap, never cut a name
+        console = Console(highlight=False, width=need)
+    console.print(table)
 
 
 @runs.command("show")

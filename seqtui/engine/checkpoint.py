@@ -69,7 +69,9 @@ def save_checkpoint(directory: str | os.PathLike, kind: str, model: Any, meta: M
     directory = Path(directory)
     path = checkpoint_path(directory, kind)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        # Never parents=True: a run directory deleted under a running trainer must stay deleted
+        # (its parent is gone, so this fails instead of recreating it).
+        directory.mkdir(exist_ok=True)
         remove_stale_temps(directory, path.name)
         atomic_write(path, data)
         atomic_write(directory / f"{kind}.json",

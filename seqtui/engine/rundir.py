@@ -198,6 +198,28 @@ class RunDir:
         except (OSError, ValueError, AttributeError):
             return False
 
+    def registered_link(self) -> Path | None:
+        """The symlink under the runs folder that lists this run (``train --run-dir``), if any."""
+        if not self._has_marker():
+            return None
+        try:
+            link = json.loads((self.path / MARKER).read_text(encoding="utf-8")).get("link")
+        except (OSError, ValueError):
+            return None
+        return Path(link) if isinstance(link, str) else None
+
+    def register_link(self, link: Path) -> None:
+        """Record in the marker that ``link`` (a symlink to this directory) lists the run."""
+        atomic_write(self.path / MARKER, json.dumps({"seqtui_run": 1, "link": str(link)}) + "\n")
+
+    def is_link_of_ours(self, link: Path) -> bool:
+        """``link`` is the symlink seqtui made to list this run (and still points here)."""
+        try:
+            return (os.path.islink(link) and self.registered_link() == Path(link)
+                    and os.path.realpath(link) == os.path.realpath(self.path))
+        except OSError:
+            return False
+
     def identity(self) -> tuple[int, int] | None:
         """(device, inode) of the directory, or None if it is gone."""
         try:
@@ -344,10 +366,17 @@ class RunDir:
     def remove(self) -> None:
         """Delete the directory after proving it is a run (never follows a symlink out of it)."""
         self.verify_owned()
+        link = self.registered_link()
+        ours = link is not None and self.is_link_of_ours(link)
         try:
             shutil.rmtree(self.path)
         except OSError as exc:
             raise RunError(f"cannot remove {self.path}: {exc.strerror or exc}") from None
+        if ours:
+            try:
+                os.unlink(link)
+            except OSError:
+                pass
 
 
 def _summarize(events: Iterator[dict]) -> dict[str, Any]:

@@ -79,7 +79,8 @@ def default_name(config: dict[str, Any]) -> str:
 
 def check_name(name: str) -> str:
     if not name or _NAME_OK.search(name) or name.startswith((".", "-")) or len(name) > MAX_NAME:
-        raise RunError(f"bad run name {name!r} (use letters, digits, '.', '_', '-')")
+        raise RunError(f"bad run name {name!r} (use letters, digits, '.', '_', '-', at most "
+                       f"{MAX_NAME}, not starting with '.' or '-')")
     return name
 
 
@@ -94,6 +95,7 @@ def create_run_dir(config: dict[str, Any], name: str | None = None,
         path = Path(run_dir).expanduser().resolve()
         _mkdir(path, parents=True, exist_ok=True)
         RunDir(path).claim(config, taken=f"run dir {path} is not empty")
+        _list_elsewhere(RunDir(path))
         return path
     root = runs_root()
     _mkdir(root, parents=True, exist_ok=True, what="runs directory")
@@ -110,6 +112,28 @@ def create_run_dir(config: dict[str, Any], name: str | None = None,
             RunDir(path).claim(config, taken=f"run dir {path} is not empty")
             return path
     raise RunError(f"too many runs named {base}-N")  # pragma: no cover
+
+
+def _list_elsewhere(rd: RunDir) -> None:
+    """A run made with ``--run-dir`` outside the runs folder is listed there too: a symlink
+    ``runs/NAME`` (made unique) that the run's marker names, so `runs list` shows it and
+    `runs rm NAME` removes both. Best effort: a runs folder that cannot be written is skipped."""
+    root = runs_root()
+    try:
+        if rd.path.parent.resolve() == root.resolve():
+            return
+        root.mkdir(parents=True, exist_ok=True)
+        base = _NAME_OK.sub("-", rd.path.name).strip("-.") or "run"
+        for i in range(1, 1000):
+            link = root / (base if i == 1 else f"{base}-{i}")
+            try:
+                os.symlink(rd.path, link, target_is_directory=True)
+            except FileExistsError:
+                continue
+            rd.register_link(link)
+            return
+    except OSError:
+        return
 
 
 def _mkdir(path: Path, parents: bool = False, exist_ok: bool = False, what: str = "run dir") -> bool:
@@ -176,19 +200,32 @@ def resume_run(name_or_path: str | os.PathLike) -> RunInfo:
 def check_resumable(run: RunInfo) -> None:
     if run.status == "running":
         raise RunError(f"run {run.name!r} is already running (pid {run.pid})")
-    if run.status == "finished" and not _budget_left(run):
+    if run.status == "finished" and not _budget_left(run.config, *_position(run.dir)):
         raise RunError(f"run {run.name!r} already finished; extend it with "
                        f"`seqtui runs resume {run.name} --steps N` (or --epochs N)")
 
 
-def _budget_left(run: RunInfo) -> bool:
+def _position(rd: RunDir) -> tuple[int, int]:
+    """(step, epoch) a resume starts from: the latest checkpoint's, else best's, else 0."""
+    from seqtui.engine.checkpoint import read_checkpoint_meta
+    from seqtui.errors import SeqtuiError
+
+    for kind in ("latest", "best"):
+        if os.path.lexists(rd.checkpoint(kind)):
+            try:
+                meta = read_checkpoint_meta(rd.checkpoint(kind))
+                return int(meta.get("step") or 0), int(meta.get("epoch") or 0)
+            except (SeqtuiError, TypeError, ValueError):
+                continue
+    return 0, 0
+
+
+def _budget_left(cfg: dict, step: int, epoch: int) -> bool:
     """A finished run whose budget was raised (``--steps``/``--epochs``) has steps left."""
-    cfg = run.config
-    meta = run.dir.checkpoint_meta("latest") or {}
     if isinstance(cfg.get("steps"), int):
-        return cfg["steps"] > int(meta.get("step", run.last_step) or 0)
+        return cfg["steps"] > step
     if isinstance(cfg.get("epochs"), int):
-        return cfg["epochs"] > int(meta.get("epoch", 0) or 0)
+        return cfg["epochs"] > epoch
     return False
 
 
@@ -216,18 +253,17 @@ def prepare_resume(name_or_path: str | os.PathLike, steps: int | None = None,
             except SeqtuiError as exc:
                 metas[kind] = exc
     usable = {k: m for k, m in metas.items() if isinstance(m, dict)}
-    source = usable.get("latest") or usable.get("best")
+    at_step, at_epoch = _position(rd)
     if steps is not None or epochs is not None:
         cfg = rd.config()
-        at_step = int(source.get("step", 0)) if source else 0
-        at_epoch = int(source.get("epoch", 0)) if source else 0
         if steps is not None and steps <= at_step:
             raise RunError(f"run {run.name!r} is at step {at_step}; --steps must be more than that")
         if epochs is not None and epochs <= at_epoch:
             raise RunError(f"run {run.name!r} is in epoch {at_epoch}; --epochs must be more than that")
         changes = {"steps": steps} if steps is not None else {"epochs": epochs}
         rd.write_config(cfg.with_overrides(**changes).validate().to_dict())
-    check_resumable(get_run(run.path))
+    if run.status == "finished" and not _budget_left(rd.config_dict(), at_step, at_epoch):
+        check_resumable(run)
     if not metas:
         reached = rd.progress_since_restart()
         if reached > 0 and not fresh:
@@ -249,7 +285,10 @@ def check_removable(name_or_path: str | os.PathLike) -> RunInfo:
     named = runs_root() / text if text and os.sep not in text and text not in (".", "..") \
         and os.path.lexists(runs_root() / text) else Path(text).expanduser()
     if os.path.islink(named):
-        raise RunError(f"{named} is a symlink; refusing to delete through it (name the run's own directory)")
+        target = RunDir(Path(os.path.realpath(named)))
+        if not (named.parent == runs_root() and target.is_link_of_ours(named)):
+            raise RunError(f"{named} is a symlink; refusing to delete through it (name the run's own directory)")
+        name_or_path = target.path  # a --run-dir run listed by its link: remove both
     run = get_run(name_or_path)
     if run.status == "running":
         raise RunError(f"run {run.name!r} is running; stop it first (`seqtui runs stop {run.name}`)")

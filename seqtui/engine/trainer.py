@@ -483,7 +483,16 @@ class Trainer:
             "optimizer": {"name": cfg.optimizer, "scalars": scalars},
             "rng": self.rng.bit_generator.state, "time": time.time(),
         }
-        path = save_checkpoint(self.rundir.checkpoints_dir, kind, self.model, meta, extra=arrays)
+        if not self.rundir.still_ours(self._identity):  # deleted or replaced: write nothing
+            self.request_stop("run dir gone")
+            return
+        try:
+            path = save_checkpoint(self.rundir.checkpoints_dir, kind, self.model, meta, extra=arrays)
+        except CheckpointError:
+            if self.rundir.still_ours(self._identity):
+                raise
+            self.request_stop("run dir gone")  # deleted while we wrote: nothing is recreated
+            return
         if kind == "latest":
             self._last_save = time.monotonic()
             self._saved_step = self.pos.step
