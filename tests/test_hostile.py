@@ -307,7 +307,7 @@ def test_a_finished_run_is_extended_with_steps_or_epochs(home):
     assert r.code == 0, r
     info = json.loads(cli(home, "runs", "show", "ext", "--json").out)
     assert info["status"] == "finished" and info["last_step"] == 5
-    r = cli(home, "runs", "resume", "ext", "--epochs", "30", "-q")
+    r = cli(home, "runs", "resume", "ext", "--epochs", "1", "-q")
     assert r.code == 0, r
     ends = [json.loads(x) for x in (home / "data" / "runs" / "ext" / "events.jsonl").read_text().splitlines()]
     assert ends[-1]["type"] == "end" and ends[-1]["status"] == "finished" and ends[-1]["step"] > 5

@@ -173,6 +173,8 @@ def start_run(config, name: str | None = None, run_dir: str | os.PathLike | None
 def stop_run(name_or_path: str | os.PathLike, timeout: float = 60.0,
              sig: int = signal.SIGTERM) -> RunInfo:
     """Ask a running run to stop (SIGTERM: it checkpoints, writes `end`, exits) and wait."""
+    if not 0 <= timeout <= 86_400:
+        raise ConfigError(f"timeout must be in 0..86400 seconds, got {timeout:g}")
     run = get_run(name_or_path)
     if run.status != "running" or run.pid is None:
         raise RunError(f"run {run.name!r} is not running ({run.status})")
