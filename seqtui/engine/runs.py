@@ -85,17 +85,19 @@ def check_name(name: str) -> str:
 
 
 def create_run_dir(config: dict[str, Any], name: str | None = None,
-                   run_dir: str | os.PathLike | None = None) -> Path:
+                   run_dir: str | os.PathLike | None = None, listed: bool = False) -> Path:
     """Claim a new run directory and write its config; never reuses an existing run.
 
     ``run_dir``: an explicit path (must not exist, or be an empty directory). ``name``: exactly
     that name (RunError if taken). Neither: ``default_name`` with -2, -3, ... until one is free.
+    ``listed``: a ``run_dir`` outside the runs folder also gets a link there (``start_run``).
     """
     if run_dir is not None:
         path = Path(run_dir).expanduser().resolve()
         _mkdir(path, parents=True, exist_ok=True)
         RunDir(path).claim(config, taken=f"run dir {path} is not empty")
-        _list_elsewhere(RunDir(path))
+        if listed:
+            _list_elsewhere(RunDir(path))
         return path
     root = runs_root()
     _mkdir(root, parents=True, exist_ok=True, what="runs directory")
@@ -162,7 +164,7 @@ def start_run(config, name: str | None = None, run_dir: str | os.PathLike | None
     if name is not None:
         check_name(name)
     cfg = preflight(cfg)
-    rd = RunDir(create_run_dir(cfg.to_dict(), name=name, run_dir=run_dir))
+    rd = RunDir(create_run_dir(cfg.to_dict(), name=name, run_dir=run_dir, listed=True))
     if detach:
         spawn_worker(rd)
     return rd
