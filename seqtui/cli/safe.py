@@ -4,7 +4,7 @@ from a corpus, a title, a checkpoint's vocabulary, a config or a model's output.
 ``visible(text)`` replaces control characters (C0, DEL, C1, and the bidi/format controls that
 reorder a line) with visible stand-ins — ``\\x1b`` becomes ``␛``, other C0 characters their
 U+2400 pictures, the rest ``\\xNN``/``\\uNNNN`` — keeping ``\\n`` and ``\\t`` where layout needs
-them (``keep=""`` makes them visible too).
+them (and ``\r`` right before ``\n``; ``keep=""`` makes them all visible).
 """
 
 from __future__ import annotations
@@ -38,7 +38,15 @@ def visible(text: object, keep: str = "\n\t") -> str:
     s = str(text)
     if s.isprintable() and not any(c in s for c in "\u2028\u2029"):
         return s  # the common case, fast (isprintable() is False for every control character)
-    return "".join(_stand_in(c) if c not in keep and _unsafe(c) else c for c in s)
+    out = []
+    for i, c in enumerate(s):
+        if c in keep or not _unsafe(c):
+            out.append(c)
+        elif c == "\r" and "\n" in keep and s.startswith("\n", i + 1):
+            out.append(c)  # CRLF line ends (a CRLF corpus) are layout too: nothing is overwritten
+        else:
+            out.append(_stand_in(c))
+    return "".join(out)
 
 
 def visible_line(text: object) -> str:
