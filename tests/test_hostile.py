@@ -162,7 +162,7 @@ HOSTILE = {  # path (relative to home) -> words of the true message
 # -- 1. unbounded reads ---------------------------------------------------------------------------
 @pytest.mark.parametrize("command", ["corpora show", "ngram", "train", "corpora add x"])
 def test_hostile_corpora_get_a_true_message_and_no_run(home, command):
-    picks = {"corpora show": HOSTILE, "ngram": ("/dev/zero", "loop"), "train": ("fifo", "loop"),
+    picks = {"corpora show": HOSTILE, "ngram": ("/dev/zero", "loop"), "train": ("fifo", "loop", "empty.txt"),
              "corpora add x": ("fifo", "adir")}[command]
     cases = {k: HOSTILE[k] for k in picks}
     for path, words in cases.items():  # relative names: the cwd is home
@@ -462,6 +462,30 @@ def test_a_foreground_run_stopped_by_a_signal_exits_128_plus_n(home, sig):
     assert "Traceback" not in err
     info = json.loads(cli(home, "runs", "show", name, "--json").out)
     assert info["status"] == "stopped" and info["pid"] is None
+
+
+def test_a_detached_worker_ignores_sighup_and_exits_128_plus_n_on_sigterm(home):
+    assert cli(home, "train", "tiny.txt", "--name", "worker", *TINY).code == 0
+    run = home / "data" / "runs" / "worker"
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["steps"] = 10_000_000
+    (run / "config.json").write_text(json.dumps(cfg))
+    p = subprocess.Popen([sys.executable, "-m", "seqtui.engine.worker", str(run)], env=_env(home),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_cap, stdin=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: has(run / "events.jsonl", b'"resumed": true'), 40)
+        p.send_signal(signal.SIGHUP)  # a detached run has its own session: a stray HUP is ignored
+        time.sleep(1.0)
+        assert p.poll() is None
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    end = json.loads((run / "events.jsonl").read_text().splitlines()[-1])
+    assert end["type"] == "end" and end["status"] == "stopped"
 
 
 # -- 11. small but real -----------------------------------------------------------------------------------------
