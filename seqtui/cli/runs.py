@@ -135,7 +135,7 @@ def rm_cmd(run_names: tuple[str, ...], yes: bool, failed: bool, stopped: bool) -
     is not provably a seqtui run (no marker/layout, a symlink). Exit 1 if you answer no."""
     import sys
 
-    from seqtui.engine.runs import check_removable, get_run, list_runs, remove_run
+    from seqtui.engine.runs import check_removable, list_runs, remove_run
 
     if not run_names and not (failed or stopped):
         raise click.UsageError("name at least one RUN, or --failed / --stopped")

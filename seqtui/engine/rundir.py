@@ -215,7 +215,9 @@ class RunDir:
     def is_link_of_ours(self, link: Path) -> bool:
         """``link`` is the symlink seqtui made to list this run (and still points here)."""
         try:
-            return (os.path.islink(link) and self.registered_link() == Path(link)
+            registered = self.registered_link()
+            return (registered is not None and os.path.islink(link)
+                    and _same_entry(registered, Path(link))
                     and os.path.realpath(link) == os.path.realpath(self.path))
         except OSError:
             return False
@@ -377,6 +379,11 @@ class RunDir:
                 os.unlink(link)
             except OSError:
                 pass
+
+
+def _same_entry(a: Path, b: Path) -> bool:
+    """Two paths name the same directory entry (their parents resolved, not the entries)."""
+    return a.name == b.name and os.path.realpath(a.parent) == os.path.realpath(b.parent)
 
 
 def _summarize(events: Iterator[dict]) -> dict[str, Any]:

@@ -258,23 +258,25 @@ def prepare_resume(name_or_path: str | os.PathLike, steps: int | None = None,
                 metas[kind] = exc
     usable = {k: m for k, m in metas.items() if isinstance(m, dict)}
     at_step, at_epoch = _position(rd)
+    new_cfg = None  # every check first: a refused resume changes nothing
     if steps is not None or epochs is not None:
-        cfg = rd.config()
         if steps is not None and steps <= at_step:
             raise RunError(f"run {run.name!r} is at step {at_step}; --steps must be more than that")
         if epochs is not None and epochs <= at_epoch:
             raise RunError(f"run {run.name!r} is in epoch {at_epoch}; --epochs must be more than that")
         changes = {"steps": steps} if steps is not None else {"epochs": epochs}
-        rd.write_config(cfg.with_overrides(**changes).validate().to_dict())
-    if run.status == "finished" and not _budget_left(rd.config_dict(), at_step, at_epoch):
+        new_cfg = rd.config().with_overrides(**changes).validate()
+    cfg_now = new_cfg.to_dict() if new_cfg is not None else rd.config_dict()
+    if run.status == "finished" and not _budget_left(cfg_now, at_step, at_epoch):
         check_resumable(run)
-    if not metas:
-        reached = rd.progress_since_restart()
-        if reached > 0 and not fresh:
-            raise RunError(f"run {run.name!r} reached step {reached} but has no checkpoint left; "
-                           f"resuming would start over: add --fresh to start it from step 0")
-        if reached > 0 and fresh:
-            rd.append_event("restart", step=0, reason="fresh", previous_step=reached)
+    reached = rd.progress_since_restart() if not metas else 0
+    if reached > 0 and not fresh:
+        raise RunError(f"run {run.name!r} reached step {reached} but has no checkpoint left; "
+                       f"resuming would start over: add --fresh to start it from step 0")
+    if new_cfg is not None:
+        rd.write_config(new_cfg.to_dict())
+    if reached > 0:  # --fresh: record the restart, so the trainer knows it was asked for
+        rd.append_event("restart", step=0, reason="fresh", previous_step=reached)
     elif "latest" not in usable and "best" in usable and say is not None:
         why = "missing" if "latest" not in metas else f"unreadable ({metas['latest']})"
         say(f"latest checkpoint is {why}; continuing from the best checkpoint "
@@ -290,7 +292,8 @@ def check_removable(name_or_path: str | os.PathLike) -> RunInfo:
         and os.path.lexists(runs_root() / text) else Path(text).expanduser()
     if os.path.islink(named):
         target = RunDir(Path(os.path.realpath(named)))
-        if not (named.parent == runs_root() and target.is_link_of_ours(named)):
+        in_root = os.path.realpath(named.parent) == os.path.realpath(runs_root())
+        if not (in_root and target.is_link_of_ours(named)):
             raise RunError(f"{named} is a symlink; refusing to delete through it (name the run's own directory)")
         name_or_path = target.path  # a --run-dir run listed by its link: remove both
     run = get_run(name_or_path)
