@@ -168,3 +168,14 @@ def test_visible_makes_control_characters_visible_and_keeps_layout():
     assert visible("over\rwrite") == "over␍write"  # a lone CR would overwrite the line
     assert visible("\x9b31m \u202eevil \x7f") == "\\x9b31m \\u202eevil ␡"
     assert visible_line("two\nlines\t") == "two␊lines␉"
+
+
+def test_safe_json_escapes_what_json_lets_through():
+    import json
+
+    from seqtui.cli.safe import safe_json
+
+    value = {"t": "x\x9by\u202e é \U0001F600 \U000E0041 \x1b"}
+    text = safe_json(value)
+    assert json.loads(text) == value
+    assert all(c not in text for c in "\x9b\u202e\U000E0041\x1b") and "é" in text and "\U0001F600" in text

@@ -382,6 +382,8 @@ def test_escape_sequences_are_shown_not_obeyed(tmp_path):
     evil.write_text(("plain words \x1b[2J\x1b]0;owned\x07 more words \x9b31m\n") * 60, encoding="utf-8")
     r = cli(tmp_path, "corpora", "show", "evil.txt")
     assert r.code == 0 and _no_controls(r.out) and "␛[2J" in r.out, r
+    r = cli(tmp_path, "corpora", "show", "evil.txt", "--json")  # JSON lets C1 (\x9b) through raw
+    assert r.code == 0 and _no_controls(r.out) and json.loads(r.out), r
     r = cli(tmp_path, "corpora", "add", "ev", "evil.txt", "--title", "\x1b[31mred\x1b[0m")
     assert r.code == 0 and _no_controls(r.out), r
     r = cli(tmp_path, "corpora", "list")

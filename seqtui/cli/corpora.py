@@ -10,7 +10,7 @@ import json
 
 import click
 
-from seqtui.cli.safe import visible, visible_line
+from seqtui.cli.safe import safe_json, visible, visible_line
 
 
 def show_token(tok: str) -> str:
@@ -78,7 +78,7 @@ def show_cmd(name: str, as_json: bool, errors: str, top: int) -> None:
 
     st = corpus_stats(name, top=top, errors=errors)
     if as_json:
-        click.echo(json.dumps(st.to_json(), indent=2, ensure_ascii=False))
+        click.echo(safe_json(st.to_json(), indent=2))
         return
     from rich.console import Console
     from rich.panel import Panel

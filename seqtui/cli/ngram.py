@@ -70,7 +70,9 @@ def ngram(corpus, order, tokens, preprocess, val_fraction, eps, min_freq, max_to
         "seed": seed, "sample": sample, "seconds": round(seconds, 3),
     }
     if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False))
+        from seqtui.cli.safe import safe_json
+
+        click.echo(safe_json(result))
         return
     name = _NAMES.get(order, f"{order + 1}-gram")
     from seqtui.cli.safe import visible, visible_line

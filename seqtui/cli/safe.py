@@ -52,3 +52,22 @@ def visible(text: object, keep: str = "\n\t") -> str:
 def visible_line(text: object) -> str:
     """For one-line fields (names, titles, paths): newlines and tabs made visible too."""
     return visible(text, keep="")
+
+
+def safe_json(obj, **kwargs) -> str:
+    """``json.dumps(obj, ensure_ascii=False, ...)`` with every control character \\u-escaped —
+    JSON escapes C0 itself but passes C1 (``\\x9b`` is a CSI) and bidi controls through raw."""
+    import json
+
+    text = json.dumps(obj, ensure_ascii=False, **kwargs)
+    if text.isascii():
+        return text
+    return "".join(_json_escape(c) if ord(c) >= 0x7F and _unsafe(c) else c for c in text)
+
+
+def _json_escape(c: str) -> str:
+    o = ord(c)
+    if o <= 0xFFFF:
+        return f"\\u{o:04x}"
+    o -= 0x10000  # a surrogate pair, as JSON spells code points beyond the BMP
+    return f"\\u{0xD800 + (o >> 10):04x}\\u{0xDC00 + (o & 0x3FF):04x}"
