@@ -145,7 +145,12 @@ def _mkdir(path: Path, parents: bool = False, exist_ok: bool = False, what: str 
     except FileExistsError:
         return False
     except OSError as exc:
-        raise RunError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+        from seqtui.files import unwritable_dir
+
+        blocker = unwritable_dir(path.parent)
+        where = "" if blocker == path.parent else (
+            f" ({blocker} is a file, not a directory)" if blocker.is_file() else f" (in {blocker})")
+        raise RunError(f"cannot create {what} {path}: {exc.strerror or exc}{where}") from None
     return True
 
 
