@@ -268,7 +268,11 @@ def test_a_detached_run_stops_when_its_directory_is_deleted(home):
     assert wait_for(lambda: (run / "pid").exists(), 30)
     pid = int((run / "pid").read_text())
     assert wait_for(lambda: has(run / "events.jsonl", b'"progress"'), 40)
-    shutil.rmtree(run)
+    def delete() -> bool:  # like `rm -rf`, racing a trainer that may be writing a checkpoint
+        shutil.rmtree(run, ignore_errors=True)
+        return not run.exists()
+
+    assert wait_for(delete, 5)
     assert wait_for(lambda: not pid_alive(pid), 8), "the trainer outlived its run directory"
     time.sleep(0.3)
     assert not run.exists()  # nothing recreated it
