@@ -169,3 +169,46 @@ def read_text_bounded(path: str | os.PathLike, what: str, limit: int, error: typ
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{what} {path} is not UTF-8 (byte {exc.start})") from None
+
+
+# ----------------------------------------------------------------------------------------------
+class locked:
+    """``with locked(path):`` — an exclusive ``fcntl.flock`` on ``path + '.lock'`` (created on
+    demand), so read-modify-write updates of a shared file by concurrent processes lose nothing.
+    Re-read the file inside the block. Raises OSError if the lock file cannot be created."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.lock_path = Path(f"{os.fspath(path)}.lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> "locked":
+        import fcntl
+
+        self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._fd)
+            self._fd = None
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
+def unwritable_dir(path: str | os.PathLike) -> Path:
+    """The directory that actually refuses a write under ``path``: the nearest existing ancestor
+    (or a regular file standing where a directory should be)."""
+    p = Path(path)
+    for candidate in (p, *p.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return p  # pragma: no cover

@@ -234,3 +234,38 @@ def test_torch_load_state_dict_accepts_the_model_tensors(tmp_path, cell):
     sd = {k: torch.from_numpy(v) for k, v in raw.items() if k.startswith(("rnn.", "fc."))}
     model.load_state_dict(sd)  # strict: every name and shape matches
     np.testing.assert_array_equal(model.fc.weight.detach().numpy(), tensors["fc.weight"])
+
+
+# -- issue 13 (hardening) ---------------------------------------------------------------------
+def test_a_checkpoint_that_is_a_device_fifo_or_loop_is_refused_without_reading(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.safetensors")
+    os.symlink("/dev/zero", tmp_path / "zero.safetensors")
+    os.symlink(tmp_path / "loop.safetensors", tmp_path / "loop.safetensors")
+    for name, words in (("fifo", "FIFO"), ("zero", "device"), ("loop", "symlink loop")):
+        for reader in (ck.load_checkpoint, ck.read_checkpoint_meta):
+            with pytest.raises(CheckpointError, match=words):
+                reader(tmp_path / f"{name}.safetensors")
+
+
+def test_a_checkpoint_with_trailing_garbage_is_refused(tmp_path):
+    _save_step(tmp_path / "ck", 3)
+    path = tmp_path / "ck" / "latest.safetensors"
+    path.write_bytes(path.read_bytes() + b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        ck.load_checkpoint(path)
+
+
+def test_vocabularies_their_tokenization_cannot_produce_are_refused():
+    from seqtui.data.vocab import Vocab
+
+    ok = {"version": 1, "kind": "char", "itos": ["<unk>", "a", "\x1b", "\n"], "reserved": []}
+    assert len(Vocab.from_json(ok)) == 4  # a char corpus may hold control characters
+    for itos, kind, words in ((["<unk>", "ab"], "char", "2 characters"),
+                              (["<unk>", "\ud800"], "char", "surrogate"),
+                              (["<unk>", "a b"], "word", "whitespace"),
+                              (["<unk>", ""], "word", "empty"),
+                              (["<unk>", "x\x1b[2J"], "word", "control")):
+        with pytest.raises(CheckpointError, match=words):
+            Vocab.from_json({"version": 1, "kind": kind, "itos": itos, "reserved": []})

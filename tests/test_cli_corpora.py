@@ -157,3 +157,25 @@ def test_entry_point_in_a_subprocess(files):
         assert p.returncode == 2
         assert p.stdout == ""
         assert p.stderr.count("\n") == 1 and p.stderr.startswith("error: ") and needle in p.stderr
+
+
+def test_visible_makes_control_characters_visible_and_keeps_layout():
+    from seqtui.cli.safe import visible, visible_line
+
+    assert visible("plain text, ünïcödé ✓") == "plain text, ünïcödé ✓"
+    assert visible("a\x1b[31mb\x07") == "a␛[31mb␇"
+    assert visible("line\n\tindented\r\n") == "line\n\tindented\r\n"  # layout is kept
+    assert visible("over\rwrite") == "over␍write"  # a lone CR would overwrite the line
+    assert visible("\x9b31m \u202eevil \x7f") == "\\x9b31m \\u202eevil ␡"
+    assert visible_line("two\nlines\t") == "two␊lines␉"
+
+
+def test_safe_json_escapes_what_json_lets_through():
+    import json
+
+    from seqtui.cli.safe import safe_json
+
+    value = {"t": "x\x9by\u202e é \U0001F600 \U000E0041 \x1b"}
+    text = safe_json(value)
+    assert json.loads(text) == value
+    assert all(c not in text for c in "\x9b\u202e\U000E0041\x1b") and "é" in text and "\U0001F600" in text

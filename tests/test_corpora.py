@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -252,3 +253,55 @@ def test_listing_corpora_does_not_import_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("CLEAN")
+
+
+# -- issue 13 (hardening) ---------------------------------------------------------------------
+def test_hostile_paths_get_true_messages_without_reading(tmp_path):
+    import os
+
+    from seqtui.data import corpora as C
+
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink(tmp_path / "loop", tmp_path / "loop")
+    os.symlink(tmp_path / "nowhere", tmp_path / "broken")
+    for path, words in (("/dev/zero", "device"), (tmp_path / "fifo", "FIFO"),
+                        (tmp_path / "loop", "symlink loop"), (tmp_path / "broken", "broken symlink"),
+                        ("/proc/self/status", "virtual"), (tmp_path, "directory")):
+        with pytest.raises(CorpusError, match=words):
+            C.resolve_corpus(str(path))
+        with pytest.raises(CorpusError, match=words):
+            C.check_text_file(Path(path))
+
+
+def test_utf16_is_named_and_a_bom_is_not_text(tmp_path):
+    from seqtui.data import corpora as C
+
+    for enc in ("utf-16", "utf-16-le", "utf-16-be"):
+        p = tmp_path / f"{enc}.txt"
+        p.write_bytes("hello world, plain text\n".encode(enc))
+        with pytest.raises(CorpusError, match="UTF-16.*iconv -f UTF-16 -t UTF-8"):
+            C.check_text_file(p)
+    p = tmp_path / "bom.txt"
+    p.write_bytes(b"\xef\xbb\xbfabc")
+    assert C.read_corpus_text(C.resolve_corpus(str(p))) == "abc"
+
+
+def test_concurrent_registrations_lose_nothing(tmp_path):
+    import threading
+
+    from seqtui.data import corpora as C
+
+    files = []
+    for i in range(8):
+        f = tmp_path / f"c{i}.txt"
+        f.write_text(f"corpus {i}\n")
+        files.append(f)
+    threads = [threading.Thread(target=C.add_corpus, args=(f"c{i}", f)) for i, f in enumerate(files)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    names = {i.name for i in C.list_corpora() if i.kind == "user"}
+    assert {f"c{i}" for i in range(8)} <= names
+    for i in range(8):
+        C.remove_corpus(f"c{i}")

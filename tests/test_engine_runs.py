@@ -308,3 +308,56 @@ def test_start_run_refuses_an_unknown_corpus_before_creating_anything(tmp_path):
         runs.start_run({"corpus": str(tmp_path / "nope.txt"), "cell": "gru"})
     after = set(runs.runs_root().iterdir()) if runs.runs_root().exists() else set()
     assert before == after
+
+
+# -- issue 13 (hardening): what `runs rm` may delete, names, resume bookkeeping -------------------
+def _legacy(path, files=("config.json", "events.jsonl"), config=None):
+    path.mkdir(parents=True)
+    for name in files:
+        (path / name).write_text(json.dumps(config or {"corpus": "x", "cell": "gru"}) if name == "config.json" else "")
+    return RunDir(path)
+
+
+def test_verify_owned_accepts_runs_and_refuses_everything_else(tmp_path):
+    _legacy(tmp_path / "v01").verify_owned()  # a v0.1 run: strict layout, a seqtui config
+    with pytest.raises(RunError, match="not a seqtui run directory"):
+        _legacy(tmp_path / "proj", files=("config.json", "notes.md")).verify_owned()
+    with pytest.raises(RunError, match="not a seqtui run config"):
+        _legacy(tmp_path / "app", files=("config.json",), config={"name": "app"}).verify_owned()
+    os.symlink(tmp_path / "v01", tmp_path / "link")
+    with pytest.raises(RunError, match="symlink"):
+        RunDir(tmp_path / "link").verify_owned()
+    ck = tmp_path / "v01" / "checkpoints"
+    os.symlink(tmp_path / "proj", ck)
+    with pytest.raises(RunError, match="not checkpoints"):
+        RunDir(tmp_path / "v01").verify_owned()
+    fake = tmp_path / "fake"  # a marker that is a link is not our marker
+    fake.mkdir()
+    (tmp_path / "m").write_text('{"seqtui_run": 1}')
+    os.symlink(tmp_path / "m", fake / ".seqtui-run")
+    (fake / "thesis.tex").write_text("x")
+    with pytest.raises(RunError):
+        RunDir(fake).verify_owned()
+    assert (tmp_path / "proj" / "notes.md").exists()
+
+
+def test_check_name_refuses_leading_dash_and_dot():
+    for bad in ("-x", "--help", ".hidden", "a/b", "", "x" * 101):
+        with pytest.raises(RunError, match="bad run name"):
+            runs.check_name(bad)
+    assert runs.check_name("ok-name_1.2") == "ok-name_1.2"
+
+
+def test_stop_refuses_a_negative_timeout():
+    with pytest.raises(ConfigError, match="timeout"):
+        runs.stop_run("whatever", timeout=-1)
+
+
+def test_progress_since_restart_counts_back_to_the_last_restart(tmp_path):
+    rd = RunDir(tmp_path)
+    rd.append_event("progress", step=7)
+    assert rd.progress_since_restart() == 7
+    rd.append_event("restart", step=0)
+    assert rd.progress_since_restart() == 0
+    rd.append_event("progress", step=2)
+    assert rd.progress_since_restart() == 2

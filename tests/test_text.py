@@ -204,3 +204,49 @@ def test_bpe_settings_are_validated(tmp_path):
         TextConfig("x", tokens="bpe", bpe_vocab=300, val_fraction=1.5).validate()
     TextConfig("x", tokens="bpe", bpe_vocab=256, val_fraction=0.1).validate()
     TextConfig("x", bpe_vocab=None).validate()  # char tokens ignore the BPE fields
+
+
+# -- issue 13 (hardening): caches heal, a read-only cache works in memory, BOM -------------------
+def test_a_broken_cache_entry_is_removed_and_rebuilt(tmp_path, capsys):
+    from seqtui.data.text import TextConfig, load_dataset
+
+    p = tmp_path / "c.txt"
+    p.write_text("abcabc hello " * 50)
+    first = load_dataset(TextConfig(str(p)))
+    npy = first.cache_path
+    expected = np.array(first.ids)
+    del first
+    npy.write_bytes(npy.read_bytes()[:100])
+    again = load_dataset(TextConfig(str(p)))
+    assert "failed to load" in capsys.readouterr().err
+    assert np.array_equal(np.array(again.ids), expected)
+    npy.write_bytes(b"garbage")
+    assert np.array_equal(np.array(load_dataset(TextConfig(str(p))).ids), expected)
+
+
+def test_without_a_writable_cache_tokens_are_built_in_memory(tmp_path, monkeypatch, capsys):
+    from seqtui.data.text import TextConfig, load_dataset
+
+    (tmp_path / "file").write_text("not a directory")
+    monkeypatch.setenv("SEQTUI_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    p = tmp_path / "c.txt"
+    p.write_text("abc def " * 40)
+    for tokens in ("char", "word"):
+        ds = load_dataset(TextConfig(str(p), tokens=tokens))
+        assert ds.cache_path is None and len(ds) > 0
+    assert "working in memory" in capsys.readouterr().err
+
+
+def test_a_bom_never_becomes_a_token(tmp_path):
+    from seqtui.data.text import TextConfig, load_dataset
+
+    plain, bom = tmp_path / "plain.txt", tmp_path / "bom.txt"
+    plain.write_bytes(b"abc abc\n" * 10)
+    bom.write_bytes(b"\xef\xbb\xbf" + b"abc abc\n" * 10)
+    a, b = load_dataset(TextConfig(str(plain))), load_dataset(TextConfig(str(bom)))
+    assert "\ufeff" not in b.vocab.itos and a.vocab == b.vocab
+    assert np.array_equal(np.array(a.ids), np.array(b.ids))
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xef\xbb\xbfab\xffcd")
+    with pytest.raises(CorpusError, match="byte 5"):  # offsets count the BOM: they stay true
+        load_dataset(TextConfig(str(bad)))

@@ -303,3 +303,52 @@ def test_bpe_settings_are_checked(corpus, changes, message):
 
     with pytest.raises(ConfigError, match=message):
         RunConfig(corpus=str(corpus), **changes).validate()
+
+
+# -- issue 13 (hardening): resume never silently starts over; a deleted run dir stays deleted ----
+def test_resume_from_best_when_latest_is_unusable_continues_the_same_run(corpus):
+    path = new_run(tiny_config(corpus, epochs=None, steps=4, checkpoint_every=1))
+    assert train_run(path) == "finished"
+    best_step = load_checkpoint(path / "checkpoints" / "best.safetensors")[1]["step"]
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["steps"] = 6
+    (path / "config.json").write_text(json.dumps(cfg))
+    (path / "checkpoints" / "latest.safetensors").write_bytes(b"garbage!" * 4)
+    assert train_run(path) == "finished"
+    events = read_events(path)
+    notice = [e for e in events if e["type"] == "notice"][-1]
+    assert notice["kind"] == "resumed_from_best" and "unusable" in notice["message"]
+    start = [e for e in events if e["type"] == "start"][-1]
+    assert start["resumed"] and start["step"] == best_step > 0
+    assert events[-1]["step"] == 6
+
+
+def test_no_checkpoint_after_progress_refuses_until_a_restart_is_recorded(corpus):
+    from seqtui.engine.rundir import RunDir
+    from seqtui.errors import CheckpointError
+
+    path = new_run(tiny_config(corpus, epochs=None, steps=3))
+    assert train_run(path) == "finished"
+    for f in (path / "checkpoints").iterdir():
+        f.unlink()
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["steps"] = 5
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="reached step 3 but has no checkpoint left"):
+        train_run(path)
+    RunDir(path).append_event("restart", step=0, reason="fresh")
+    assert train_run(path) == "finished"
+    start = [e for e in read_events(path) if e["type"] == "start"][-1]
+    assert start["step"] == 0 and not start["resumed"]
+
+
+def test_a_save_after_the_run_dir_was_deleted_recreates_nothing(corpus):
+    import shutil
+
+    path = new_run(tiny_config(corpus, epochs=None, steps=2))
+    trainer = Trainer(path)
+    assert trainer.run() == "finished"
+    shutil.rmtree(path)
+    trainer.events = type("Sink", (), {"emit": lambda self, *a, **k: {}})()
+    trainer._save("latest")
+    assert trainer.stop_reason == "run dir gone" and not path.exists()

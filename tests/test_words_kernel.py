@@ -25,8 +25,9 @@ def _both(tmp_path, content: bytes, monkeypatch=None, **cfg):
     data = np.memmap(path, dtype=np.uint8, mode="r")
     got = []
     for fn in (text_mod._encode_words, text_mod._encode_words_reference):
-        vocab, counts, tmp = fn(data, path, config, tmp_path / f"{fn.__name__}.npy", None)
-        got.append((vocab, counts, np.load(tmp)))
+        vocab, counts, tmp, in_memory = fn(data, text_mod._Where(path, 0), config,
+                                           tmp_path / f"{fn.__name__}.npy", None)
+        got.append((vocab, counts, np.load(tmp) if in_memory is None else in_memory))
     return got
 
 

@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="seqtui", standalone_mode=False)
     except SeqtuiError as exc:
-        click.echo(f"error: {exc}", err=True)
+        from seqtui.cli.safe import visible_line
+
+        click.echo(f"error: {visible_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

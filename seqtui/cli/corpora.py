@@ -10,13 +10,15 @@ import json
 
 import click
 
+from seqtui.cli.safe import safe_json, visible, visible_line
+
 
 def show_token(tok: str) -> str:
     """A visible form of a token: spaces and control characters spelled out."""
     names = {" ": "␠", "\n": "⏎", "\t": "⇥", "\r": "␍"}
     if tok in names:
         return names[tok]
-    return json.dumps(tok, ensure_ascii=False)[1:-1]
+    return visible_line(json.dumps(tok, ensure_ascii=False)[1:-1])
 
 
 def human_bytes(n: int | None) -> str:
@@ -59,8 +61,8 @@ def list_cmd(as_json: bool) -> None:
     for i in infos:
         approx = i.kind == "bundled" and i.path is None
         size = ("~" if approx and i.size_bytes else "") + human_bytes(i.size_bytes)
-        status = "ok" if i.available else f"[yellow]unavailable[/]: {escape(i.install_hint)}"
-        table.add_row(escape(i.name), i.kind, size, escape(i.title), status)
+        status = "ok" if i.available else f"[yellow]unavailable[/]: {escape(visible_line(i.install_hint))}"
+        table.add_row(escape(visible_line(i.name)), i.kind, size, escape(visible_line(i.title)), status)
     Console().print(table)
 
 
@@ -76,7 +78,7 @@ def show_cmd(name: str, as_json: bool, errors: str, top: int) -> None:
 
     st = corpus_stats(name, top=top, errors=errors)
     if as_json:
-        click.echo(json.dumps(st.to_json(), indent=2, ensure_ascii=False))
+        click.echo(safe_json(st.to_json(), indent=2))
         return
     from rich.console import Console
     from rich.panel import Panel
@@ -94,10 +96,10 @@ def show_cmd(name: str, as_json: bool, errors: str, top: int) -> None:
         ("vocabulary", f"{st.vocab_size} (incl. <unk>)"),
         ("most frequent", "  ".join(f"{show_token(t)} {c:,}" for t, c in st.top_tokens)),
     ):
-        facts.add_row(key, Text(value))
+        facts.add_row(key, Text(visible_line(value)))
     console = Console()
     console.print(facts)
-    console.print(Panel(Text(st.preview), title="preview", title_align="left"))
+    console.print(Panel(Text(visible(st.preview)), title="preview", title_align="left"))
 
 
 @corpora.command("add")
@@ -110,7 +112,7 @@ def add_cmd(name: str, path: str, title: str | None, force: bool) -> None:
     from seqtui.data.corpora import add_corpus
 
     info = add_corpus(name, path, title=title, force=force)
-    click.echo(f"added {info.name}: {info.path} ({human_bytes(info.size_bytes)})")
+    click.echo(visible_line(f"added {info.name}: {info.path} ({human_bytes(info.size_bytes)})"))
 
 
 @corpora.command("remove")
@@ -120,7 +122,7 @@ def remove_cmd(name: str) -> None:
     from seqtui.data.corpora import remove_corpus
 
     info = remove_corpus(name)
-    click.echo(f"removed {info.name} ({info.path} was not touched)")
+    click.echo(visible_line(f"removed {info.name} ({info.path} was not touched)"))
 
 
 def _info_json(i) -> dict:

@@ -15,8 +15,11 @@ from seqtui.errors import ConfigError, CorpusError
 @click.option("--corpus", help="Evaluate on this corpus (name or file) instead of the run's held-out split.")
 @click.option("--checkpoint", "kind", type=click.Choice(["best", "latest"]),
               help="Which checkpoint (default: best if there is one, else latest).")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default=None,
+              help="Invalid UTF-8 in --corpus: stop with its position, or substitute U+FFFD "
+                   "(default: the run's setting).")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
-def evaluate(run, corpus, kind, as_json) -> None:
+def evaluate(run, corpus, kind, errors, as_json) -> None:
     """Perplexity of RUN on held-out text: exp(mean NLL per token), plus bits per token."""
     from seqtui.engine.evaluate import evaluate_ids
     from seqtui.engine.loading import load_run_model
@@ -25,7 +28,7 @@ def evaluate(run, corpus, kind, as_json) -> None:
     info = get_run(run)
     model, vocab, config = load_run_model(info, kind=kind)
     if corpus:
-        ids, source = _encode_corpus(corpus, vocab, config), corpus
+        ids, source = _encode_corpus(corpus, vocab, config, errors), corpus
     else:
         ids, source = _held_out(config, vocab), "held-out split"
     result = evaluate_ids(model, ids, int(config["num_steps"]), int(config["batch_size"]),
@@ -34,7 +37,9 @@ def evaluate(run, corpus, kind, as_json) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
-    click.echo(f"{info.name} on {source}: perplexity {result['ppl']:.4f}  "
+    from seqtui.cli.safe import visible_line
+
+    click.echo(f"{visible_line(info.name)} on {visible_line(source)}: perplexity {result['ppl']:.4f}  "
                f"({result['loss']:.4f} nats, {result['bits_per_token']:.4f} bits per token, "
                f"{result['tokens']:,} tokens, {result['unk_fraction']:.2%} <unk>)")
 
@@ -53,11 +58,12 @@ def _held_out(config: dict, vocab) -> np.ndarray:
     return np.ascontiguousarray(split_train_val(ds.ids, frac)[1])
 
 
-def _encode_corpus(name: str, vocab, config: dict) -> np.ndarray:
-    """Any text through the run's preprocessing and vocabulary (unknown tokens → <unk>)."""
+def _encode_corpus(name: str, vocab, config: dict, errors: str | None = None) -> np.ndarray:
+    """Any text through the run's preprocessing and vocabulary (unknown tokens → <unk>); the
+    file is checked first (a bounded regular file: never a device, FIFO or /proc file)."""
     from seqtui.data.corpora import read_corpus_text, resolve_corpus
     from seqtui.data.text import tokenize
 
-    text = read_corpus_text(resolve_corpus(name), errors=config.get("errors", "strict"))
+    text = read_corpus_text(resolve_corpus(name), errors=errors or config.get("errors", "strict"))
     tokens = tokenize(text, config.get("tokens", "char"), config.get("preprocess", "raw"))
     return vocab.encode(tokens)

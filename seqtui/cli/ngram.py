@@ -46,6 +46,9 @@ def ngram(corpus, order, tokens, preprocess, val_fraction, eps, min_freq, max_to
     from seqtui.models.ngram import NGramModel, expand_eps
     from seqtui.data.text import TextConfig, load_dataset, split_train_val, tokenize
 
+    from seqtui.cli.generate import check_seed
+
+    check_seed(seed)
     eps_values = expand_eps(_parse_eps(eps), order)
     t0 = time.perf_counter()
     ds = load_dataset(TextConfig(corpus, preprocess=preprocess, tokens=tokens, min_freq=min_freq,
@@ -67,13 +70,17 @@ def ngram(corpus, order, tokens, preprocess, val_fraction, eps, min_freq, max_to
         "seed": seed, "sample": sample, "seconds": round(seconds, 3),
     }
     if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False))
+        from seqtui.cli.safe import safe_json
+
+        click.echo(safe_json(result))
         return
     name = _NAMES.get(order, f"{order + 1}-gram")
-    click.echo(f"corpus      {ds.corpus.name}: {len(ds):,} {tokens} tokens, vocabulary {len(ds.vocab):,}")
+    from seqtui.cli.safe import visible, visible_line
+
+    click.echo(f"corpus      {visible_line(ds.corpus.name)}: {len(ds):,} {tokens} tokens, vocabulary {len(ds.vocab):,}")
     click.echo(f"model       order {order} ({name}), Laplace ε = {', '.join(f'{e:g}' for e in eps_values)}")
     click.echo(f"train       {len(train):,} tokens   perplexity {train_ppl:.3f}")
     if val_ppl is not None:
         click.echo(f"validation  {len(val):,} tokens   perplexity {val_ppl:.3f}")
     click.echo(f"sample      (seed {seed}, {length} tokens)")
-    click.echo(sample)
+    click.echo(visible(sample))

@@ -7,6 +7,8 @@ import json
 
 import click
 
+from seqtui.cli.safe import visible_line
+
 
 @click.group("runs")
 def runs() -> None:
@@ -29,20 +31,31 @@ def list_cmd(as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
+    # Names are kept whole (a name is what you type next): the NAME column never wraps or
+    # shrinks; on a narrow terminal the table is wider than the screen rather than cut.
+    names = [visible_line(r.name) for r in items]
     table = Table(box=None, pad_edge=False, expand=False)
     for col in ("NAME", "STATUS", "STEP", "PPL", "BEST VAL", "MODEL", "CORPUS", "CREATED"):
-        table.add_column(col, justify="right" if col in ("STEP", "PPL", "BEST VAL") else "left")
-    for r in items:
+        extra = dict(no_wrap=True, min_width=max(map(len, names)), overflow="fold") if col == "NAME" else {}
+        table.add_column(col, justify="right" if col in ("STEP", "PPL", "BEST VAL") else "left", **extra)
+    for r, name in zip(items, names):
         c = r.config
         step = f"{r.last_step}" + (f"/{r.total_steps}" if r.total_steps else "")
         if r.kind == "series":  # MSEs in the perplexity columns, marked
-            table.add_row(r.name, _status(r.status), step, _g(r.last_mse), _g(r.best_val_mse),
-                          _series_model(c), _short(_series_source(c)), _when(r.created))
+            table.add_row(escape(name), _status(r.status), step, _g(r.last_mse), _g(r.best_val_mse),
+                          escape(visible_line(_series_model(c))),
+                          escape(_short(visible_line(_series_source(c)))), _when(r.created))
             continue
-        model = f"{c.get('cell', '?')} {c.get('layers', '?')}×{c.get('hidden', '?')}"
-        table.add_row(r.name, _status(r.status), step, _num(r.last_ppl), _num(r.best_val_ppl), model,
-                      _short(str(c.get("corpus", "?"))), _when(r.created))
-    Console(highlight=False).print(table)
+        model = visible_line(f"{c.get('cell', '?')} {c.get('layers', '?')}×{c.get('hidden', '?')}")
+        table.add_row(escape(name), _status(r.status), step, _num(r.last_ppl), _num(r.best_val_ppl),
+                      escape(model), escape(_short(visible_line(c.get("corpus", "?")))), _when(r.created))
+    console = Console(highlight=False)
+    need = Console(width=100_000).measure(table).maximum
+    if need > console.width:  # wider than the screen: let the terminal wrap, never cut a name
+        console = Console(highlight=False, width=need)
+    console.print(table)
     if any(r.kind == "series" for r in items):
         click.echo("series runs (model like `mlp τ=4`): PPL and BEST VAL are the train and validation "
                    "MSE, CORPUS the series")
@@ -89,52 +102,86 @@ def show_cmd(run: str, as_json: bool) -> None:
             f", best val ppl {_num(meta['best_val_ppl'])}" if meta.get("best_val_ppl") else "")))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        click.echo(f"{key:<{width}}  {value}")
+        click.echo(f"{key:<{width}}  {visible_line(value)}")
 
 
 @runs.command("stop")
 @click.argument("run")
-@click.option("--timeout", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for the checkpoint and exit.")
+@click.option("--timeout", type=click.FloatRange(0, 86_400), default=60.0, show_default=True,
+              help="Seconds to wait for the checkpoint and exit (0..86400).")
 def stop_cmd(run: str, timeout: float) -> None:
     """Ask RUN to checkpoint and stop (SIGTERM), and wait for it."""
     from seqtui.engine.runs import stop_run
 
     info = stop_run(run, timeout=timeout)
-    click.echo(f"stopped {info.name} at step {info.last_step} ({info.status})")
+    click.echo(f"stopped {visible_line(info.name)} at step {info.last_step} ({info.status})")
 
 
 @runs.command("resume")
 @click.argument("run")
 @click.option("--detach", is_flag=True, help="Continue in the background.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-def resume_cmd(run: str, detach: bool, quiet: bool) -> None:
-    """Continue a stopped RUN from its latest checkpoint (bit-exactly)."""
+@click.option("--steps", type=click.IntRange(1), default=None,
+              help="Raise the budget to N steps in all (extends a finished run).")
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Raise the budget to N epochs in all (extends a finished run).")
+@click.option("--fresh", is_flag=True,
+              help="Start over from step 0 when the run has no checkpoint left.")
+def resume_cmd(run: str, detach: bool, quiet: bool, steps, epochs, fresh: bool) -> None:
+    """Continue a stopped RUN from its latest checkpoint (bit-exactly); from its best one,
+    saying so, when latest is missing or unreadable. --steps/--epochs extend a finished run."""
     from seqtui.cli.train import continue_run
     from seqtui.engine import runs as engine_runs
 
     info = engine_runs.get_run(run)
-    engine_runs.check_resumable(info, kinds=("text", "series"))
     if info.kind == "series":
         from seqtui.cli.series import continue_series_run
 
+        engine_runs.check_resumable(info, kinds=("series",))
         continue_series_run(info, detach, quiet)
         return
+    info = engine_runs.prepare_resume(run, steps=steps, epochs=epochs, fresh=fresh,
+                                      say=lambda line: click.echo(f"note: {visible_line(line)}", err=True))
     continue_run(info, detach, quiet)
 
 
 @runs.command("rm")
-@click.argument("run")
+@click.argument("run_names", metavar="[RUN]...", nargs=-1)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
-def rm_cmd(run: str, yes: bool) -> None:
-    """Delete RUN's directory (checkpoints, events). Refuses while it runs."""
-    from seqtui.engine.runs import get_run, remove_run
+@click.option("--failed", is_flag=True, help="Every failed run (with the RUNs given, if any).")
+@click.option("--stopped", is_flag=True, help="Every stopped run (with the RUNs given, if any).")
+def rm_cmd(run_names: tuple[str, ...], yes: bool, failed: bool, stopped: bool) -> None:
+    """Delete runs' directories (checkpoints, events). Refuses a running run and anything that
+    is not provably a seqtui run (no marker/layout, a symlink). Exit 1 if you answer no."""
+    import sys
 
-    info = get_run(run)
+    from seqtui.engine.runs import check_removable, list_runs, remove_run
+
+    if not run_names and not (failed or stopped):
+        raise click.UsageError("name at least one RUN, or --failed / --stopped")
+    chosen = {}
+    for name in run_names:
+        info = check_removable(name)
+        chosen.setdefault(str(info.path), info)
+    wanted = {s for s, on in (("failed", failed), ("stopped", stopped)) if on}
+    for info in list_runs() if wanted else ():
+        if info.status in wanted:
+            chosen.setdefault(str(info.path), info)
+    if not chosen:
+        click.echo(f"no {' or '.join(sorted(wanted))} runs")
+        return
+    infos = list(chosen.values())
+    for info in infos:  # refuse before deleting anything
+        check_removable(info.path)
     if not yes:
-        click.confirm(f"delete run {info.name} ({info.path})?", abort=True, err=True)
-    remove_run(info.path)
-    click.echo(f"removed {info.name}")
+        what = (f"run {visible_line(infos[0].name)} ({visible_line(infos[0].path)})" if len(infos) == 1
+                else f"{len(infos)} runs: " + ", ".join(visible_line(i.name) for i in infos))
+        if not click.confirm(f"delete {what}?", default=False, err=True):
+            click.echo("aborted", err=True)
+            sys.exit(1)
+    for info in infos:
+        remove_run(info.path)
+        click.echo(f"removed {visible_line(info.name)}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -28,12 +28,15 @@ from seqtui.engine.config import RunConfig
               help="Put the run in this directory instead of the runs folder.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Start from a RunConfig JSON file; options override it.")
-@click.option("--resume", "resume", metavar="RUN", help="Continue a stopped run (name or dir).")
+@click.option("--resume", "resume", metavar="RUN",
+              help="Continue a stopped run (name or dir); with --steps/--epochs, extend a finished one.")
+@click.option("--fresh", is_flag=True, help="With --resume: start over when no checkpoint is left.")
 @click.option("--detach", is_flag=True, help="Train in the background; print the run name and return.")
 @click.option("--estimate", "estimate_only", is_flag=True,
               help="Print the parameter count, memory and estimated duration, and start nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-def train(corpus, config_file, resume, detach, quiet, name, run_dir, estimate_only, **flags) -> None:
+def train(corpus, config_file, resume, fresh, detach, quiet, name, run_dir, estimate_only,
+          **flags) -> None:
     """Train an RNN/GRU/LSTM language model on CORPUS (a corpus name or a text file).
 
     \b
@@ -46,12 +49,19 @@ def train(corpus, config_file, resume, detach, quiet, name, run_dir, estimate_on
     from seqtui.engine import runs
 
     if resume:
-        if corpus or config_file or name or run_dir or any_given(flags):
-            raise click.UsageError("--resume takes no corpus or hyperparameters (they come from the run)")
-        run = runs.get_run(resume)
-        runs.check_resumable(run)
+        others = {k: v for k, v in flags.items() if k not in ("steps", "epochs")}
+        if corpus or config_file or name or run_dir or any_given(others):
+            raise click.UsageError("--resume takes no corpus or hyperparameters (they come from the "
+                                   "run) except --steps/--epochs, which extend it")
+        from seqtui.cli.safe import visible_line
+
+        run = runs.prepare_resume(resume, steps=flags.get("steps"), epochs=flags.get("epochs"),
+                                  fresh=fresh,
+                                  say=lambda line: click.echo(f"note: {visible_line(line)}", err=True))
         continue_run(run, detach, quiet)
         return
+    if fresh:
+        raise click.UsageError("--fresh goes with --resume")
 
     cfg = build_config(corpus, config_file, flags)
     if estimate_only or not quiet:
@@ -115,7 +125,7 @@ class _Display:
     def __init__(self, name: str, quiet: bool):
         from rich.console import Console
 
-        self.name = name
+        self.name = escape(visible(name))
         self.quiet = quiet
         self.console = Console(stderr=True, highlight=False)
         self.live = self.console.is_terminal and not quiet
@@ -182,7 +192,9 @@ class _Display:
         elif kind == "sample":
             text = (e.get("prompt", "") + str(e.get("text", ""))).replace("\n", "⏎")
             width = max(20, self.console.width - 16)
-            self._line(f"[dim]sample @ {e['step']}:[/] " + escape(text[:width]))
+            self._line(f"[dim]sample @ {e['step']}:[/] " + escape(visible(text[:width])))
+        elif kind == "notice":
+            self._line(f"[yellow]note:[/] {escape(visible(e.get('message', '')))}")
         elif kind == "error":
             self.close()
 
@@ -220,6 +232,12 @@ class _Display:
         else:
             self._line(f"stopped [bold]{self.name}[/] at step {pos.step} ({trainer.stop_reason}); "
                        f"continue with: seqtui runs resume {self.name}")
+
+
+def visible(text: str) -> str:
+    from seqtui.cli.safe import visible_line
+
+    return visible_line(text)
 
 
 def escape(text: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from seqtui import paths
 from seqtui.errors import CorpusError
-from seqtui.files import atomic_write
+from seqtui.files import GiB, MiB, atomic_write, locked, read_bounded, read_text_bounded, regular_file, unwritable_dir
 
 try:  # Python 3.11+
     import tomllib
@@ -28,6 +28,17 @@ KINDS = ("bundled", "user", "path")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REGISTRY_VERSION = 1
 _READ_CHUNK = 1 << 24
+MAX_CORPUS_BYTES = 64 * GiB      # a corpus file (tokenized through a memory map, chunk by chunk)
+MAX_TEXT_BYTES = 2 * GiB         # text read whole into memory (eval --corpus)
+MAX_MANIFEST_BYTES = 1 * MiB
+MAX_REGISTRY_BYTES = 16 * MiB
+BOM = b"\xef\xbb\xbf"             # a UTF-8 byte-order mark: stripped, never a vocabulary character
+
+
+def check_corpus_path(path: str | os.PathLike, what: str = "corpus file") -> os.stat_result:
+    """CorpusError unless ``path`` is a non-empty regular file within MAX_CORPUS_BYTES (a device,
+    FIFO, /proc file, directory, symlink loop or broken link gets a true one-line message)."""
+    return regular_file(path, what, MAX_CORPUS_BYTES, CorpusError)
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ def load_manifests() -> list[dict]:
     """Every bundled manifest, sorted by name; each gets ``_file`` and ``_sha256``."""
     out = []
     for f in sorted(manifest_dir().glob("*.toml")):
-        raw = f.read_bytes()
+        raw = read_bounded(f, "corpus manifest", MAX_MANIFEST_BYTES, CorpusError)
         try:
             m = tomllib.loads(raw.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -113,10 +124,11 @@ def registry_path() -> Path:
 
 def _load_registry() -> dict[str, dict]:
     p = registry_path()
-    if not p.is_file():
+    if not os.path.lexists(p):
         return {}
+    text = read_text_bounded(p, "corpus registry", MAX_REGISTRY_BYTES, CorpusError)
     try:
-        d = json.loads(p.read_text(encoding="utf-8"))
+        d = json.loads(text)
         corpora = d["corpora"]
         if not isinstance(corpora, dict):
             raise TypeError
@@ -127,8 +139,45 @@ def _load_registry() -> dict[str, dict]:
 
 def _save_registry(corpora: dict[str, dict]) -> None:
     p = registry_path()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(p, json.dumps({"version": _REGISTRY_VERSION, "corpora": corpora}, indent=2))
+    try:
+        atomic_write(p, json.dumps({"version": _REGISTRY_VERSION, "corpora": corpora}, indent=2))
+    except OSError as exc:
+        raise _registry_write_error(p, exc) from None
+
+
+def _registry_write_error(p: Path, exc: OSError) -> CorpusError:
+    where = unwritable_dir(p.parent)
+    kind = "directory" if where.is_dir() else "a file, not a directory" if where.exists() else "missing"
+    detail = f"{where} is read-only" if where.is_dir() and not os.access(where, os.W_OK) else \
+        f"{where} ({kind}): {exc.strerror or exc}"
+    return CorpusError(f"cannot update the corpus registry {p}: {detail} (set SEQTUI_DATA_DIR to a writable place)")
+
+
+class _registry_update:
+    """``with _registry_update() as registry:`` — the registry, re-read under an exclusive lock
+    beside it and saved on a clean exit, so concurrent ``corpora add`` lose nothing."""
+
+    def __enter__(self) -> dict[str, dict]:
+        p = registry_path()
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = locked(p)
+            self._lock.__enter__()
+        except OSError as exc:
+            raise _registry_write_error(p, exc) from None
+        try:
+            self.registry = _load_registry()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self.registry
+
+    def __exit__(self, kind, value, tb) -> None:
+        try:
+            if kind is None:
+                _save_registry(self.registry)
+        finally:
+            self._lock.__exit__(None, None, None)
 
 
 def _user_info(name: str, entry: dict) -> CorpusInfo:
@@ -174,10 +223,8 @@ def resolve_corpus(name_or_path: str) -> CorpusInfo:
     if key in registry:
         return _user_info(key, registry[key])
     p = Path(key).expanduser()
-    if p.exists():
-        if p.is_dir():
-            raise CorpusError(f"{p} is a directory; give a UTF-8 text file")
-        st = p.stat()
+    if os.path.lexists(p):  # a broken link or a symlink loop is a path too, not an unknown name
+        st = check_corpus_path(p)
         return CorpusInfo(
             name=p.name, title=p.name, kind="path", path=p.resolve(), source=str(p.resolve()),
             size_bytes=st.st_size,
@@ -196,11 +243,10 @@ def corpus_file(info: CorpusInfo) -> Path:
         return materialize(info.manifest or _manifest(info.name))
     assert info.path is not None
     p = info.path
-    if not p.exists():
+    if not os.path.lexists(p):
         hint = f"; remove it with `seqtui corpora remove {info.name}`" if info.kind == "user" else ""
         raise CorpusError(f"corpus file {p} does not exist{hint}")
-    if p.is_dir():
-        raise CorpusError(f"{p} is a directory; give a UTF-8 text file")
+    check_corpus_path(p)
     return p
 
 
@@ -218,18 +264,36 @@ def materialize(m: dict) -> Path:
     target = _materialized_path(m)
     if target.is_file():
         return target
+    fallback = _memory_fallback(m)
+    if fallback.is_file():
+        return fallback
     method = m["extract"]["method"]
     if method not in EXTRACTORS:
         raise CorpusError(f"corpus {m['name']!r}: unknown extraction method {method!r}")
     text = EXTRACTORS[method](m["extract"])
     if not text or "\x00" in text:
         raise CorpusError(f"corpus {m['name']!r}: extraction produced no usable text")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, text)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, text)
+    except OSError as exc:  # a read-only cache: keep the text in a private temp file instead
+        from seqtui.data.notices import notice
+
+        notice(f"cache directory {unwritable_dir(target.parent)} is not writable "
+               f"({exc.strerror or exc}); extracting {m['name']!r} to {fallback} for this process")
+        fallback.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(fallback, text)
+        return fallback
     for old in target.parent.glob(f"{m['name']}-*.txt"):  # earlier versions of this corpus
         if old != target and old.name.rsplit("-", 1)[0] == m["name"]:
             old.unlink(missing_ok=True)
     return target
+
+
+def _memory_fallback(m: dict) -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"seqtui-{os.getuid()}" / _materialized_path(m).name
 
 
 def add_corpus(name: str, path: str | os.PathLike, title: str | None = None, force: bool = False) -> CorpusInfo:
@@ -241,29 +305,25 @@ def add_corpus(name: str, path: str | os.PathLike, title: str | None = None, for
     if name in {m["name"] for m in load_manifests()}:
         raise CorpusError(f"{name!r} is a bundled corpus; choose another name")
     p = Path(path).expanduser()
-    if not p.exists():
+    if not os.path.lexists(p):
         raise CorpusError(f"no such file: {path}")
-    if p.is_dir():
-        raise CorpusError(f"{p} is a directory; give a UTF-8 text file")
     check_text_file(p)
-    registry = _load_registry()
-    if name in registry and not force:
-        raise CorpusError(f"corpus {name!r} is already registered ({registry[name]['path']}); use --force to replace it")
-    registry[name] = {"path": str(p.resolve()), "title": title or p.name}
-    _save_registry(registry)
+    with _registry_update() as registry:
+        if name in registry and not force:
+            raise CorpusError(f"corpus {name!r} is already registered ({registry[name]['path']}); use --force to replace it")
+        registry[name] = {"path": str(p.resolve()), "title": title or p.name}
     return _user_info(name, registry[name])
 
 
 def remove_corpus(name: str) -> CorpusInfo:
     """Forget a registered corpus (its file is left alone)."""
-    registry = _load_registry()
-    if name not in registry:
-        if name in {m["name"] for m in load_manifests()}:
-            raise CorpusError(f"{name!r} is a bundled corpus and cannot be removed")
-        users = ", ".join(sorted(registry)) or "none"
-        raise CorpusError(f"no registered corpus {name!r} (registered: {users})")
-    info = _user_info(name, registry.pop(name))
-    _save_registry(registry)
+    with _registry_update() as registry:
+        if name not in registry:
+            if name in {m["name"] for m in load_manifests()}:
+                raise CorpusError(f"{name!r} is a bundled corpus and cannot be removed")
+            users = ", ".join(sorted(registry)) or "none"
+            raise CorpusError(f"no registered corpus {name!r} (registered: {users})")
+        info = _user_info(name, registry.pop(name))
     return info
 
 
@@ -293,7 +353,29 @@ def bad_utf8_error(path: Path, offset: int) -> CorpusError:
 
 
 def binary_error(path: Path, offset: int) -> CorpusError:
+    if looks_utf16(path):
+        return CorpusError(f"{path} is UTF-16, not UTF-8; convert it: iconv -f UTF-16 -t UTF-8 "
+                           f"{path} > {Path(path).stem}-utf8.txt")
     return CorpusError(f"{path} looks binary (NUL byte at offset {offset}); give a UTF-8 text file")
+
+
+def looks_utf16(path: Path, sniff: int = 4096) -> bool:
+    """A UTF-16 byte-order mark, or (mostly ASCII UTF-16) a NUL in every other byte."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(sniff)
+    except OSError:
+        return False
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    if len(head) < 4:
+        return False
+    head = head[: len(head) // 2 * 2]
+    evens, odds = head[0::2], head[1::2]
+    for zeros, other in ((evens, odds), (odds, evens)):
+        if zeros.count(0) >= 0.9 * len(zeros) and other.count(0) <= 0.1 * len(other):
+            return True
+    return False
 
 
 def empty_error(path: Path) -> CorpusError:
@@ -304,9 +386,7 @@ def check_text_file(path: Path, errors: str = "strict") -> int:
     """Raise CorpusError unless ``path`` is a non-empty UTF-8 text file; returns its size."""
     if errors not in ("strict", "replace"):
         raise CorpusError(f"errors must be 'strict' or 'replace', got {errors!r}")
-    size = path.stat().st_size
-    if size == 0:
-        raise empty_error(path)
+    size = check_corpus_path(path).st_size
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")(errors)
@@ -334,8 +414,13 @@ def read_corpus_text(info: CorpusInfo, errors: str = "strict", max_bytes: int | 
     if errors not in ("strict", "replace"):
         raise CorpusError(f"errors must be 'strict' or 'replace', got {errors!r}")
     path = corpus_file(info)
+    size = regular_file(path, "corpus file", None if max_bytes else MAX_TEXT_BYTES, CorpusError).st_size
+    limit = min(max_bytes or size, MAX_TEXT_BYTES)
     with open(path, "rb") as f:
-        data = f.read() if max_bytes is None else f.read(max_bytes)
+        data = f.read(limit + 1)
+    if max_bytes is None and len(data) > limit:
+        raise CorpusError(f"corpus file {path} grew past the {MAX_TEXT_BYTES / MiB:,.0f} MiB limit while being read")
+    data = data[:limit]
     if not data:
         raise empty_error(path)
     nul = data.find(b"\x00")
@@ -346,6 +431,7 @@ def read_corpus_text(info: CorpusInfo, errors: str = "strict", max_bytes: int | 
     # When cut short, an incomplete trailing character is dropped (final=False), not an error.
     final = max_bytes is None or len(data) < max_bytes
     try:
-        return codecs.getincrementaldecoder("utf-8")(errors).decode(data, final)
+        text = codecs.getincrementaldecoder("utf-8")(errors).decode(data, final)
+        return text[1:] if data.startswith(BOM) else text
     except UnicodeDecodeError as exc:
         raise bad_utf8_error(path, exc.start) from None

@@ -15,6 +15,12 @@ token's index into it), then the vocabulary and a gather; ``_encode_words_refere
 plain-Python twin the tests compare against.
 Reloading memory-maps the cached array; a file's hash is remembered by (path, size, mtime) so
 a second run starts at once.
+
+Robustness: a UTF-8 byte-order mark is stripped (never a vocabulary character). Line endings
+are kept as they are under ``raw`` (a CRLF file has ``\r`` tokens, as char-rnn does; convert
+with ``dos2unix`` to drop them); ``d2l`` treats CR, LF and CRLF alike as line ends. A cache entry
+that fails to load is removed and rebuilt (with a notice); without a writable cache directory
+the tokens are built in memory (with a notice) and the run still works.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 
 from seqtui import paths
 from seqtui.data.corpora import (
+    BOM,
     CorpusInfo,
     bad_utf8_error,
     binary_error,
@@ -41,7 +48,8 @@ from seqtui.data.corpora import (
 )
 from seqtui.data.choices import ERRORS, PREPROCESS, TOKENS
 from seqtui.errors import ConfigError, CorpusError
-from seqtui.files import atomic_write, commit_temp, temp_path
+from seqtui.data.notices import notice
+from seqtui.files import MiB, atomic_write, commit_temp, locked, read_text_bounded, temp_path, unwritable_dir
 from seqtui.data.vocab import UNK, Vocab
 
 CACHE_FORMAT = 1
@@ -169,11 +177,7 @@ def file_sha256(path: Path) -> str:
     st = path.stat()
     index_path = _tokens_dir() / "hashes.json"
     key = str(path.resolve())
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        index = {}
-    hit = index.get(key)
+    hit = _read_index(index_path).get(key)
     if isinstance(hit, dict) and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
         return hit["sha256"]
     h = hashlib.sha256()
@@ -181,9 +185,23 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     digest = h.hexdigest()
-    index[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
-    atomic_write_text(index_path, json.dumps(index))
+    try:  # read-modify-write under a lock beside the index, so concurrent runs lose no entry
+        index_path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(index_path):
+            index = _read_index(index_path)
+            index[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+            atomic_write(index_path, json.dumps(index))
+    except OSError:
+        pass  # a read-only cache: the hash is computed again next time
     return digest
+
+
+def _read_index(index_path: Path) -> dict:
+    try:
+        index = json.loads(read_text_bounded(index_path, "hash index", 64 * MiB, CorpusError))
+    except (CorpusError, ValueError):
+        return {}
+    return index if isinstance(index, dict) else {}
 
 
 def _settings(cfg: TextConfig) -> dict:
@@ -211,30 +229,64 @@ def load_dataset(cfg: TextConfig, progress: Progress | None = None) -> Dataset:
         raise empty_error(path)
     content = file_sha256(path)
     settings = _settings(cfg)
-    key = _digest({"format": CACHE_FORMAT, "content": content, **settings})
-    fingerprint = _digest({"format": CACHE_FORMAT, "content": content, **settings, "max_tokens": cfg.max_tokens})
+    bom = {"bom": "stripped"} if _has_bom(path) else {}  # files without a BOM keep their keys
+    key = _digest({"format": CACHE_FORMAT, "content": content, **settings, **bom})
+    fingerprint = _digest({"format": CACHE_FORMAT, "content": content, **settings, "max_tokens": cfg.max_tokens,
+                           **bom})
     npy = _tokens_dir() / f"{key}.npy"
     meta_path = _tokens_dir() / f"{key}.json"
-    meta = _read_meta(meta_path) if npy.is_file() else None
-    if meta is None:
-        meta = _build_cache(path, size, cfg, npy, meta_path, content, progress)
-    vocab = Vocab.from_json(meta["vocab"])
-    ids = np.load(npy, mmap_mode="c")
-    if ids.dtype != np.int32 or ids.ndim != 1 or ids.shape[0] != meta["n_tokens"]:
-        npy.unlink(missing_ok=True)
-        raise CorpusError(f"token cache {npy} was corrupt and has been removed; run again")
+    loaded = _load_cached(npy, meta_path)
+    if loaded is None:
+        loaded = _build_cache(path, size, cfg, npy, meta_path, content, progress)
+    vocab, ids, counts, cache_path, meta = loaded
     if cfg.max_tokens is not None:
         ids = ids[: cfg.max_tokens]
-    counts = np.asarray(meta["counts"], dtype=np.int64)
-    return Dataset(vocab, ids, fingerprint, cfg, info, counts, size, npy, meta.get("bpe_train_bytes"),
+    return Dataset(vocab, ids, fingerprint, cfg, info, counts, size, cache_path, meta.get("bpe_train_bytes"),
                    meta.get("bpe_train_tokens"))
+
+
+def _has_bom(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(BOM)) == BOM
+
+
+def _load_cached(npy: Path, meta_path: Path):
+    """(vocab, ids, counts, npy) from a cache entry; None if there is none. An entry that fails
+    to load (truncated, corrupt, mismatched) is removed with a notice, so it is rebuilt."""
+    if not npy.is_file() and not meta_path.is_file():
+        return None
+    meta = _read_meta(meta_path)
+    problem = None
+    if meta is None:
+        problem = "its index entry is missing or unreadable"
+    else:
+        try:
+            vocab = Vocab.from_json(meta["vocab"])
+            counts = np.asarray(meta["counts"], dtype=np.int64)
+            ids = np.load(npy, mmap_mode="c")
+            if ids.dtype != np.int32 or ids.ndim != 1 or ids.shape[0] != int(meta["n_tokens"]):
+                problem = f"it holds {ids.dtype} {ids.shape}, not {meta['n_tokens']} int32 tokens"
+            elif counts.shape != (len(vocab),):
+                problem = "its token counts do not match its vocabulary"
+            else:
+                return vocab, ids, counts, npy, meta
+        except Exception as exc:  # np.load raises ValueError/OSError/EOFError on truncation
+            problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    if npy.is_file():
+        notice(f"token cache {npy} failed to load ({problem}); removed, rebuilding it")
+    for f in (npy, meta_path):
+        try:
+            f.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return None
 
 
 def _read_meta(meta_path: Path) -> dict | None:
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        return meta if meta.get("format") == CACHE_FORMAT else None
-    except (OSError, ValueError):
+        meta = json.loads(read_text_bounded(meta_path, "token cache index", 512 * MiB, CorpusError))
+        return meta if isinstance(meta, dict) and meta.get("format") == CACHE_FORMAT else None
+    except (CorpusError, ValueError):
         return None
 
 
@@ -247,9 +299,10 @@ def _build_cache(
     nul = data[:BINARY_SNIFF].tobytes().find(b"\x00")
     if nul >= 0:
         raise binary_error(path, nul)
+    base = len(BOM) if data[: len(BOM)].tobytes() == BOM else 0
     try:
         build = {"char": _encode_chars, "word": _encode_words, "bpe": _encode_bpe}[cfg.tokens]
-        vocab, counts, tmp, *extra = build(data, path, cfg, npy, progress)
+        vocab, counts, tmp, in_memory, *extra = build(data[base:], _Where(path, base), cfg, npy, progress)
     finally:
         del data
     meta = {
@@ -263,9 +316,28 @@ def _build_cache(
     }
     if extra:
         meta.update(extra[0])
-    commit_temp(tmp, npy)
-    atomic_write_text(meta_path, json.dumps(meta))
-    return meta
+    if in_memory is None:
+        try:
+            commit_temp(tmp, npy)
+            atomic_write_text(meta_path, json.dumps(meta))
+            return vocab, np.load(npy, mmap_mode="c"), counts, npy, meta
+        except OSError as exc:
+            notice(f"cannot write the token cache in {unwritable_dir(npy.parent)} ({exc.strerror or exc}); "
+                   "working in memory")
+            in_memory = np.array(np.load(tmp if tmp.exists() else npy))
+            for f in (tmp, npy, meta_path):
+                try:
+                    f.unlink(missing_ok=True)
+                except OSError:
+                    pass
+    return vocab, in_memory, counts, None, meta
+
+
+class _Where:
+    """A corpus path plus the bytes skipped at its start (a BOM), so error offsets stay true."""
+
+    def __init__(self, path: Path, base: int):
+        self.path, self.base = path, base
 
 
 def _chunks(size: int, chunk: int = CHUNK_BYTES):
@@ -279,17 +351,35 @@ def _raise_status(status: int, path: Path, offset: int) -> None:
     from seqtui.kernels.text import BAD_UTF8, NUL
 
     if status == BAD_UTF8:
-        raise bad_utf8_error(path, offset)
+        raise bad_utf8_error(path.path, path.base + offset)
     if status == NUL:
-        raise binary_error(path, offset)
+        raise binary_error(path.path, path.base + offset)
 
 
-def _new_output(npy: Path, n: int, path: Path) -> tuple[Path, np.ndarray]:
+def _new_output(npy: Path, n: int, path: "_Where") -> tuple[Path | None, np.ndarray]:
+    """A memory-mapped temp ``.npy`` for ``n`` ids; (None, an array) if the cache is not writable."""
     if n == 0:
-        raise CorpusError(f"{path} has no tokens after preprocessing")
-    npy.parent.mkdir(parents=True, exist_ok=True)
+        raise CorpusError(f"{path.path} has no tokens after preprocessing")
     tmp = temp_path(npy, ".npy")
-    return tmp, np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(n,))
+    try:
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        return tmp, np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(n,))
+    except OSError as exc:
+        notice(f"cannot write the token cache in {unwritable_dir(npy.parent)} ({exc.strerror or exc}); "
+               "working in memory")
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return None, np.empty(n, dtype=np.int32)
+
+
+def _finish_output(tmp: Path | None, out: np.ndarray) -> np.ndarray | None:
+    """Flush a mapped output (None: it is on disk at ``tmp``), or the in-memory array."""
+    if tmp is None:
+        return out
+    out.flush()
+    return None
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -349,13 +439,14 @@ def _encode_chars(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, prog
         return r
 
     _scan(data, path, cfg, encode, progress, "encode")
-    out.flush()
+    in_memory = _finish_output(tmp, out)
     del out
-    return vocab, vcounts, tmp
+    return vocab, vcounts, tmp, in_memory
 
 
-def _word_chunks(data: np.ndarray, path: Path, errors: str):
+def _word_chunks(data: np.ndarray, where: "_Where", errors: str):
     """Decoded text pieces cut at ASCII whitespace (so no word or character is split)."""
+    path, base = where.path, where.base
     size = data.shape[0]
     pos = 0
     step = CHUNK_BYTES
@@ -370,11 +461,11 @@ def _word_chunks(data: np.ndarray, path: Path, errors: str):
             raw = raw[:cut]
         nul = raw.find(b"\x00")
         if nul >= 0:
-            raise binary_error(path, pos + nul)
+            raise binary_error(path, base + pos + nul)
         try:
             text = raw.decode("utf-8", errors)
         except UnicodeDecodeError as exc:
-            raise bad_utf8_error(path, pos + exc.start) from None
+            raise bad_utf8_error(path, base + pos + exc.start) from None
         yield pos + len(raw), text
         pos += len(raw)
         step = CHUNK_BYTES
@@ -425,8 +516,14 @@ def _encode_words(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, prog
     vcounts[1:] = counts[keep]
     vcounts[0] = counts.sum() - vcounts[1:].sum()  # rare words (min_freq) and a literal "<unk>"
     total = sum(p.shape[0] for p in pieces)
-    tmp = _write_ids(npy, total, path, (word_id[p] for p in pieces), progress)
-    return vocab, vcounts, tmp
+    if total == 0:
+        raise CorpusError(f"{path.path} has no tokens after preprocessing")
+    try:
+        return vocab, vcounts, _write_ids(npy, total, path, (word_id[p] for p in pieces), progress), None
+    except OSError as exc:
+        notice(f"cannot write the token cache in {unwritable_dir(npy.parent)} ({exc.strerror or exc}); "
+               "working in memory")
+        return vocab, vcounts, None, np.concatenate([word_id[p] for p in pieces])
 
 
 def _word_list(table: np.ndarray, words: np.ndarray, arena: np.ndarray, state: np.ndarray) -> list[str]:
@@ -439,10 +536,10 @@ def _word_list(table: np.ndarray, words: np.ndarray, arena: np.ndarray, state: n
     return out
 
 
-def _write_ids(npy: Path, n: int, path: Path, pieces, progress: Progress | None) -> Path:
+def _write_ids(npy: Path, n: int, path: "_Where", pieces, progress: Progress | None) -> Path:
     """Write ``pieces`` (int32 arrays, ``n`` ids in all) as a temp ``.npy`` beside ``npy``."""
     if n == 0:
-        raise CorpusError(f"{path} has no tokens after preprocessing")
+        raise CorpusError(f"{path.path} has no tokens after preprocessing")
     npy.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(npy, ".npy")
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int32)), "fortran_order": False, "shape": (n,)}
@@ -482,9 +579,9 @@ def _encode_words_reference(data: np.ndarray, path: Path, cfg: TextConfig, npy: 
         written += len(words)
         if progress:
             progress("encode", done / size)
-    out.flush()
+    in_memory = _finish_output(tmp, out)
     del out
-    return vocab, vcounts, tmp
+    return vocab, vcounts, tmp, in_memory
 
 
 def _encode_bpe(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progress: Progress | None):
@@ -500,17 +597,18 @@ def _encode_bpe(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progre
     """
     from seqtui.data.bpe import MIN_COUNT, learn_bpe, safe_cut, too_large_error
 
+    where = path
     nul = data[:].tobytes().find(b"\x00")
     if nul >= 0:
-        raise binary_error(path, nul)
+        raise binary_error(where.path, where.base + nul)
     try:
         text = data.tobytes().decode("utf-8", cfg.errors)
     except UnicodeDecodeError as exc:
-        raise bad_utf8_error(path, exc.start) from None
+        raise bad_utf8_error(where.path, where.base + exc.start) from None
     text = preprocess_text(text, cfg.preprocess)
     raw = text.encode("utf-8", "surrogatepass")
     if not raw:
-        raise CorpusError(f"{path} has no tokens after preprocessing")
+        raise CorpusError(f"{where.path} has no tokens after preprocessing")
     buf = np.frombuffer(raw, dtype=np.uint8)
     f = float(cfg.val_fraction)
     span = len(raw) if cfg.max_tokens is None else min(len(raw), cfg.max_tokens)  # a token has >= 1 byte
@@ -535,12 +633,12 @@ def _encode_bpe(data: np.ndarray, path: Path, cfg: TextConfig, npy: Path, progre
     train_tokens = int(np.searchsorted(ends, cut, side="right"))
     if progress:
         progress("encode", 1.0)
-    tmp, out = _new_output(npy, len(ids), path)
+    tmp, out = _new_output(npy, len(ids), where)
     out[:] = ids
-    out.flush()
+    in_memory = _finish_output(tmp, out)
     del out
     counts = np.bincount(ids, minlength=len(vocab)).astype(np.int64)
-    return vocab, counts, tmp, {"bpe_train_bytes": int(cut), "bpe_train_tokens": train_tokens,
+    return vocab, counts, tmp, in_memory, {"bpe_train_bytes": int(cut), "bpe_train_tokens": train_tokens,
                                 "text_bytes": len(raw)}
 
 

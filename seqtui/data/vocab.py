@@ -160,7 +160,7 @@ class Vocab:
         }
 
     @classmethod
-    def from_json(cls, d: Mapping) -> Vocab:
+    def from_json(cls, d: Mapping) -> Vocab:  # noqa: C901 - one check per field
         """Inverse of :meth:`to_json`; CheckpointError on anything malformed."""
         try:
             if d.get("kind") == "bpe":
@@ -175,8 +175,41 @@ class Vocab:
             itos = d["itos"]
             if not isinstance(itos, list):
                 raise CheckpointError("vocabulary 'itos' must be a list of strings")
-            return cls(itos, is_char=kind == "char", reserved=d.get("reserved", ()))
+            reserved = d.get("reserved", ())
+            if not isinstance(reserved, (list, tuple)) or not all(isinstance(t, str) for t in reserved):
+                raise CheckpointError("vocabulary 'reserved' must be a list of strings")
+            check_entries(itos, kind, reserved)
+            return cls(itos, is_char=kind == "char", reserved=reserved)
         except ConfigError as exc:
             raise CheckpointError(f"bad vocabulary: {exc}") from None
         except (KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"bad vocabulary JSON: missing or malformed {exc}") from None
+
+
+def _is_control(ch: str) -> bool:
+    import unicodedata
+
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") and ch not in "\n\t"
+
+
+def check_entries(itos: Sequence, kind: str, reserved: Sequence[str] = ()) -> None:
+    """CheckpointError unless every entry is what its tokenization can produce: a char vocabulary
+    holds single code points (besides ``<unk>`` and reserved tokens); a word vocabulary holds
+    non-empty words without whitespace or control characters."""
+    special = {UNK, *reserved}
+    for i, tok in enumerate(itos):
+        if not isinstance(tok, str):
+            raise CheckpointError(f"bad vocabulary: entry {i} is not a string")
+        if tok in special:
+            continue
+        shown = tok.encode("unicode_escape").decode("ascii")[:40]
+        if kind == "char":
+            if len(tok) != 1:
+                raise CheckpointError(f"bad vocabulary: char entry {i} is {len(tok)} characters ({shown!r})")
+            if 0xD800 <= ord(tok) <= 0xDFFF:
+                raise CheckpointError(f"bad vocabulary: char entry {i} is a lone surrogate")
+        else:
+            if not tok or len(tok.split()) != 1 or tok.split()[0] != tok:
+                raise CheckpointError(f"bad vocabulary: word entry {i} ({shown!r}) is empty or holds whitespace")
+            if any(_is_control(ch) for ch in tok):
+                raise CheckpointError(f"bad vocabulary: word entry {i} ({shown!r}) holds control characters")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from seqtui.errors import CheckpointError, SeqtuiError
-from seqtui.files import atomic_write, remove_stale_temps
+from seqtui.files import GiB, atomic_write, regular_file, remove_stale_temps
 
 FORMAT = 1
 META_KEY = "seqtui"
@@ -31,6 +31,7 @@ EXTRA_PREFIXES = ("optim.", "train.")
 RUN_KINDS = ("text", "series")  # meta["run_kind"] (absent: text); series tensors are checked by models.series
 _KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
 _MAX_HEADER = 100 << 20  # a header larger than this is corrupt, not a checkpoint
+MAX_CHECKPOINT_BYTES = 32 * GiB  # checked before reading (a link to /dev/zero is not a checkpoint)
 
 
 def checkpoint_path(directory: str | os.PathLike, kind: str) -> Path:
@@ -69,7 +70,9 @@ def save_checkpoint(directory: str | os.PathLike, kind: str, model: Any, meta: M
     directory = Path(directory)
     path = checkpoint_path(directory, kind)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        # Never parents=True: a run directory deleted under a running trainer must stay deleted
+        # (its parent is gone, so this fails instead of recreating it).
+        directory.mkdir(exist_ok=True)
         remove_stale_temps(directory, path.name)
         atomic_write(path, data)
         atomic_write(directory / f"{kind}.json",
@@ -97,12 +100,20 @@ def load_checkpoint(path: str | os.PathLike, expect: str | None = "text"
     path = Path(path)
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
+    size = _check_file(path).st_size
+    head = _read_head(path)
+    _read_meta(path, head)  # a bad header is reported before the arrays are read
+    expected = _expected_size(path, head)
+    if size != expected:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated "
+                              f"({size:,} bytes, its header describes {expected:,})")
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}") from None
+        with open(path, "rb") as f:
+            data = f.read(expected + 1)
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if len(data) != expected:
+        raise CheckpointError(f"checkpoint {path} changed while being read")
     meta = _read_meta(path, data)
     run_kind = meta.get("run_kind", "text")
     if run_kind not in RUN_KINDS:
@@ -134,17 +145,39 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
+    _check_file(path)
+    return _read_meta(path, _read_head(path))
+
+
+def _check_file(path: Path) -> os.stat_result:
+    """A regular checkpoint file of bounded size (never a device, FIFO, /proc file or loop)."""
+    if not os.path.lexists(path):
+        raise CheckpointError(f"no checkpoint at {path}")
+    return regular_file(path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError, allow_empty=True)
+
+
+def _read_head(path: Path) -> bytes:
+    """The 8-byte length and the JSON header (at most _MAX_HEADER bytes)."""
     try:
         with open(path, "rb") as f:
             head = f.read(8)
             if len(head) == 8:
                 (n,) = struct.unpack("<Q", head)
                 head += f.read(min(n, _MAX_HEADER))
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
-    return _read_meta(path, head)
+    return head
+
+
+def _expected_size(path: Path, head: bytes) -> int:
+    """The file size the safetensors header implies (8 + header + the end of the last tensor)."""
+    (n,) = struct.unpack("<Q", head[:8])
+    try:
+        header = json.loads(head[8:8 + n])
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated (bad tensor table)") from None
+    return 8 + n + max(ends, default=0)
 
 
 def _read_meta(path: Path, data: bytes) -> dict[str, Any]:

@@ -62,7 +62,10 @@ SCHEMA: dict[str, EventType] = {t.name: t for t in (
     EventType("checkpoint", ("step", "kind"), ("path",), "a checkpoint (latest|best) was written"),
     EventType("baseline", ("order", "val_ppl"), ("train_tokens", "val_tokens"),
               "the n-gram baseline's validation perplexity (a reference line)"),
-    EventType("notice", ("message",), (), "something the user should know that is not an error"),
+    EventType("notice", ("message",), ("step", "kind"),
+              "something the user should know that is not an error (`kind` e.g. resumed_from_best, early_stop)"),
+    EventType("restart", ("step",), ("reason", "previous_step"),
+              "the run starts over from step 0 (`runs resume --fresh`), after reaching `previous_step`"),
     EventType("error", ("message",), (), "a one-line error; an `end` with status failed follows"),
     EventType("end", ("step", "reason", "status"), ("train_ppl", "train_mse", "val_mse"),
               "reason finished|early-stopped|interrupted|SIGTERM|SIGHUP|diverged|error|run dir gone|pruned; "

@@ -46,7 +46,12 @@ def prepare_data(cfg: RunConfig) -> Prepared:
     ds = load_dataset(cfg.text_config())
     train_ids, val_ids = ds.split(cfg.val_fraction)  # BPE: where the merges' training text ends
     train_ids = np.ascontiguousarray(train_ids)
-    make_epoch(train_ids, cfg.sampling, cfg.batch_size, cfg.num_steps, cfg.seed, 0)  # too short?
+    try:
+        make_epoch(train_ids, cfg.sampling, cfg.batch_size, cfg.num_steps, cfg.seed, 0)  # too short?
+    except CorpusError as exc:  # its count is the training split's: say the file's too
+        message = str(exc).replace("corpus has", "the training split has", 1)
+        raise CorpusError(f"{message} (the corpus has {len(ds.ids):,} tokens; --val-fraction "
+                          f"{cfg.val_fraction:g} holds out {len(ds.ids) - len(train_ids):,})") from None
     val_batch = 0
     if cfg.val_fraction > 0:
         val_ids = np.ascontiguousarray(val_ids)

@@ -154,12 +154,12 @@ class RunDir:
         """The checkpoint to load for generation/evaluation: ``kind``, else best, else latest."""
         if kind is not None:
             path = self.checkpoint(kind)
-            if not path.exists():
+            if not os.path.lexists(path):
                 raise CheckpointError(f"run {self.name!r} has no {kind} checkpoint")
             return path
         for k in KINDS:
             path = self.checkpoint(k)
-            if path.exists():
+            if os.path.lexists(path):  # a bad link is reported by the loader, truly
                 return path
         raise CheckpointError(f"run {self.name!r} has no checkpoint yet")
 
@@ -192,17 +192,55 @@ class RunDir:
             raise RunError(f"{p} is a symlink; refusing to delete through it")
         if not stat.S_ISDIR(st.st_mode):
             raise RunError(f"{p} is not a directory")
-        if (p / MARKER).is_file():
+        if self._has_marker():
             return
         names = {e.name for e in os.scandir(p)}
         strangers = sorted(n for n in names if n not in _LEGACY and not n.startswith(f".{CONFIG}."))
         if CONFIG not in names or strangers:
             extra = f" (it holds {strangers[0]!r})" if strangers else ""
             raise RunError(f"{p} is not a seqtui run directory{extra}; refusing to delete it")
+        config = self.config_dict()
+        if (p / CONFIG).is_symlink() or not {"corpus", "cell"} <= set(config):
+            raise RunError(f"{p / CONFIG} is not a seqtui run config; refusing to delete {p}")
         ck = p / CHECKPOINTS
         if ck.is_symlink() or (ck.is_dir() and any(not e.name.lstrip(".").startswith(KINDS)
                                                   for e in os.scandir(ck))):
             raise RunError(f"{ck} holds files that are not checkpoints; refusing to delete it")
+
+    def _has_marker(self) -> bool:
+        """Our marker: a small regular file (not a link) holding what ``claim`` writes."""
+        marker = self.path / MARKER
+        try:
+            st = os.lstat(marker)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > KiB:
+                return False
+            return json.loads(marker.read_text(encoding="utf-8")).get("seqtui_run") == 1
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def registered_link(self) -> Path | None:
+        """The symlink under the runs folder that lists this run (``train --run-dir``), if any."""
+        if not self._has_marker():
+            return None
+        try:
+            link = json.loads((self.path / MARKER).read_text(encoding="utf-8")).get("link")
+        except (OSError, ValueError):
+            return None
+        return Path(link) if isinstance(link, str) else None
+
+    def register_link(self, link: Path) -> None:
+        """Record in the marker that ``link`` (a symlink to this directory) lists the run."""
+        atomic_write(self.path / MARKER, json.dumps({"seqtui_run": 1, "link": str(link)}) + "\n")
+
+    def is_link_of_ours(self, link: Path) -> bool:
+        """``link`` is the symlink seqtui made to list this run (and still points here)."""
+        try:
+            registered = self.registered_link()
+            return (registered is not None and os.path.islink(link)
+                    and _same_entry(registered, Path(link))
+                    and os.path.realpath(link) == os.path.realpath(self.path))
+        except OSError:
+            return False
 
     def identity(self) -> tuple[int, int] | None:
         """(device, inode) of the directory, or None if it is gone."""
@@ -347,6 +385,20 @@ class RunDir:
         with self.event_writer() as w:
             return w.emit(type_, **fields)
 
+    def progress_since_restart(self) -> int:
+        """The highest step the events record since the last ``restart`` event (0: none)."""
+        reached = 0
+        try:
+            for event in self.events_reversed():
+                if event.get("type") == "restart":
+                    break
+                step = event.get("step")
+                if isinstance(step, int) and step > reached:
+                    reached = step
+        except OSError:
+            return 0
+        return reached
+
     def open_log(self):
         try:
             return open(self.log_path, "ab")
@@ -419,10 +471,22 @@ class RunDir:
     def remove(self) -> None:
         """Delete the directory after proving it is a run (never follows a symlink out of it)."""
         self.verify_owned()
+        link = self.registered_link()
+        ours = link is not None and self.is_link_of_ours(link)
         try:
             shutil.rmtree(self.path)
         except OSError as exc:
             raise RunError(f"cannot remove {self.path}: {exc.strerror or exc}") from None
+        if ours:
+            try:
+                os.unlink(link)
+            except OSError:
+                pass
+
+
+def _same_entry(a: Path, b: Path) -> bool:
+    """Two paths name the same directory entry (their parents resolved, not the entries)."""
+    return a.name == b.name and os.path.realpath(a.parent) == os.path.realpath(b.parent)
 
 
 def _summarize(events: Iterator[dict]) -> dict[str, Any]:

@@ -87,21 +87,25 @@ def default_name(config: dict[str, Any]) -> str:
 
 def check_name(name: str) -> str:
     if not name or _NAME_OK.search(name) or name.startswith((".", "-")) or len(name) > MAX_NAME:
-        raise RunError(f"bad run name {name!r} (use letters, digits, '.', '_', '-')")
+        raise RunError(f"bad run name {name!r} (use letters, digits, '.', '_', '-', at most "
+                       f"{MAX_NAME}, not starting with '.' or '-')")
     return name
 
 
 def create_run_dir(config: dict[str, Any], name: str | None = None,
-                   run_dir: str | os.PathLike | None = None) -> Path:
+                   run_dir: str | os.PathLike | None = None, listed: bool = False) -> Path:
     """Claim a new run directory and write its config; never reuses an existing run.
 
     ``run_dir``: an explicit path (must not exist, or be an empty directory). ``name``: exactly
     that name (RunError if taken). Neither: ``default_name`` with -2, -3, ... until one is free.
+    ``listed``: a ``run_dir`` outside the runs folder also gets a link there (``start_run``).
     """
     if run_dir is not None:
         path = Path(run_dir).expanduser().resolve()
         _mkdir(path, parents=True, exist_ok=True)
         RunDir(path).claim(config, taken=f"run dir {path} is not empty")
+        if listed:
+            _list_elsewhere(RunDir(path))
         return path
     root = runs_root()
     _mkdir(root, parents=True, exist_ok=True, what="runs directory")
@@ -120,6 +124,28 @@ def create_run_dir(config: dict[str, Any], name: str | None = None,
     raise RunError(f"too many runs named {base}-N")  # pragma: no cover
 
 
+def _list_elsewhere(rd: RunDir) -> None:
+    """A run made with ``--run-dir`` outside the runs folder is listed there too: a symlink
+    ``runs/NAME`` (made unique) that the run's marker names, so `runs list` shows it and
+    `runs rm NAME` removes both. Best effort: a runs folder that cannot be written is skipped."""
+    root = runs_root()
+    try:
+        if rd.path.parent.resolve() == root.resolve():
+            return
+        root.mkdir(parents=True, exist_ok=True)
+        base = _NAME_OK.sub("-", rd.path.name).strip("-.") or "run"
+        for i in range(1, 1000):
+            link = root / (base if i == 1 else f"{base}-{i}")
+            try:
+                os.symlink(rd.path, link, target_is_directory=True)
+            except FileExistsError:
+                continue
+            rd.register_link(link)
+            return
+    except OSError:
+        return
+
+
 def _mkdir(path: Path, parents: bool = False, exist_ok: bool = False, what: str = "run dir") -> bool:
     """mkdir; False if it exists (and exist_ok is False); RunError naming the directory otherwise."""
     try:
@@ -127,7 +153,12 @@ def _mkdir(path: Path, parents: bool = False, exist_ok: bool = False, what: str 
     except FileExistsError:
         return False
     except OSError as exc:
-        raise RunError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+        from seqtui.files import unwritable_dir
+
+        blocker = unwritable_dir(path.parent)
+        where = "" if blocker == path.parent else (
+            f" ({blocker} is a file, not a directory)" if blocker.is_file() else f" (in {blocker})")
+        raise RunError(f"cannot create {what} {path}: {exc.strerror or exc}{where}") from None
     return True
 
 
@@ -153,7 +184,7 @@ def start_run(config, name: str | None = None, run_dir: str | os.PathLike | None
     if name is not None:
         check_name(name)
     cfg = preflight(cfg)
-    rd = RunDir(create_run_dir(cfg.to_dict(), name=name, run_dir=run_dir))
+    rd = RunDir(create_run_dir(cfg.to_dict(), name=name, run_dir=run_dir, listed=True))
     if detach:
         spawn_worker(rd)
     return rd
@@ -196,6 +227,8 @@ def start_series_run(config, name: str | None = None, run_dir: str | os.PathLike
 def stop_run(name_or_path: str | os.PathLike, timeout: float = 60.0,
              sig: int = signal.SIGTERM) -> RunInfo:
     """Ask a running run to stop (SIGTERM: it checkpoints, writes `end`, exits) and wait."""
+    if not 0 <= timeout <= 86_400:
+        raise ConfigError(f"timeout must be in 0..86400 seconds, got {timeout:g}")
     run = get_run(name_or_path)
     if run.status != "running" or run.pid is None:
         raise RunError(f"run {run.name!r} is not running ({run.status})")
@@ -227,15 +260,110 @@ def check_resumable(run: RunInfo, kinds: tuple[str, ...] = ("text",)) -> None:
         raise RunError(f"run {run.name!r} is a {run.kind} run; continue it with `seqtui runs resume {run.name}`")
     if run.status == "running":
         raise RunError(f"run {run.name!r} is already running (pid {run.pid})")
-    if run.status == "finished":
-        raise RunError(f"run {run.name!r} already finished")
+    if run.status == "finished" and not _budget_left(run.config, *_position(run.dir)):
+        raise RunError(f"run {run.name!r} already finished; extend it with "
+                       f"`seqtui runs resume {run.name} --steps N` (or --epochs N)")
+
+
+def _position(rd: RunDir) -> tuple[int, int]:
+    """(step, epoch) a resume starts from: the latest checkpoint's, else best's, else 0."""
+    from seqtui.engine.checkpoint import read_checkpoint_meta
+    from seqtui.errors import SeqtuiError
+
+    for kind in ("latest", "best"):
+        if os.path.lexists(rd.checkpoint(kind)):
+            try:
+                meta = read_checkpoint_meta(rd.checkpoint(kind))
+                return int(meta.get("step") or 0), int(meta.get("epoch") or 0)
+            except (SeqtuiError, TypeError, ValueError):
+                continue
+    return 0, 0
+
+
+def _budget_left(cfg: dict, step: int, epoch: int) -> bool:
+    """A finished run whose budget was raised (``--steps``/``--epochs``) has steps left."""
+    if isinstance(cfg.get("steps"), int):
+        return cfg["steps"] > step
+    if isinstance(cfg.get("epochs"), int):
+        return cfg["epochs"] > epoch
+    return False
+
+
+def prepare_resume(name_or_path: str | os.PathLike, steps: int | None = None,
+                   epochs: int | None = None, fresh: bool = False,
+                   say=None) -> RunInfo:
+    """Check that a run can continue, and set it up to: ``steps``/``epochs`` raise its budget
+    (a finished run continues); ``fresh`` lets a run with no checkpoint left start over (a
+    ``restart`` event records it). ``say(line)`` hears what the resume will do differently
+    (continuing from ``best`` because ``latest`` is missing or unreadable). RunError otherwise."""
+    from seqtui.engine.checkpoint import read_checkpoint_meta
+    from seqtui.errors import SeqtuiError
+
+    run = get_run(name_or_path)
+    rd = run.dir
+    if run.kind != "text":
+        check_resumable(run)  # a series run: says to continue it with `seqtui runs resume`
+    if run.status == "running":
+        raise RunError(f"run {run.name!r} is already running (pid {run.pid})")
+    if steps is not None and epochs is not None:
+        raise ConfigError("give --steps or --epochs, not both")
+    metas = {}
+    for kind in ("latest", "best"):
+        if os.path.lexists(rd.checkpoint(kind)):
+            try:
+                metas[kind] = read_checkpoint_meta(rd.checkpoint(kind))
+            except SeqtuiError as exc:
+                metas[kind] = exc
+    usable = {k: m for k, m in metas.items() if isinstance(m, dict)}
+    at_step, at_epoch = _position(rd)
+    new_cfg = None  # every check first: a refused resume changes nothing
+    if steps is not None or epochs is not None:
+        if steps is not None and steps <= at_step:
+            raise RunError(f"run {run.name!r} is at step {at_step}; --steps must be more than that")
+        if epochs is not None and epochs <= at_epoch:
+            raise RunError(f"run {run.name!r} is in epoch {at_epoch}; --epochs must be more than that")
+        changes = {"steps": steps} if steps is not None else {"epochs": epochs}
+        new_cfg = rd.config().with_overrides(**changes).validate()
+    cfg_now = new_cfg.to_dict() if new_cfg is not None else rd.config_dict()
+    if run.status == "finished" and not _budget_left(cfg_now, at_step, at_epoch):
+        check_resumable(run)
+    reached = rd.progress_since_restart() if not metas else 0
+    if reached > 0 and not fresh:
+        raise RunError(f"run {run.name!r} reached step {reached} but has no checkpoint left; "
+                       f"resuming would start over: add --fresh to start it from step 0")
+    if new_cfg is not None:
+        rd.write_config(new_cfg.to_dict())
+    if reached > 0:  # --fresh: record the restart, so the trainer knows it was asked for
+        rd.append_event("restart", step=0, reason="fresh", previous_step=reached)
+    elif "latest" not in usable and "best" in usable and say is not None:
+        why = "missing" if "latest" not in metas else f"unreadable ({metas['latest']})"
+        say(f"latest checkpoint is {why}; continuing from the best checkpoint "
+            f"(step {usable['best'].get('step')})")
+    return get_run(run.path)
+
+
+def check_removable(name_or_path: str | os.PathLike) -> RunInfo:
+    """The run ``name_or_path`` names, if it may be deleted: not running, not reached through a
+    symlink (the link, not its target, is what was named), provably a seqtui run directory."""
+    text = str(name_or_path)
+    named = runs_root() / text if text and os.sep not in text and text not in (".", "..") \
+        and os.path.lexists(runs_root() / text) else Path(text).expanduser()
+    if os.path.islink(named):
+        target = RunDir(Path(os.path.realpath(named)))
+        in_root = os.path.realpath(named.parent) == os.path.realpath(runs_root())
+        if not (in_root and target.is_link_of_ours(named)):
+            raise RunError(f"{named} is a symlink; refusing to delete through it (name the run's own directory)")
+        name_or_path = target.path  # a --run-dir run listed by its link: remove both
+    run = get_run(name_or_path)
+    if run.status == "running":
+        raise RunError(f"run {run.name!r} is running; stop it first (`seqtui runs stop {run.name}`)")
+    run.dir.verify_owned()
+    return run
 
 
 def remove_run(name_or_path: str | os.PathLike) -> Path:
     """Delete a run directory (refuses while it is running, and anything not provably a run)."""
-    run = get_run(name_or_path)
-    if run.status == "running":
-        raise RunError(f"run {run.name!r} is running; stop it first (`seqtui runs stop {run.name}`)")
+    run = check_removable(name_or_path)
     run.dir.remove()
     return run.path
 

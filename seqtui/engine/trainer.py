@@ -446,10 +446,34 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------------
     def _restore(self) -> np.ndarray | None:
         """Load the latest checkpoint (or best, saying so, if latest is unusable); returns the
-        carried state of a sequential run, or None."""
-        path = self.rundir.checkpoint("latest")
-        if not path.exists():
+        carried state of a sequential run, or None.
+
+        Never silently starts over: with no checkpoint left but events showing progress (since
+        the last ``restart`` event, which ``runs resume --fresh`` writes), CheckpointError."""
+        latest, best = self.rundir.checkpoint("latest"), self.rundir.checkpoint("best")
+        have_latest, have_best = os.path.lexists(latest), os.path.lexists(best)
+        if not have_latest and not have_best:
+            reached = self.rundir.progress_since_restart()
+            if reached > 0:
+                raise CheckpointError(
+                    f"run {self.rundir.name!r} reached step {reached} but has no checkpoint left; "
+                    f"`seqtui runs resume {self.rundir.name} --fresh` starts it over from step 0")
             return None
+        problem = "is missing"
+        if have_latest:
+            try:
+                return self._restore_from(latest)
+            except CheckpointError as exc:
+                if not have_best:
+                    raise
+                problem = f"is unusable ({exc})"
+        state = self._restore_from(best)
+        self._emit("notice", step=self.pos.step, kind="resumed_from_best",
+                   message=f"latest checkpoint {problem}; continuing from the best checkpoint "
+                           f"at step {self.pos.step}")
+        return state
+
+    def _restore_from(self, path) -> np.ndarray | None:
         tensors, meta = load_checkpoint(path)
         check_vocab(meta, self.vocab, where=f"checkpoint {path}")
         saved = meta.get("config", {})
@@ -491,7 +515,16 @@ class Trainer:
             "optimizer": {"name": cfg.optimizer, "scalars": scalars},
             "rng": self.rng.bit_generator.state, "time": time.time(),
         }
-        path = save_checkpoint(self.rundir.checkpoints_dir, kind, self.model, meta, extra=arrays)
+        if not self.rundir.still_ours(self._identity):  # deleted or replaced: write nothing
+            self.request_stop("run dir gone")
+            return
+        try:
+            path = save_checkpoint(self.rundir.checkpoints_dir, kind, self.model, meta, extra=arrays)
+        except CheckpointError:
+            if self.rundir.still_ours(self._identity):
+                raise
+            self.request_stop("run dir gone")  # deleted while we wrote: nothing is recreated
+            return
         if kind == "latest":
             self._last_save = time.monotonic()
             self._saved_step = self.pos.step
@@ -564,3 +597,4 @@ def _ppl(loss: float) -> float:
         return math.exp(loss)
     except OverflowError:
         return math.inf
+
