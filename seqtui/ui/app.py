@@ -21,15 +21,13 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, get_current_worker
 
 from seqtui.errors import SeqtuiError
-from seqtui.ui.messages import RunEvents, RunsListed, RunStatus
+from seqtui.ui.messages import (AttachRun, RemoveRun, ResumeRun, RunEvents, RunsChanged, RunsListed,
+                                RunStatus, StartRun, StopRun)
 from seqtui.ui.screens.base import report_worker_error
-from seqtui.ui.screens.corpora import CorporaScreen
-from seqtui.ui.screens.generate import GenerateScreen, load_generator
-from seqtui.ui.screens.gradients import GradientsScreen
+from seqtui.ui.screen_list import SCREENS, css_paths, modes
+from seqtui.ui.screens.generate import load_generator
 from seqtui.ui.screens.help import HelpScreen
-from seqtui.ui.screens.runs import RunsScreen
 from seqtui.ui.screens.train import TrainScreen
-from seqtui.ui.widgets.nav import SCREENS
 from seqtui.ui.run_state import RunState
 
 POLL_SECONDS = 0.5      # events.jsonl tail
@@ -42,8 +40,8 @@ class SeqtuiCommands(Provider):
 
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         app: SeqtuiApp = self.app  # type: ignore[assignment]
-        cmds = [(f"Go to {label}", partial(app.action_goto, mode), f"{fkey.upper()} or {letter}")
-                for mode, fkey, letter, label in SCREENS]
+        cmds = [(f"Go to {e.label}", partial(app.action_goto, e.mode), f"{e.fkey.upper()} or {e.letter}")
+                for e in SCREENS]
         cmds += [
             ("New training run", app.action_new_run, "open the Train form"),
             ("Stop the attached run", app.stop_attached, "SIGTERM: it checkpoints and exits"),
@@ -69,24 +67,16 @@ class SeqtuiApp(App):
     """Corpora → Train → Gradients → Runs → Generate, one mode (screen stack) each."""
 
     TITLE = "seqtui"
-    CSS_PATH = [
-        "screens/app.tcss", "screens/train.tcss", "screens/corpora.tcss", "screens/gradients.tcss",
-        "screens/runs.tcss", "screens/generate.tcss", "screens/help.tcss",
-    ]
-    MODES = {
-        "corpora": CorporaScreen, "train": TrainScreen, "gradients": GradientsScreen,
-        "runs": RunsScreen, "generate": GenerateScreen,
-    }
+    CSS_PATH = css_paths()
+    MODES = modes()
     DEFAULT_MODE = "train"
     COMMANDS = App.COMMANDS | {SeqtuiCommands}
     BINDINGS = [
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
-        *[Binding(fkey, f"goto('{mode}')", label, show=False, priority=True)
-          for mode, fkey, _letter, label in SCREENS],
-        *[Binding(letter, f"goto('{mode}')", label, show=False)
-          for mode, _fkey, letter, label in SCREENS],
+        *[Binding(e.fkey, f"goto('{e.mode}')", e.label, show=False, priority=True) for e in SCREENS],
+        *[Binding(e.letter, f"goto('{e.mode}')", e.label, show=False) for e in SCREENS],
     ]
 
     def __init__(self, *, corpus: str | None = None, run: str | None = None,
@@ -226,6 +216,32 @@ class SeqtuiApp(App):
     def _runs_listed(self, message: RunsListed) -> None:
         self.runs = message.runs
         self.runs_version += 1
+        self.screen.post_message(RunsChanged())
+
+    # -- what screens ask for (messages; the screens never call the engine) ---------------------
+    @on(StartRun)
+    def _on_start(self, message: StartRun) -> None:
+        self.start_training(message.config, message.name)
+
+    @on(StopRun)
+    def _on_stop(self, message: StopRun) -> None:
+        self.stop_run(message.path)
+
+    @on(ResumeRun)
+    def _on_resume(self, message: ResumeRun) -> None:
+        self.resume_run(message.path)
+
+    @on(RemoveRun)
+    def _on_remove(self, message: RemoveRun) -> None:
+        self.remove_run(message.path)
+
+    @on(AttachRun)
+    def _on_attach(self, message: AttachRun) -> None:
+        self.attach(message.path, message.info)
+        self.switch_mode("train")
+        screen = self.screen
+        if isinstance(screen, TrainScreen):
+            screen.show_live()
 
     # -- engine actions (thread workers; errors become notifications) ---------------------------
     def start_training(self, config: dict, name: str | None = None) -> None:

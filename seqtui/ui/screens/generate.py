@@ -25,7 +25,7 @@ from textual.widgets import Footer, Input, Label, Static
 from textual.worker import get_current_worker
 
 from seqtui.errors import SeqtuiError
-from seqtui.ui.messages import GenerationUpdate
+from seqtui.ui.messages import GenerationUpdate, RunsChanged
 from seqtui.ui.widgets.choice import Choice
 from seqtui.ui.screens.base import WorkerErrors
 from seqtui.ui.widgets.nav import NavBar
@@ -134,7 +134,6 @@ class GenerateScreen(WorkerErrors, Screen):
     def on_mount(self) -> None:
         self.query_one("#gen-prompt").border_title = "prompt"
         self.query_one("#gen-out").border_title = "continuation"
-        self.set_interval(1.0, self._sync_runs)
         self._sync_runs()
         self._show_status()
         prompt = self.query_one("#gen-prompt", Input)
@@ -163,6 +162,10 @@ class GenerateScreen(WorkerErrors, Screen):
         choice.refresh()
         self._select(choice.value)
 
+    @on(RunsChanged)
+    def _runs_changed(self) -> None:
+        self._sync_runs()
+
     @on(Choice.Changed, "#gen-run")
     def _run_changed(self, event: Choice.Changed) -> None:
         self._select(event.value)
@@ -177,7 +180,10 @@ class GenerateScreen(WorkerErrors, Screen):
         if path == self.run_path:
             return
         self.run_path = path
-        info.update(Text("  loading…", style="dim"))
+        if path in self.loaded:  # loaded before: say what it is now, not "loading…"
+            self._show_loaded(self.loaded[path])
+        else:
+            info.update(Text("  loading…", style="dim"))
         self.restart(now=True)
 
     # -- keys ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Label, Static
 
+from seqtui.ui.messages import AttachRun, RemoveRun, ResumeRun, RunsChanged, StopRun
 from seqtui.ui.screens.base import WorkerErrors
 from seqtui.ui.widgets.nav import NavBar
 from seqtui.ui.widgets.ppl_plot import PerplexityPlot, Series, rich_color
@@ -151,8 +152,11 @@ class RunsScreen(Screen):
 
     def _tick(self) -> None:
         if self.is_current:
-            self.app.refresh_runs()
-            self.refresh_view()
+            self.app.refresh_runs()  # answered by RunsChanged
+
+    @on(RunsChanged)
+    def _runs_changed(self) -> None:
+        self.refresh_view()
 
     def refresh_view(self) -> None:
         if self.app.runs_version == self._shown_version:
@@ -236,19 +240,15 @@ class RunsScreen(Screen):
         info = self.selected
         if info is None:
             return
-        self.app.attach(info.path, info)
-        self.app.switch_mode("train")
-        screen = self.app.screen
-        if hasattr(screen, "show_live"):
-            screen.show_live()
+        self.post_message(AttachRun(info.path, info))
 
     def action_stop(self) -> None:
         if self.selected is not None:
-            self.app.stop_run(self.selected.path)
+            self.post_message(StopRun(self.selected.path))
 
     def action_resume(self) -> None:
         if self.selected is not None:
-            self.app.resume_run(self.selected.path)
+            self.post_message(ResumeRun(self.selected.path))
 
     def action_delete(self) -> None:
         info = self.selected
@@ -260,7 +260,7 @@ class RunsScreen(Screen):
 
         def done(yes: bool | None) -> None:
             if yes:
-                self.app.remove_run(info.path)
+                self.post_message(RemoveRun(info.path))
 
         self.app.push_screen(ConfirmScreen(f"Delete run {info.name} and its checkpoints?"), done)
 
