@@ -251,7 +251,7 @@ def test_screen_list_is_written_once():
 
     assert list(SeqtuiApp.MODES) == [e.mode for e in SCREENS]
     for e in SCREENS:
-        assert e.css_path in SeqtuiApp.CSS_PATH
+        assert str(ROOT / "seqtui" / "ui" / e.css_path) in SeqtuiApp.CSS_PATH
         assert (ROOT / "seqtui" / "ui" / e.css_path).exists()
 
 

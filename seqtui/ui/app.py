@@ -17,7 +17,7 @@ from typing import Any, Callable
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.command import CommandList, DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, get_current_worker
 
 from seqtui.errors import SeqtuiError
@@ -29,6 +29,29 @@ from seqtui.ui.screens.generate import load_generator
 from seqtui.ui.screens.help import HelpScreen
 from seqtui.ui.screens.train import TrainScreen
 from seqtui.ui.run_state import RunState
+
+CRASH_LOG = "seqtui-crash.log"  # under the system temp dir: the traceback of an unexpected error
+
+
+def _guard_command_list() -> None:
+    """Textual 8.2.8: PgUp/PgDn in the palette while its list is being refilled (keys typed in a
+    burst) raises ``KeyError`` from ``OptionList._move_page`` (lines not measured yet) and ends
+    the app. Ignore that page move; the next key works normally."""
+    original = CommandList._move_page
+    if getattr(original, "_seqtui_guard", False):
+        return
+
+    def _move_page(self, direction):  # type: ignore[no-untyped-def]
+        try:
+            original(self, direction)
+        except (KeyError, IndexError):
+            pass
+
+    _move_page._seqtui_guard = True  # type: ignore[attr-defined]
+    CommandList._move_page = _move_page  # type: ignore[method-assign]
+
+
+_guard_command_list()
 
 POLL_SECONDS = 0.5      # events.jsonl tail
 STATUS_SECONDS = 2.0    # pid liveness / status of the attached run
@@ -98,6 +121,36 @@ class SeqtuiApp(App):
         self.runs_version = 0
         self.corpus_stats: dict[str, dict] = {}
         self._attached_at = 0.0
+        self.crash_line = ""             # set when an unexpected exception ended the app
+
+    # -- an unexpected exception: exit 1 with one line, the traceback goes to a file ---------------
+    def _fatal_error(self) -> None:
+        import tempfile
+        import traceback
+
+        error = self._exception
+        log = Path(tempfile.gettempdir()) / CRASH_LOG
+        try:
+            log.write_text("".join(traceback.format_exception(error)) if error else "", encoding="utf-8")
+            where = f" (traceback in {log})"
+        except OSError:
+            where = ""
+        self.bell()
+        self._return_code = 1
+        self.crash_line = (f"seqtui: internal error, the app stopped: {type(error).__name__}: {error}"
+                           f"{where}; runs keep training")
+        self._close_messages_no_wait()
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the app; an unexpected error exits the process with status 1, not 0."""
+        import sys
+
+        result = super().run(*args, **kwargs)
+        if self.crash_line:
+            print(self.crash_line.replace("\n", " "), file=sys.stderr)
+        if self.return_code:
+            raise SystemExit(self.return_code)
+        return result
 
     # -- start-up -----------------------------------------------------------------------------
     def on_mount(self) -> None:

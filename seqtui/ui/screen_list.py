@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ EXTRA_CSS = ("screens/help.tcss",)
 
 
 def css_paths() -> list[str]:
-    return [SHARED_CSS, *(e.css_path for e in SCREENS), *EXTRA_CSS]
+    """Absolute paths (an app subclass defined elsewhere still finds them)."""
+    here = Path(__file__).resolve().parent
+    return [str(here / p) for p in (SHARED_CSS, *(e.css_path for e in SCREENS), *EXTRA_CSS)]
 
 
 def modes() -> dict[str, type]:
