@@ -60,3 +60,54 @@ def test_an_unexpected_error_exits_1_with_one_line(tmp_path):
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "RuntimeError: boom [not markup]" in lines[0], out.stderr
     assert "Traceback" in (tmp_path / "seqtui-crash.log").read_text()
+
+
+@pilot_test
+async def test_a_run_deleted_while_it_trains_shows_as_gone(runs_dir):
+    path = record_run("doomed-gru", status="running")
+    app = app_for_tests(poll_seconds=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.state is not None and app.state.status == "running")
+        shutil.rmtree(path)
+        await wait_for(pilot, lambda: app.state.status == "gone", timeout=8)
+        await pilot.pause(0.7)
+        text = screen_text(app)
+        assert "∅ gone" in text and "∅ doomed-gru" in text
+        assert app.state.eta_seconds is None
+        gone = [n for n in app._notifications if "gone" in str(n.title)]
+        assert len(gone) == 1
+        await pilot.press("s")  # stop is not offered for a gone run: no "unknown run" error
+        await pilot.pause(0.3)
+        assert not any("unknown run" in str(n.message) for n in app._notifications)
+
+
+@pilot_test
+async def test_a_finished_run_shows_the_requested_epochs_and_100_percent(runs_dir):
+    from _fixtures_app import base_config
+
+    record_run("done-gru", status="finished", steps=1000, total_steps=1000,
+               config=base_config(epochs=4))
+    app = app_for_tests()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.state is not None and app.state.status == "finished")
+        await pilot.pause(0.7)
+        text = screen_text(app)
+        assert "4.0/4 " in text and "100%" in text
+
+
+@pilot_test
+async def test_generate_run_label_after_switching_runs_back_and_forth(runs_dir):
+    from _fixtures_app import add_checkpoint_files, fake_loader
+
+    for name in ("gen-a", "gen-b"):
+        add_checkpoint_files(record_run(name, status="finished", steps=400))
+    app = app_for_tests(screen="generate", generator_loader=fake_loader())
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: "step 400" in screen_text(app))
+        screen.query_one("#gen-run").focus()
+        for key in ("right", "left", "right", "left"):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: "step 400" in screen_text(app))
+        await pilot.pause(0.3)
+        assert "loading…" not in screen_text(app)

@@ -21,7 +21,7 @@ from textual.command import CommandList, DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, get_current_worker
 
 from seqtui.errors import SeqtuiError
-from seqtui.ui.messages import (AttachRun, RemoveRun, ResumeRun, RunEvents, RunsChanged, RunsListed,
+from seqtui.ui.messages import (AttachRun, RemoveRun, ResumeRun, RunEvents, RunGone, RunsChanged, RunsListed,
                                 RunStatus, StartRun, StopRun)
 from seqtui.ui.screens.base import report_worker_error
 from seqtui.ui.screen_list import SCREENS, css_paths, modes
@@ -214,8 +214,10 @@ class SeqtuiApp(App):
                 next_status = now + STATUS_SECONDS
                 try:
                     self.post_message(RunStatus(get_run(path)))
-                except SeqtuiError:
-                    pass  # removed under us; the Runs screen will say so
+                except SeqtuiError as exc:
+                    if not path.exists():  # deleted under us: say so once and stop following
+                        self.post_message(RunGone(path, str(exc)))
+                        return
             if len(events) and tail.offset < _size(tail.path):
                 continue  # still reading history: no sleep
             backlog = False
@@ -244,6 +246,15 @@ class SeqtuiApp(App):
             elif kind == "compile" and event.get("state") == "done":
                 self.notify(f"kernels compiled in {float(event.get('seconds') or 0):.1f} s",
                             title="numba", timeout=3)
+
+    @on(RunGone)
+    def _run_gone(self, message: RunGone) -> None:
+        if self.state is None or message.path != self.state.path or self.state.status == "gone":
+            return
+        self.state.set_status("gone", "its run directory was deleted")
+        self.notify(f"{message.path} was deleted; nothing more to follow", title=f"run {self.state.name} gone",
+                    severity="warning", markup=False)
+        self.refresh_runs()
 
     @on(RunStatus)
     def _run_status(self, message: RunStatus) -> None:

@@ -33,6 +33,15 @@ class RunStatus(Message):
         return isinstance(message, RunStatus) and message.info.path == self.info.path
 
 
+class RunGone(Message):
+    """The tailed run's directory disappeared (deleted while the app followed it)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__()
+        self.path = path
+        self.reason = reason
+
+
 class RunsListed(Message):
     """A fresh ``list_runs()`` snapshot for the Runs and Generate screens."""
 
