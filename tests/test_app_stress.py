@@ -111,3 +111,22 @@ async def test_generate_run_label_after_switching_runs_back_and_forth(runs_dir):
             await wait_for(pilot, lambda: "step 400" in screen_text(app))
         await pilot.pause(0.3)
         assert "loading…" not in screen_text(app)
+
+
+@pilot_test
+async def test_data_in_notifications_and_tables_is_not_markup(runs_dir):
+    from _fixtures_app import base_config
+
+    record_run("br-gru", status="finished", config=base_config(corpus="/tmp/x/[bold]notes.txt"))
+    app = app_for_tests(screen="runs")
+    async with app.run_test(size=(100, 24)) as pilot:
+        await wait_for(pilot, lambda: "br-gru" in screen_text(app))
+        await pilot.pause(0.5)
+        t = app.screen.query_one("DataTable")
+        assert "[bold]notes.txt" in screen_text(app), [(c.width, c.content_width, c.auto_width) for c in t.columns.values()]
+        app.notify("pip install 'seqtui[shakespeare]'", title="corpus [b]x[/b]")
+        app.screen.notify("[red]from a screen[/red]")  # Widget.notify passes markup=True itself
+        await pilot.pause(0.3)
+        notes = list(app._notifications)
+        assert notes and all(n.markup is False for n in notes)
+        assert any("seqtui[shakespeare]" in n.message for n in notes)

@@ -123,6 +123,12 @@ class SeqtuiApp(App):
         self._attached_at = 0.0
         self.crash_line = ""             # set when an unexpected exception ended the app
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification is plain text: run names, corpus hints (``pip install
+        'seqtui[shakespeare]'``), paths and errors are data, never Rich markup."""
+        super().notify(str(message), title=str(title), severity=severity, timeout=timeout, markup=False)
+
     # -- an unexpected exception: exit 1 with one line, the traceback goes to a file ---------------
     def _fatal_error(self) -> None:
         import tempfile
@@ -253,7 +259,7 @@ class SeqtuiApp(App):
             return
         self.state.set_status("gone", "its run directory was deleted")
         self.notify(f"{message.path} was deleted; nothing more to follow", title=f"run {self.state.name} gone",
-                    severity="warning", markup=False)
+                    severity="warning")
         self.refresh_runs()
 
     @on(RunStatus)
