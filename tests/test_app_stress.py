@@ -130,3 +130,28 @@ async def test_data_in_notifications_and_tables_is_not_markup(runs_dir):
         notes = list(app._notifications)
         assert notes and all(n.markup is False for n in notes)
         assert any("seqtui[shakespeare]" in n.message for n in notes)
+
+
+@pilot_test
+async def test_small_terminals_scroll_the_form_and_tiny_ones_say_too_small(runs_dir):
+    app = app_for_tests(attach=False)
+    async with app.run_test(size=(80, 21)) as pilot:
+        await wait_for(pilot, lambda: app.screen.showing_form)
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "✓ GRU" in text and "Start" in text  # status line and button stay visible
+        await pilot.resize_terminal(60, 15)
+        await pilot.pause(0.3)
+        for _ in range(20):  # tab down the whole form: the focused field is always on screen
+            await pilot.press("tab")
+            focused = app.focused
+            region = focused.region
+            assert region.height > 0 and 0 <= region.y < 15, (focused.id, region)
+        await pilot.resize_terminal(50, 12)
+        await pilot.pause(0.3)
+        assert "too small" in screen_text(app)
+        await pilot.press("f5", "r")  # no screen change behind the notice
+        assert type(app.screen).__name__ == "TooSmallScreen"
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert "too small" not in screen_text(app) and app.current_mode == "train"

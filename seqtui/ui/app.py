@@ -27,6 +27,7 @@ from seqtui.ui.screens.base import report_worker_error
 from seqtui.ui.screen_list import SCREENS, css_paths, modes
 from seqtui.ui.screens.generate import load_generator
 from seqtui.ui.screens.help import HelpScreen
+from seqtui.ui.screens.too_small import TooSmallScreen, too_small
 from seqtui.ui.screens.train import TrainScreen
 from seqtui.ui.run_state import RunState
 
@@ -164,6 +165,7 @@ class SeqtuiApp(App):
             self.switch_mode(self.initial_screen)
         if self.auto_attach:
             self._initial_attach(self.initial_run)
+        self.call_after_refresh(self._check_size)
         self.refresh_runs()
 
     @work(thread=True, exit_on_error=False, group="attach")
@@ -401,8 +403,22 @@ class SeqtuiApp(App):
         self.workers.cancel_group(self, "tail")
         self.state = None
 
+    # -- a terminal too small to use ---------------------------------------------------------------
+    def on_resize(self, event: Any) -> None:
+        self.call_after_refresh(self._check_size)
+
+    def _check_size(self) -> None:
+        small = too_small(*self.size)
+        showing = isinstance(self.screen, TooSmallScreen)
+        if small and not showing:
+            self.push_screen(TooSmallScreen())
+        elif not small and showing:
+            self.pop_screen()
+
     # -- navigation -----------------------------------------------------------------------------
     def action_goto(self, mode: str) -> None:
+        if isinstance(self.screen, TooSmallScreen):
+            return  # the notice stays until the terminal grows
         if self.current_mode != mode:
             self.switch_mode(mode)
         elif len(self.screen_stack) > 1:
@@ -413,7 +429,7 @@ class SeqtuiApp(App):
         self.screen.set_focus(None)
 
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
+        if not isinstance(self.screen, (HelpScreen, TooSmallScreen)):
             self.push_screen(HelpScreen())
 
     def action_new_run(self, corpus: str | None = None) -> None:
