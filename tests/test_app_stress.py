@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 import shutil
 
 import pytest
@@ -155,3 +156,48 @@ async def test_small_terminals_scroll_the_form_and_tiny_ones_say_too_small(runs_
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.3)
         assert "too small" not in screen_text(app) and app.current_mode == "train"
+
+
+KEYS = (list("abcdefghijklmnopqrstuvwxyz0123456789 .,:[]") +
+        ["tab", "shift+tab", "enter", "escape", "up", "down", "left", "right", "pageup", "pagedown",
+         "home", "end", "backspace", "delete", "space", "ctrl+p", "shift+up", "shift+down", "ctrl+r",
+         "ctrl+s"])
+RARE_KEYS = ["question_mark", "f1", "f2", "f3", "f4", "f5", "f6"]  # other screens: one in 50 keys
+
+
+@pilot_test
+async def test_random_keys_on_every_screen_leave_the_app_alive(runs_dir, monkeypatch):
+    """A few hundred random keys per screen (fixed seed), in bursts; the app must survive."""
+    from _fixtures_app import add_checkpoint_files
+    from seqtui.errors import SeqtuiError
+    from seqtui.ui.screen_list import SCREENS
+
+    def refuse(*_args, **_kwargs):
+        raise SeqtuiError("not in this test")
+
+    for name in ("start_run", "stop_run", "resume_run", "remove_run"):  # no processes, no signals
+        monkeypatch.setattr(f"seqtui.engine.runs.{name}", refuse)
+    monkeypatch.setattr("seqtui.ui.screens.corpora.corpus_stats", refuse)  # no tokenizing here
+    add_checkpoint_files(record_run("rand-gru", status="finished", steps=400))
+    record_run("rand-live", status="running")
+    rng = random.Random(15)
+    app = app_for_tests(poll_seconds=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        t0 = time.monotonic()
+        for entry in SCREENS:
+            for _ in range(5):
+                if len(app.screen_stack) <= 1:
+                    break
+                await app.pop_screen()
+            app.switch_mode(entry.mode)
+            await pilot.pause(0.1)
+            for _ in range(10):
+                burst(app, [rng.choice(RARE_KEYS if rng.random() < 0.02 else KEYS) for _ in range(30)])
+                await pilot.pause(0.05)
+            await pilot.pause(0.2)
+            if app._exception is not None:
+                import traceback
+
+                raise AssertionError("".join(traceback.format_exception(app._exception)))
+            assert app.is_running and app.return_code is None, entry.mode
+        assert app._exception is None

@@ -17,7 +17,8 @@ from typing import Any, Callable
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.command import CommandList, DiscoveryHit, Hit, Hits, Provider
+from textual.command import CommandList, CommandPalette, DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.worker import Worker, get_current_worker
 
 from seqtui.errors import SeqtuiError
@@ -53,6 +54,18 @@ def _guard_command_list() -> None:
 
 
 _guard_command_list()
+
+
+class SeqtuiPalette(CommandPalette):
+    """Textual's palette, except that closing it while it still gathers hits (a key burst:
+    ctrl+p, letters, esc or an F-key) does not end the app with ``NoMatches('CommandList')``."""
+
+    @work(exclusive=True, group=CommandPalette._GATHER_COMMANDS_GROUP)
+    async def _gather_commands(self, search_value: str) -> None:
+        try:
+            await CommandPalette._gather_commands.__wrapped__(self, search_value)  # type: ignore[attr-defined]
+        except NoMatches:
+            pass  # its list is gone (closed, or left behind on another mode's stack)
 
 POLL_SECONDS = 0.5      # events.jsonl tail
 STATUS_SECONDS = 2.0    # pid liveness / status of the attached run
@@ -403,6 +416,23 @@ class SeqtuiApp(App):
         self.workers.cancel_group(self, "tail")
         self.state = None
 
+    def pop_screen(self) -> Any:
+        """Keys queued behind the one that closed a palette or dialog (enter, esc in a burst)
+        can close it twice; the second pop must not end the app with ScreenStackError."""
+        if len(self.screen_stack) <= 1:
+            from textual.await_complete import AwaitComplete
+
+            async def _nothing() -> None:
+                return None
+
+            return AwaitComplete(_nothing())
+        return super().pop_screen()
+
+    def action_command_palette(self) -> None:
+        # No fixed id: a palette left on another mode's stack must not clash (DuplicateIds).
+        if self.use_command_palette and not isinstance(self.screen, CommandPalette):
+            self.push_screen(SeqtuiPalette())
+
     # -- a terminal too small to use ---------------------------------------------------------------
     def on_resize(self, event: Any) -> None:
         self.call_after_refresh(self._check_size)
@@ -419,6 +449,10 @@ class SeqtuiApp(App):
     def action_goto(self, mode: str) -> None:
         if isinstance(self.screen, TooSmallScreen):
             return  # the notice stays until the terminal grows
+        if isinstance(self.screen, CommandPalette):
+            # an F-key while the palette is open: close it here, or its own dismiss later pops
+            # the new mode's only screen (ScreenStackError)
+            self.pop_screen()
         if self.current_mode != mode:
             self.switch_mode(mode)
         elif len(self.screen_stack) > 1:
