@@ -109,6 +109,7 @@ class SeqtuiApp(App):
     DEFAULT_MODE = "train"
     COMMANDS = App.COMMANDS | {SeqtuiCommands}
     BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),  # shown: the footer says how to leave
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
