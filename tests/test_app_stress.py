@@ -201,3 +201,21 @@ async def test_random_keys_on_every_screen_leave_the_app_alive(runs_dir, monkeyp
                 raise AssertionError("".join(traceback.format_exception(app._exception)))
             assert app.is_running and app.return_code is None, entry.mode
         assert app._exception is None
+
+
+@pilot_test
+async def test_a_multiline_paste_keeps_every_line_and_says_so(runs_dir):
+    from textual import events
+
+    from _fixtures_app import add_checkpoint_files
+
+    add_checkpoint_files(record_run("paste-gru", status="finished", steps=400))
+    app = app_for_tests(screen="generate")
+    async with app.run_test(size=SIZE) as pilot:
+        prompt = app.screen.query_one("#gen-prompt")
+        prompt.focus()
+        prompt.post_message(events.Paste("In the beginning\nGod created\n" + "x" * 2000))
+        await pilot.pause(0.5)
+        assert prompt.value.startswith("In the beginning God created x")
+        assert len(prompt.value) > 2000
+        assert any("one line" in n.message for n in app._notifications)

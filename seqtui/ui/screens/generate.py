@@ -25,6 +25,7 @@ from textual.widgets import Footer, Input, Label, Static
 from textual.worker import get_current_worker
 
 from seqtui.errors import SeqtuiError
+from textual import events
 from seqtui.ui.messages import GenerationUpdate, RunsChanged
 from seqtui.ui.widgets.choice import Choice
 from seqtui.ui.screens.base import WorkerErrors
@@ -89,6 +90,26 @@ def settings_line(temperature: float, top_k: int, length: int, seed: int) -> str
     return f" T {temperature:.2f}  top-k {top_k or 'off'}  length {length}  seed {seed}"
 
 
+class PromptInput(Input):
+    """The prompt is one line: a pasted newline becomes a space, and the app says so (Textual's
+    Input would keep only the paste's first line, silently)."""
+
+    def _on_paste(self, event: events.Paste) -> None:
+        text = event.text or ""
+        if "\n" not in text and "\r" not in text:
+            super()._on_paste(event)
+            return
+        line = " ".join(text.splitlines())
+        selection = self.selection
+        if selection.is_empty:
+            self.insert_text_at_cursor(line)
+        else:
+            self.replace(line, *selection)
+        event.stop()
+        self.notify("the prompt is one line: the pasted newlines became spaces", title="prompt",
+                    timeout=4)
+
+
 class GenerateScreen(WorkerErrors, Screen):
     """Prompt in, continuation out, live."""
 
@@ -125,7 +146,7 @@ class GenerateScreen(WorkerErrors, Screen):
             yield Label(" run ", id="gen-run-label")
             yield Choice([NO_RUNS], id="gen-run")
             yield Static("", id="gen-run-info")
-        yield Input(placeholder="type a prompt; the continuation follows as you type", id="gen-prompt")
+        yield PromptInput(placeholder="type a prompt; the continuation follows as you type", id="gen-prompt")
         with VerticalScroll(id="gen-out"):
             yield Static("", id="gen-text")
         yield Static("", id="gen-status")
@@ -293,6 +314,7 @@ class GenerateScreen(WorkerErrors, Screen):
         text = Text(prompt, style="dim")
         text.append(sep + message.text if message.text else "", style="bold")
         self.query_one("#gen-text", Static).update(text)
+        self.query_one("#gen-out", VerticalScroll).scroll_end(animate=False)  # newest text in view
         rate = message.tokens / message.seconds if message.seconds > 0 else 0
         state = "" if message.done else " …"
         self.query_one("#gen-out").border_subtitle = (
