@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from itertools import zip_longest
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -171,7 +172,8 @@ def _check_memory(config: RunConfig) -> None:
 def summary_line(cfg: dict[str, Any]) -> str:
     """``GRU 1×128 on genesis · B32 T35 · adam lr 0.002 · 5 epochs``."""
     length = f"{cfg['steps']:,} steps" if cfg.get("steps") else f"{cfg.get('epochs') or 10} epochs"
-    return (f"{cfg['cell'].upper()} {cfg['layers']}×{cfg['hidden']} on {cfg['corpus']} · "
+    corpus = Path(str(cfg["corpus"])).name  # a long path would push the rest off the line
+    return (f"{cfg['cell'].upper()} {cfg['layers']}×{cfg['hidden']} on {corpus} · "
             f"B{cfg['batch_size']} T{cfg['num_steps']} · {cfg['optimizer']} lr {cfg['lr']:g} · {length}")
 
 
