@@ -167,7 +167,7 @@ async def test_runs_screen_lists_marks_compares_and_deletes(runs_dir):
         for needle in ("a-gru", "✓ finished", "b-lstm", "✗ failed", "c-rnn", "● running", "GRU 1×128"):
             assert needle in text
         table = screen.query_one("DataTable")
-        names = [table.get_row_at(i)[1] for i in range(3)]
+        names = [str(table.get_row_at(i)[1]) for i in range(3)]
         table.move_cursor(row=names.index("b-lstm"))
         await pilot.pause(0.1)
         assert "loss became NaN at step 300" in screen_text(app)
@@ -191,7 +191,7 @@ async def test_runs_screen_lists_marks_compares_and_deletes(runs_dir):
         await wait_for(pilot, lambda: not (runs_dir / "a-gru").exists())
         await wait_for(pilot, lambda: table.row_count == 2)
         # a running run cannot be deleted
-        names = [table.get_row_at(i)[1] for i in range(2)]
+        names = [str(table.get_row_at(i)[1]) for i in range(2)]
         table.move_cursor(row=names.index("c-rnn"))
         await pilot.press("x")
         assert type(app.screen).__name__ == "RunsScreen"

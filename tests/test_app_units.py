@@ -209,3 +209,57 @@ def test_docs_keys_md_is_the_generated_help():
     assert (ROOT / "docs" / "keys.md").read_text(encoding="utf-8") == text, \
         "docs/keys.md is stale: python -c 'from seqtui.ui.screens.help import help_markdown as h; " \
         "open(\"docs/keys.md\", \"w\").write(h())'"
+
+
+# -- the form is generated from RunConfig's metadata --------------------------------------------
+def test_every_setting_has_a_form_control_and_a_train_option():
+    from click.testing import CliRunner
+
+    from seqtui.cli.options import ARGUMENT_FIELDS, option_fields, option_name
+    from seqtui.engine.config import settings
+    from seqtui.ui.screens.train_form import FIELDS
+
+    names = [f.name for f in settings()]
+    assert set(names) <= set(FIELDS), f"missing in the form: {sorted(set(names) - set(FIELDS))}"
+    assert set(FIELDS) - set(names) == {"name"}  # the run name is the form's only extra
+    for f in settings():
+        assert FIELDS[f.name].label == f.metadata["label"]
+        assert FIELDS[f.name].choices == tuple(f.metadata["choices"])
+    from seqtui.cli import cli
+
+    help_text = CliRunner().invoke(cli, ["train", "--help"], terminal_width=200).output
+    for f in option_fields():
+        assert option_name(f) in help_text, option_name(f)
+    assert {f.name for f in option_fields()} | set(ARGUMENT_FIELDS) == set(names)
+
+
+def test_form_checks_the_corpus_and_memory_as_you_type():
+    from seqtui.ui.screens.train_form import default_values, validate_form
+
+    values = default_values("no-such-corpus")
+    cfg, _name, errors, message = validate_form(values)
+    assert cfg is None and "corpus" in errors and "unknown corpus" in message
+    values = default_values("genesis")
+    values["hidden"] = "65536"
+    cfg, _name, errors, message = validate_form(values)
+    assert cfg is None and "hidden" in errors and "GiB" in message
+
+
+def test_screen_list_is_written_once():
+    from seqtui.ui.app import SeqtuiApp
+    from seqtui.ui.screen_list import SCREENS
+
+    assert list(SeqtuiApp.MODES) == [e.mode for e in SCREENS]
+    for e in SCREENS:
+        assert str(ROOT / "seqtui" / "ui" / e.css_path) in SeqtuiApp.CSS_PATH
+        assert (ROOT / "seqtui" / "ui" / e.css_path).exists()
+
+
+def test_help_does_not_import_the_app():
+    import subprocess
+    import sys
+
+    code = ("import sys; import seqtui.ui.screens.help as h; h.help_markdown(); "
+            "print('seqtui.ui.app' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -92,12 +92,14 @@ def test_keys_only_session_survives_quit_and_reattaches(tmp_path, monkeypatch):
         tmux.wait(lambda s: "New run" in s and "corpus genesis" in s, 30, "the new-run form")
         # The form has the focus on the corpus field; fields are in rows of two (tab goes across).
         tmux.keys("C-u", str(corpus))
-        tmux.keys(*["Tab"] * 12, "C-u", "16")            # hidden H
-        tmux.keys("Tab", "C-u", "10000000")              # or steps
-        tmux.keys("Tab", "Tab", "Tab", "C-u", "4")       # batch B
-        tmux.keys("Tab", "Tab", "C-u", "8")              # steps T
+        # tab order is row by row over the two columns (data, model, bptt | run, optimizer, events)
+        tmux.keys(*["Tab"] * 13, "C-u", "10000000")      # or steps
+        tmux.keys(*["Tab"] * 3, "C-u", "16")             # hidden H
         tmux.keys("Tab", "C-u", "50")                    # progress every
-        tmux.wait(lambda s: "✓ GRU 1×16 on" in s and "B4 T8" in s, 10, "a valid form")
+        tmux.keys(*["Tab"] * 7, "C-u", "4")              # batch B
+        tmux.keys("Tab", "Tab", "C-u", "8")              # steps T
+        # the summary may wrap (a long corpus path): read it with whitespace collapsed
+        tmux.wait(lambda s: "✓ GRU 1×16 on" in s and "B4 T8" in " ".join(s.split()), 10, "a valid form")
         tmux.keys("C-s")
         screen = tmux.wait(lambda s: re.search(r"train\s+\d+\.\d+", s) is not None, 90,
                            "a training perplexity")

@@ -17,20 +17,55 @@ from typing import Any, Callable
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.command import CommandList, CommandPalette, DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.worker import Worker, get_current_worker
 
 from seqtui.errors import SeqtuiError
-from seqtui.ui.messages import RunEvents, RunsListed, RunStatus
+from seqtui.ui.messages import (AttachRun, RemoveRun, ResumeRun, RunEvents, RunGone, RunsChanged, RunsListed,
+                                RunStatus, StartRun, StopRun)
 from seqtui.ui.screens.base import report_worker_error
-from seqtui.ui.screens.corpora import CorporaScreen
-from seqtui.ui.screens.generate import GenerateScreen, load_generator
-from seqtui.ui.screens.gradients import GradientsScreen
+from seqtui.ui.screen_list import SCREENS, css_paths, modes
+from seqtui.ui.screens.generate import load_generator
 from seqtui.ui.screens.help import HelpScreen
-from seqtui.ui.screens.runs import RunsScreen
+from seqtui.ui.screens.too_small import TooSmallScreen, too_small
 from seqtui.ui.screens.train import TrainScreen
-from seqtui.ui.widgets.nav import SCREENS
 from seqtui.ui.run_state import RunState
+
+CRASH_LOG = "seqtui-crash.log"  # under the system temp dir: the traceback of an unexpected error
+
+
+def _guard_command_list() -> None:
+    """Textual 8.2.8: PgUp/PgDn in the palette while its list is being refilled (keys typed in a
+    burst) raises ``KeyError`` from ``OptionList._move_page`` (lines not measured yet) and ends
+    the app. Ignore that page move; the next key works normally."""
+    original = CommandList._move_page
+    if getattr(original, "_seqtui_guard", False):
+        return
+
+    def _move_page(self, direction):  # type: ignore[no-untyped-def]
+        try:
+            original(self, direction)
+        except (KeyError, IndexError):
+            pass
+
+    _move_page._seqtui_guard = True  # type: ignore[attr-defined]
+    CommandList._move_page = _move_page  # type: ignore[method-assign]
+
+
+_guard_command_list()
+
+
+class SeqtuiPalette(CommandPalette):
+    """Textual's palette, except that closing it while it still gathers hits (a key burst:
+    ctrl+p, letters, esc or an F-key) does not end the app with ``NoMatches('CommandList')``."""
+
+    @work(exclusive=True, group=CommandPalette._GATHER_COMMANDS_GROUP)
+    async def _gather_commands(self, search_value: str) -> None:
+        try:
+            await CommandPalette._gather_commands.__wrapped__(self, search_value)  # type: ignore[attr-defined]
+        except NoMatches:
+            pass  # its list is gone (closed, or left behind on another mode's stack)
 
 POLL_SECONDS = 0.5      # events.jsonl tail
 STATUS_SECONDS = 2.0    # pid liveness / status of the attached run
@@ -42,8 +77,8 @@ class SeqtuiCommands(Provider):
 
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         app: SeqtuiApp = self.app  # type: ignore[assignment]
-        cmds = [(f"Go to {label}", partial(app.action_goto, mode), f"{fkey.upper()} or {letter}")
-                for mode, fkey, letter, label in SCREENS]
+        cmds = [(f"Go to {e.label}", partial(app.action_goto, e.mode), f"{e.fkey.upper()} or {e.letter}")
+                for e in SCREENS]
         cmds += [
             ("New training run", app.action_new_run, "open the Train form"),
             ("Stop the attached run", app.stop_attached, "SIGTERM: it checkpoints and exits"),
@@ -69,24 +104,17 @@ class SeqtuiApp(App):
     """Corpora → Train → Gradients → Runs → Generate, one mode (screen stack) each."""
 
     TITLE = "seqtui"
-    CSS_PATH = [
-        "screens/app.tcss", "screens/train.tcss", "screens/corpora.tcss", "screens/gradients.tcss",
-        "screens/runs.tcss", "screens/generate.tcss", "screens/help.tcss",
-    ]
-    MODES = {
-        "corpora": CorporaScreen, "train": TrainScreen, "gradients": GradientsScreen,
-        "runs": RunsScreen, "generate": GenerateScreen,
-    }
+    CSS_PATH = css_paths()
+    MODES = modes()
     DEFAULT_MODE = "train"
     COMMANDS = App.COMMANDS | {SeqtuiCommands}
     BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),  # shown: the footer says how to leave
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
-        *[Binding(fkey, f"goto('{mode}')", label, show=False, priority=True)
-          for mode, fkey, _letter, label in SCREENS],
-        *[Binding(letter, f"goto('{mode}')", label, show=False)
-          for mode, _fkey, letter, label in SCREENS],
+        *[Binding(e.fkey, f"goto('{e.mode}')", e.label, show=False, priority=True) for e in SCREENS],
+        *[Binding(e.letter, f"goto('{e.mode}')", e.label, show=False) for e in SCREENS],
     ]
 
     def __init__(self, *, corpus: str | None = None, run: str | None = None,
@@ -108,6 +136,42 @@ class SeqtuiApp(App):
         self.runs_version = 0
         self.corpus_stats: dict[str, dict] = {}
         self._attached_at = 0.0
+        self.crash_line = ""             # set when an unexpected exception ended the app
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification is plain text: run names, corpus hints (``pip install
+        'seqtui[shakespeare]'``), paths and errors are data, never Rich markup."""
+        super().notify(str(message), title=str(title), severity=severity, timeout=timeout, markup=False)
+
+    # -- an unexpected exception: exit 1 with one line, the traceback goes to a file ---------------
+    def _fatal_error(self) -> None:
+        import tempfile
+        import traceback
+
+        error = self._exception
+        log = Path(tempfile.gettempdir()) / CRASH_LOG
+        try:
+            log.write_text("".join(traceback.format_exception(error)) if error else "", encoding="utf-8")
+            where = f" (traceback in {log})"
+        except OSError:
+            where = ""
+        self.bell()
+        self._return_code = 1
+        self.crash_line = (f"seqtui: internal error, the app stopped: {type(error).__name__}: {error}"
+                           f"{where}; runs keep training")
+        self._close_messages_no_wait()
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the app; an unexpected error exits the process with status 1, not 0."""
+        import sys
+
+        result = super().run(*args, **kwargs)
+        if self.crash_line:
+            print(self.crash_line.replace("\n", " "), file=sys.stderr)
+        if self.return_code:
+            raise SystemExit(self.return_code)
+        return result
 
     # -- start-up -----------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -115,6 +179,7 @@ class SeqtuiApp(App):
             self.switch_mode(self.initial_screen)
         if self.auto_attach:
             self._initial_attach(self.initial_run)
+        self.call_after_refresh(self._check_size)
         self.refresh_runs()
 
     @work(thread=True, exit_on_error=False, group="attach")
@@ -171,8 +236,10 @@ class SeqtuiApp(App):
                 next_status = now + STATUS_SECONDS
                 try:
                     self.post_message(RunStatus(get_run(path)))
-                except SeqtuiError:
-                    pass  # removed under us; the Runs screen will say so
+                except SeqtuiError as exc:
+                    if not path.exists():  # deleted under us: say so once and stop following
+                        self.post_message(RunGone(path, str(exc)))
+                        return
             if len(events) and tail.offset < _size(tail.path):
                 continue  # still reading history: no sleep
             backlog = False
@@ -202,6 +269,15 @@ class SeqtuiApp(App):
                 self.notify(f"kernels compiled in {float(event.get('seconds') or 0):.1f} s",
                             title="numba", timeout=3)
 
+    @on(RunGone)
+    def _run_gone(self, message: RunGone) -> None:
+        if self.state is None or message.path != self.state.path or self.state.status == "gone":
+            return
+        self.state.set_status("gone", "its run directory was deleted")
+        self.notify(f"{message.path} was deleted; nothing more to follow", title=f"run {self.state.name} gone",
+                    severity="warning")
+        self.refresh_runs()
+
     @on(RunStatus)
     def _run_status(self, message: RunStatus) -> None:
         if self.state is not None and message.info.path == self.state.path:
@@ -226,6 +302,32 @@ class SeqtuiApp(App):
     def _runs_listed(self, message: RunsListed) -> None:
         self.runs = message.runs
         self.runs_version += 1
+        self.screen.post_message(RunsChanged())
+
+    # -- what screens ask for (messages; the screens never call the engine) ---------------------
+    @on(StartRun)
+    def _on_start(self, message: StartRun) -> None:
+        self.start_training(message.config, message.name)
+
+    @on(StopRun)
+    def _on_stop(self, message: StopRun) -> None:
+        self.stop_run(message.path)
+
+    @on(ResumeRun)
+    def _on_resume(self, message: ResumeRun) -> None:
+        self.resume_run(message.path)
+
+    @on(RemoveRun)
+    def _on_remove(self, message: RemoveRun) -> None:
+        self.remove_run(message.path)
+
+    @on(AttachRun)
+    def _on_attach(self, message: AttachRun) -> None:
+        self.attach(message.path, message.info)
+        self.switch_mode("train")
+        screen = self.screen
+        if isinstance(screen, TrainScreen):
+            screen.show_live()
 
     # -- engine actions (thread workers; errors become notifications) ---------------------------
     def start_training(self, config: dict, name: str | None = None) -> None:
@@ -315,8 +417,43 @@ class SeqtuiApp(App):
         self.workers.cancel_group(self, "tail")
         self.state = None
 
+    def pop_screen(self) -> Any:
+        """Keys queued behind the one that closed a palette or dialog (enter, esc in a burst)
+        can close it twice; the second pop must not end the app with ScreenStackError."""
+        if len(self.screen_stack) <= 1:
+            from textual.await_complete import AwaitComplete
+
+            async def _nothing() -> None:
+                return None
+
+            return AwaitComplete(_nothing())
+        return super().pop_screen()
+
+    def action_command_palette(self) -> None:
+        # No fixed id: a palette left on another mode's stack must not clash (DuplicateIds).
+        if self.use_command_palette and not isinstance(self.screen, CommandPalette):
+            self.push_screen(SeqtuiPalette())
+
+    # -- a terminal too small to use ---------------------------------------------------------------
+    def on_resize(self, event: Any) -> None:
+        self.call_after_refresh(self._check_size)
+
+    def _check_size(self) -> None:
+        small = too_small(*self.size)
+        showing = isinstance(self.screen, TooSmallScreen)
+        if small and not showing:
+            self.push_screen(TooSmallScreen())
+        elif not small and showing:
+            self.pop_screen()
+
     # -- navigation -----------------------------------------------------------------------------
     def action_goto(self, mode: str) -> None:
+        if isinstance(self.screen, TooSmallScreen):
+            return  # the notice stays until the terminal grows
+        if isinstance(self.screen, CommandPalette):
+            # an F-key while the palette is open: close it here, or its own dismiss later pops
+            # the new mode's only screen (ScreenStackError)
+            self.pop_screen()
         if self.current_mode != mode:
             self.switch_mode(mode)
         elif len(self.screen_stack) > 1:
@@ -327,7 +464,7 @@ class SeqtuiApp(App):
         self.screen.set_focus(None)
 
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
+        if not isinstance(self.screen, (HelpScreen, TooSmallScreen)):
             self.push_screen(HelpScreen())
 
     def action_new_run(self, corpus: str | None = None) -> None:

@@ -33,6 +33,15 @@ class RunStatus(Message):
         return isinstance(message, RunStatus) and message.info.path == self.info.path
 
 
+class RunGone(Message):
+    """The tailed run's directory disappeared (deleted while the app followed it)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__()
+        self.path = path
+        self.reason = reason
+
+
 class RunsListed(Message):
     """A fresh ``list_runs()`` snapshot for the Runs and Generate screens."""
 
@@ -71,3 +80,45 @@ class CorpusStats(Message):
         self.name = name
         self.stats = stats
         self.error = error
+
+
+# -- requests: screens post these, the app handles them (screens never call engine actions) ----
+class StartRun(Message):
+    """Start a new run with this validated config (and optional run name)."""
+
+    def __init__(self, config: dict, name: str | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.name = name
+
+
+class RunRequest(Message):
+    """A request about one run directory."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+
+class StopRun(RunRequest):
+    """Stop the run (SIGTERM: it checkpoints and exits)."""
+
+
+class ResumeRun(RunRequest):
+    """Continue the run from its latest checkpoint."""
+
+
+class RemoveRun(RunRequest):
+    """Delete the run directory (the screen asked for confirmation)."""
+
+
+class AttachRun(RunRequest):
+    """Follow this run and show it live on the Train screen."""
+
+    def __init__(self, path: Path | str, info: Any = None) -> None:
+        super().__init__(path)
+        self.info = info
+
+
+class RunsChanged(Message, bubble=False):
+    """The app has a new runs list (``app.runs``); sent to the current screen."""

@@ -144,6 +144,16 @@ class RunState:
 
     @property
     def total_epochs(self) -> float | None:
+        """The epochs asked for (config ``epochs``, or the default when neither epochs nor steps
+        is set), not the trainer's step count divided by steps per epoch, which is rounded
+        and changes on resume; a steps-limited run shows steps / steps per epoch."""
+        from seqtui.engine.config import DEFAULT_EPOCHS
+
+        cfg = self.config or {}
+        if cfg.get("epochs"):
+            return float(cfg["epochs"])
+        if cfg and cfg.get("steps") is None:
+            return float(DEFAULT_EPOCHS)
         spe, total = self.steps_per_epoch, self.total_steps
         return total / spe if spe and total else None
 
@@ -166,7 +176,7 @@ class RunState:
     @property
     def eta_seconds(self) -> float | None:
         total, rate = self.total_steps, self.steps_per_second
-        if total is None or rate is None or self.end is not None:
+        if total is None or rate is None or self.end is not None or self.status == "gone":
             return None
         return max(0.0, (total - self.step) / rate)
 
@@ -261,4 +271,5 @@ def fmt_sci(value: float | None) -> str:
     return f"{value:.1e}"
 
 
-STATUS_MARK = {"running": "●", "stopped": "■", "finished": "✓", "failed": "✗", "unknown": "?"}
+STATUS_MARK = {"running": "●", "stopped": "■", "finished": "✓", "failed": "✗", "gone": "∅",
+               "unknown": "?"}

@@ -265,9 +265,9 @@ class CorporaScreen(WorkerErrors, Screen):
         grid.add_column(overflow="fold")
         grid.add_row("size", f"{human_bytes(stats['bytes'])} · {stats['chars']:,} characters · "
                              f"vocabulary {stats['vocab_size']} (with <unk>)")
-        grid.add_row("top chars", " ".join(show_char(c) for c, _ in stats["top_chars"]))
+        grid.add_row("top chars", Text(" ".join(show_char(c) for c, _ in stats["top_chars"])))
         for n, label in ((2, "bigrams"), (3, "trigrams")):
-            grid.add_row(f"top {label}", "  ".join("".join(map(show_char, g)) for g in stats["top"][n]))
+            grid.add_row(f"top {label}", Text("  ".join("".join(map(show_char, g)) for g in stats["top"][n])))
         self.query_one("#corpus-stats", Static).update(grid)
         self.query_one("#corpus-preview", Static).update(Text(stats["preview"]))
         plot = self.query_one("#zipf", PlotextPlot)

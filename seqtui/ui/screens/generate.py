@@ -25,7 +25,8 @@ from textual.widgets import Footer, Input, Label, Static
 from textual.worker import get_current_worker
 
 from seqtui.errors import SeqtuiError
-from seqtui.ui.messages import GenerationUpdate
+from textual import events
+from seqtui.ui.messages import GenerationUpdate, RunsChanged
 from seqtui.ui.widgets.choice import Choice
 from seqtui.ui.screens.base import WorkerErrors
 from seqtui.ui.widgets.nav import NavBar
@@ -89,6 +90,26 @@ def settings_line(temperature: float, top_k: int, length: int, seed: int) -> str
     return f" T {temperature:.2f}  top-k {top_k or 'off'}  length {length}  seed {seed}"
 
 
+class PromptInput(Input):
+    """The prompt is one line: a pasted newline becomes a space, and the app says so (Textual's
+    Input would keep only the paste's first line, silently)."""
+
+    def _on_paste(self, event: events.Paste) -> None:
+        text = event.text or ""
+        if "\n" not in text and "\r" not in text:
+            super()._on_paste(event)
+            return
+        line = " ".join(text.splitlines())
+        selection = self.selection
+        if selection.is_empty:
+            self.insert_text_at_cursor(line)
+        else:
+            self.replace(line, *selection)
+        event.stop()
+        self.notify("the prompt is one line: the pasted newlines became spaces", title="prompt",
+                    timeout=4)
+
+
 class GenerateScreen(WorkerErrors, Screen):
     """Prompt in, continuation out, live."""
 
@@ -125,7 +146,7 @@ class GenerateScreen(WorkerErrors, Screen):
             yield Label(" run ", id="gen-run-label")
             yield Choice([NO_RUNS], id="gen-run")
             yield Static("", id="gen-run-info")
-        yield Input(placeholder="type a prompt; the continuation follows as you type", id="gen-prompt")
+        yield PromptInput(placeholder="type a prompt; the continuation follows as you type", id="gen-prompt")
         with VerticalScroll(id="gen-out"):
             yield Static("", id="gen-text")
         yield Static("", id="gen-status")
@@ -134,7 +155,6 @@ class GenerateScreen(WorkerErrors, Screen):
     def on_mount(self) -> None:
         self.query_one("#gen-prompt").border_title = "prompt"
         self.query_one("#gen-out").border_title = "continuation"
-        self.set_interval(1.0, self._sync_runs)
         self._sync_runs()
         self._show_status()
         prompt = self.query_one("#gen-prompt", Input)
@@ -163,6 +183,10 @@ class GenerateScreen(WorkerErrors, Screen):
         choice.refresh()
         self._select(choice.value)
 
+    @on(RunsChanged)
+    def _runs_changed(self) -> None:
+        self._sync_runs()
+
     @on(Choice.Changed, "#gen-run")
     def _run_changed(self, event: Choice.Changed) -> None:
         self._select(event.value)
@@ -177,7 +201,10 @@ class GenerateScreen(WorkerErrors, Screen):
         if path == self.run_path:
             return
         self.run_path = path
-        info.update(Text("  loading…", style="dim"))
+        if path in self.loaded:  # loaded before: say what it is now, not "loading…"
+            self._show_loaded(self.loaded[path])
+        else:
+            info.update(Text("  loading…", style="dim"))
         self.restart(now=True)
 
     # -- keys ---------------------------------------------------------------------------------
@@ -287,6 +314,7 @@ class GenerateScreen(WorkerErrors, Screen):
         text = Text(prompt, style="dim")
         text.append(sep + message.text if message.text else "", style="bold")
         self.query_one("#gen-text", Static).update(text)
+        self.query_one("#gen-out", VerticalScroll).scroll_end(animate=False)  # newest text in view
         rate = message.tokens / message.seconds if message.seconds > 0 else 0
         state = "" if message.done else " …"
         self.query_one("#gen-out").border_subtitle = (

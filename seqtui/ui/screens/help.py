@@ -78,19 +78,17 @@ def _table(rows: list[tuple[str, str]]) -> str:
 
 def help_markdown() -> str:
     """The help text: intro, global keys, then each screen's notes and keys."""
-    from seqtui.ui.app import SeqtuiApp
     from seqtui.ui.screens.corpora import CorporaScreen, CorporaTable
     from seqtui.ui.screens.generate import GenerateScreen
     from seqtui.ui.screens.gradients import GradientsScreen
     from seqtui.ui.screens.runs import RunsScreen, RunsTable
     from seqtui.ui.screens.train import TrainScreen
     from seqtui.ui.screens.train_form import TrainForm
-    from seqtui.ui.widgets.nav import SCREENS
+    from seqtui.ui.screen_list import SCREENS
 
-    nav = [(f"{fkey.upper()} / {letter}", label) for _mode, fkey, letter, label in SCREENS]
+    nav = [(f"{e.fkey.upper()} / {e.letter}", e.label) for e in SCREENS]
     global_rows = nav + [("F1 / ?", "Help (this page)"), ("ctrl+p", "Command palette"),
                          ("ctrl+q", "Quit (runs keep training)")]
-    del SeqtuiApp  # imported to make sure the bindings below are the app's
     parts = [INTRO, "## Everywhere\n\n" + _table(global_rows)]
     for title, bindings in (
         ("Corpora", CorporaTable.BINDINGS + CorporaScreen.BINDINGS),

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Label, Static
 
+from seqtui.ui.messages import AttachRun, RemoveRun, ResumeRun, RunsChanged, StopRun
 from seqtui.ui.screens.base import WorkerErrors
 from seqtui.ui.widgets.nav import NavBar
 from seqtui.ui.widgets.ppl_plot import PerplexityPlot, Series, rich_color
@@ -24,14 +25,18 @@ REFRESH_SECONDS = 2.0
 COMPARE_COLORS = (("cyan", "blue"), ("orange", "red"))
 
 
+COLUMNS = ("", "run", "status", "corpus", "model", "step", "best val")
+
+
 def run_row(info, marked: bool) -> tuple:
     """The table cells of one RunInfo."""
     cfg = info.config or {}
     corpus = Path(str(cfg.get("corpus") or "?")).name
     step = f"{info.last_step:,}" + (f"/{info.total_steps:,}" if info.total_steps else "")
     status = Text(f"{STATUS_MARK.get(info.status, '?')} {info.status}", style=STATUS_STYLE.get(info.status, ""))
-    return ("◆" if marked else " ", info.name, status, corpus, model_label(cfg) if cfg else "?",
-            step, fmt_ppl(info.best_val_ppl))
+    # Text, not str: a DataTable reads str cells as markup ("[x]" in a corpus path would vanish)
+    return ("◆" if marked else " ", Text(info.name), status, Text(corpus),
+            Text(model_label(cfg) if cfg else "?"), Text(step), fmt_ppl(info.best_val_ppl))
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -45,7 +50,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Label(self.question, id="confirm-question")
+            yield Label(Text(self.question), id="confirm-question")
             with Horizontal(id="confirm-buttons"):
                 yield Button("Delete (y)", id="yes", variant="error", compact=True)
                 yield Button("Keep (n)", id="no", compact=True)
@@ -139,9 +144,7 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for label, width in (("", 1), ("run", 16), ("status", 10), ("corpus", 9), ("model", 9),
-                             ("step", 11), ("best val", 8)):
-            table.add_column(label, width=width, key=label or "mark")
+        self._add_columns(table, [])
         self.set_interval(REFRESH_SECONDS, self._tick)
         self.refresh_view()
 
@@ -151,8 +154,11 @@ class RunsScreen(Screen):
 
     def _tick(self) -> None:
         if self.is_current:
-            self.app.refresh_runs()
-            self.refresh_view()
+            self.app.refresh_runs()  # answered by RunsChanged
+
+    @on(RunsChanged)
+    def _runs_changed(self) -> None:
+        self.refresh_view()
 
     def refresh_view(self) -> None:
         if self.app.runs_version == self._shown_version:
@@ -163,14 +169,24 @@ class RunsScreen(Screen):
         self.marked = [m for m in self.marked if m in self._by_name]
         table = self.query_one(DataTable)
         cursor_key = self.selected_name
-        table.clear()
-        for info in runs:
-            table.add_row(*run_row(info, info.name in self.marked), key=info.name)
+        rows = [run_row(info, info.name in self.marked) for info in runs]
+        table.clear(columns=True)
+        self._add_columns(table, rows)
+        for info, row in zip(runs, rows):
+            table.add_row(*row, key=info.name)
         if cursor_key in self._by_name:
             table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
         attached = self.app.state.name if self.app.state else None
-        self.query_one(NavBar).set_status(f"{len(runs)} runs")
+        self.query_one(NavBar).set_status(f"{len(runs)} run" + ("" if len(runs) == 1 else "s"))
         self._show_detail()
+
+    @staticmethod
+    def _add_columns(table: DataTable, rows: list[tuple]) -> None:
+        """Columns as wide as their content: whole run names, step counts and sizes."""
+        for i, label in enumerate(COLUMNS):
+            cells = [Text(str(r[i])) if not isinstance(r[i], Text) else r[i] for r in rows]
+            width = max([len(label), 1, *(c.cell_len for c in cells)])
+            table.add_column(label, width=width, key=label or "mark")
 
     @property
     def selected_name(self) -> str | None:
@@ -236,19 +252,15 @@ class RunsScreen(Screen):
         info = self.selected
         if info is None:
             return
-        self.app.attach(info.path, info)
-        self.app.switch_mode("train")
-        screen = self.app.screen
-        if hasattr(screen, "show_live"):
-            screen.show_live()
+        self.post_message(AttachRun(info.path, info))
 
     def action_stop(self) -> None:
         if self.selected is not None:
-            self.app.stop_run(self.selected.path)
+            self.post_message(StopRun(self.selected.path))
 
     def action_resume(self) -> None:
         if self.selected is not None:
-            self.app.resume_run(self.selected.path)
+            self.post_message(ResumeRun(self.selected.path))
 
     def action_delete(self) -> None:
         info = self.selected
@@ -260,7 +272,7 @@ class RunsScreen(Screen):
 
         def done(yes: bool | None) -> None:
             if yes:
-                self.app.remove_run(info.path)
+                self.post_message(RemoveRun(info.path))
 
         self.app.push_screen(ConfirmScreen(f"Delete run {info.name} and its checkpoints?"), done)
 

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, Footer, Static
 
+from seqtui.ui.messages import ResumeRun, StartRun, StopRun
 from seqtui.ui.screens.train_form import TrainForm
 from seqtui.ui.widgets.nav import NavBar
 from seqtui.ui.widgets.ppl_plot import PerplexityPlot, Series
@@ -174,10 +175,12 @@ class TrainScreen(Screen):
         self.show_live()
 
     def action_stop(self) -> None:
-        self.app.stop_attached()
+        if self.app.state is not None:
+            self.post_message(StopRun(self.app.state.path))
 
     def action_resume(self) -> None:
-        self.app.resume_attached()
+        if self.app.state is not None:
+            self.post_message(ResumeRun(self.app.state.path))
 
     @on(Button.Pressed, "#form-cancel")
     def _cancel(self) -> None:
@@ -188,4 +191,4 @@ class TrainScreen(Screen):
 
     @on(TrainForm.Submitted)
     def _submitted(self, event: TrainForm.Submitted) -> None:
-        self.app.start_training(event.config, event.name)
+        self.post_message(StartRun(event.config, event.name))

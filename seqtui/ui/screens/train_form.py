@@ -7,20 +7,22 @@ The defaults make a first run show learning within about 30 seconds on 2 cores.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from itertools import zip_longest
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
-from seqtui.engine.config import (BPTT_MODES, CELLS, DEFAULT_LR, DTYPES, ERRORS, INITS, OPTIMIZERS,
-                                  PREPROCESS, SAMPLINGS, TOKENS, RunConfig)
+from seqtui.engine.config import RunConfig, field_kind, settings
 from seqtui.errors import SeqtuiError
 from seqtui.ui.widgets.choice import Choice
 
@@ -31,52 +33,32 @@ class FieldSpec:
 
     key: str
     label: str
-    kind: str                         # int | float | str | choice | opt_int | opt_float
+    kind: str                         # int | float | str | choice | opt_int | opt_float | opt_str
     choices: tuple[str, ...] = ()
     help: str = ""
     placeholder: str = ""
+    group: str = ""
 
 
-# Two columns, read top to bottom: data, model and windows on the left; optimizer and events on the right.
-LEFT = (
-    FieldSpec("corpus", "corpus", "str", help="a corpus name (→ completes) or a path to a UTF-8 file"),
-    FieldSpec("tokens", "tokens", "choice", TOKENS),
-    FieldSpec("preprocess", "preprocess", "choice", PREPROCESS, "d2l: lowercase letters and spaces"),
-    FieldSpec("max_tokens", "max tokens", "opt_int", help="blank = the whole corpus", placeholder="all"),
-    FieldSpec("val_fraction", "val frac", "float"),
-    FieldSpec("cell", "cell", "choice", CELLS),
-    FieldSpec("hidden", "hidden H", "int"),
-    FieldSpec("layers", "layers L", "int"),
-    FieldSpec("batch_size", "batch B", "int"),
-    FieldSpec("num_steps", "steps T", "int", help="tokens per window"),
-    FieldSpec("sampling", "sampling", "choice", SAMPLINGS),
-    FieldSpec("bptt", "bptt", "choice", BPTT_MODES),
-    FieldSpec("bptt_k", "trunc. k", "opt_int", help="truncated: cut the carry every k steps",
-              placeholder="truncated only"),
-    FieldSpec("bptt_p", "random p", "opt_float", help="randomized: keep the carry with probability p",
-              placeholder="randomized only"),
-    FieldSpec("dtype", "dtype", "choice", DTYPES),
-    FieldSpec("init", "init", "choice", INITS, "d2l: N(0, 0.01²) weights, zero biases"),
-)
-RIGHT = (
-    FieldSpec("name", "run name", "str", help="blank = corpus-cell(-N)", placeholder="corpus-cell"),
-    FieldSpec("optimizer", "optimizer", "choice", OPTIMIZERS),
-    FieldSpec("lr", "lr", "float"),
-    FieldSpec("lr_decay", "lr decay", "float", help="× per epoch"),
-    FieldSpec("clip", "clip θ", "opt_float", help="blank = no clipping", placeholder="no clipping"),
-    FieldSpec("epochs", "epochs", "opt_int"),
-    FieldSpec("steps", "or steps", "opt_int", help="set steps instead of epochs", placeholder="use epochs"),
-    FieldSpec("seed", "seed", "int"),
-    FieldSpec("min_freq", "min freq", "int"),
-    FieldSpec("progress_every", "progress/", "int", help="steps between progress events"),
-    FieldSpec("val_every", "val/", "int"),
-    FieldSpec("grad_profile_every", "grad prof/", "int"),
-    FieldSpec("sample_every", "sample/", "int"),
-    FieldSpec("checkpoint_every", "ckpt/", "int"),
-    FieldSpec("sample_temperature", "sample T", "float"),
-    FieldSpec("errors", "bad UTF-8", "choice", ERRORS, "replace substitutes U+FFFD"),
-)
+def spec_for(f: dataclasses.Field) -> FieldSpec:
+    """A form field from a RunConfig setting's metadata (label, choices, placeholder, type)."""
+    meta = f.metadata
+    base, optional = field_kind(f)
+    kind = "choice" if meta.get("choices") else ("opt_" if optional else "") + base
+    return FieldSpec(f.name, meta["label"], kind, tuple(meta.get("choices") or ()), meta.get("help", ""),
+                     meta.get("placeholder", ""), meta.get("group", ""))
+
+
+# The run name is the form's own field (start_run takes it beside the config).
+NAME_FIELD = FieldSpec("name", "run name", "str", help="blank = corpus-cell(-N)", placeholder="corpus-cell")
+# Two columns, read top to bottom: data, model and windows on the left; the run name, the
+# optimizer and the event intervals on the right.
+LEFT_GROUPS = ("data", "model", "bptt")
+_SPECS = [spec_for(f) for f in settings()]
+LEFT = tuple(s for s in _SPECS if s.group in LEFT_GROUPS)
+RIGHT = (NAME_FIELD,) + tuple(s for s in _SPECS if s.group not in LEFT_GROUPS)
 FIELDS = {f.key: f for f in LEFT + RIGHT}
+STRIPPED = {"corpus", "name"}  # other text settings (the sample prompt) keep their spaces
 
 # Where the form differs from RunConfig's defaults: small and chatty, so learning shows at once.
 FORM_DEFAULTS: dict[str, Any] = dict(
@@ -108,7 +90,9 @@ def parse_form(values: dict[str, str]) -> tuple[dict[str, Any], str | None, dict
     cfg: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for key, spec in FIELDS.items():
-        raw = (values.get(key) or "").strip()
+        raw = values.get(key) or ""
+        if spec.kind != "str" or key in STRIPPED:
+            raw = raw.strip()
         try:
             cfg[key] = _parse(spec.kind, raw)
         except ValueError:
@@ -129,8 +113,10 @@ def parse_form(values: dict[str, str]) -> tuple[dict[str, Any], str | None, dict
 def _parse(kind: str, raw: str) -> Any:
     if kind in ("str", "choice"):
         return raw
-    if kind.startswith("opt_") and raw == "":
+    if kind.startswith("opt_") and raw.strip() == "":
         return None
+    if kind == "opt_str":
+        return raw
     if kind.endswith("int"):
         return int(raw.replace(",", "").replace("_", ""))
     return float(raw)
@@ -143,9 +129,15 @@ def validate_form(values: dict[str, str]) -> tuple[dict[str, Any] | None, str | 
         key = next(iter(errors))
         return None, name, errors, f"{FIELDS[key].label.strip()} must be {errors[key]}"
     try:
-        checked = RunConfig.from_dict(cfg).validate().to_dict()
+        config = RunConfig.from_dict(cfg).validate()
+        checked = config.to_dict()
     except SeqtuiError as exc:
         return None, name, errors, str(exc)
+    for key, check in (("corpus", _check_corpus), ("hidden", _check_memory)):
+        try:
+            check(config)
+        except SeqtuiError as exc:
+            return None, name, {key: "bad"}, str(exc)
     if name is not None:
         from seqtui.engine.runs import check_name
 
@@ -156,10 +148,32 @@ def validate_form(values: dict[str, str]) -> tuple[dict[str, Any] | None, str | 
     return checked, name, errors, None
 
 
+# A character vocabulary rarely exceeds this; the memory estimate only needs its order.
+ESTIMATE_VOCAB = 256
+
+
+def _check_corpus(config: RunConfig) -> None:
+    """CorpusError for a name that is neither a known corpus nor a file (reads no text)."""
+    from seqtui.data.corpora import resolve_corpus
+
+    info = resolve_corpus(config.corpus)
+    if not info.available:
+        raise SeqtuiError(f"corpus {info.name} is not installed: {info.install_hint}".rstrip(": "))
+
+
+def _check_memory(config: RunConfig) -> None:
+    """ConfigError when one training step would not fit in memory (arithmetic only, no numba)."""
+    from seqtui.models.memory import check_fits_in_memory
+
+    check_fits_in_memory(config.model_config(ESTIMATE_VOCAB), config.batch_size, config.num_steps,
+                         config.dtype)
+
+
 def summary_line(cfg: dict[str, Any]) -> str:
     """``GRU 1×128 on genesis · B32 T35 · adam lr 0.002 · 5 epochs``."""
     length = f"{cfg['steps']:,} steps" if cfg.get("steps") else f"{cfg.get('epochs') or 10} epochs"
-    return (f"{cfg['cell'].upper()} {cfg['layers']}×{cfg['hidden']} on {cfg['corpus']} · "
+    corpus = Path(str(cfg["corpus"])).name  # a long path would push the rest off the line
+    return (f"{cfg['cell'].upper()} {cfg['layers']}×{cfg['hidden']} on {corpus} · "
             f"B{cfg['batch_size']} T{cfg['num_steps']} · {cfg['optimizer']} lr {cfg['lr']:g} · {length}")
 
 
@@ -182,9 +196,13 @@ class TrainForm(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("New run — every option of `seqtui train`; ctrl+s or Start launches it", id="form-title")
-        with Grid(id="form-grid"):
-            for left, right in zip(LEFT, RIGHT):
+        with VerticalScroll(id="form-scroll"), Grid(id="form-grid"):
+            for left, right in zip_longest(LEFT, RIGHT):
                 for spec in (left, right):
+                    if spec is None:
+                        yield Label("")
+                        yield Label("")
+                        continue
                     yield Label(spec.label, classes="field-label")
                     yield self._control(spec)
         yield Static("", id="form-status")
@@ -231,7 +249,7 @@ class TrainForm(Vertical):
         self._values[key] = event.value
         if key == "optimizer" and not self._lr_touched:
             lr = self.query_one("#f-lr", Input)
-            lr.value = _to_text(DEFAULT_LR[event.value])
+            lr.value = _to_text(RunConfig().with_overrides(optimizer=event.value).lr)
         self._revalidate()
 
     def _revalidate(self) -> None:

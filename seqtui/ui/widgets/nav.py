@@ -5,25 +5,18 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-# (mode name, function key, letter key, label) in display order; the app binds the same keys.
-SCREENS = (
-    ("corpora", "f2", "c", "Corpora"),
-    ("train", "f3", "t", "Train"),
-    ("gradients", "f4", "d", "Gradients"),
-    ("runs", "f5", "r", "Runs"),
-    ("generate", "f6", "g", "Generate"),
-)
+from seqtui.ui.screen_list import SCREENS
 
 
 def nav_text(current: str, status: str = "", width: int = 80) -> Text:
     """``seqtui  F2 Corpora  F3 Train ...`` with the current screen highlighted, status at the right."""
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(" seqtui ", style="bold reverse")
-    for mode, fkey, _letter, label in SCREENS:
+    for entry in SCREENS:
         out.append(" ")
-        style = "bold reverse" if mode == current else ""
-        out.append(f"{fkey.upper()}", style="dim" if mode != current else style)
-        out.append(f" {label} ", style=style or "")
+        style = "bold reverse" if entry.mode == current else ""
+        out.append(f"{entry.fkey.upper()}", style="dim" if entry.mode != current else style)
+        out.append(f" {entry.label} ", style=style or "")
     room = width - out.cell_len - 2
     if status and room >= 4:
         if len(status) > room:

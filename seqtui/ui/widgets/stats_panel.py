@@ -11,7 +11,8 @@ from textual.widgets import Static
 from seqtui.ui.run_state import STATUS_MARK, RunState, fmt_duration, fmt_ppl, fmt_sci
 
 SPARKS = "▁▂▃▄▅▆▇█"
-STATUS_STYLE = {"running": "bold green", "stopped": "yellow", "finished": "bold cyan", "failed": "bold red"}
+STATUS_STYLE = {"running": "bold green", "stopped": "yellow", "finished": "bold cyan", "failed": "bold red",
+                "gone": "bold yellow"}
 
 
 def sparkline(values: list[float], ceiling: float | None = None) -> str:
@@ -47,9 +48,11 @@ def stats_table(state: RunState, now: float | None = None) -> Table:
         t.add_row("numba", Text(f"compiling kernels… {since:.0f}s", style="italic"))
     total_epochs = state.total_epochs
     if total_epochs:
-        frac = state.epoch / total_epochs
+        finished = state.status == "finished"
+        epoch = total_epochs if finished else min(state.epoch, total_epochs)
+        frac = 1.0 if finished else min(1.0, epoch / total_epochs)
         total_text = f"{total_epochs:g}" if float(total_epochs).is_integer() else f"{total_epochs:.1f}"
-        t.add_row("epoch", f"{state.epoch:.1f}/{total_text} {bar(frac, 8)} {frac:.0%}")
+        t.add_row("epoch", f"{epoch:.1f}/{total_text} {bar(frac, 8)} {frac:.0%}")
     total = state.total_steps
     t.add_row("step", f"{state.step:,}" + (f"/{total:,}" if total else ""))
     last = state.last_progress
