@@ -233,8 +233,7 @@ async def test_stop_and_resume_from_the_train_screen(runs_dir, monkeypatch):
             await pilot.press("s")
             await wait_for(pilot, lambda: proc.poll() is not None)
             await wait_for(pilot, lambda: app.state.status == "stopped", timeout=15)
-            await pilot.pause(0.6)
-            assert "u Resume" in screen_text(app)
+            await wait_for(pilot, lambda: "u Resume" in screen_text(app), timeout=10)  # the footer follows
             await pilot.press("u")
             await wait_for(pilot, lambda: resumed == [str(path)])
     finally:
