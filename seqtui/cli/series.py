@@ -263,7 +263,8 @@ def _foreground(rd, quiet: bool, as_json: bool, predictions: bool, series=None) 
     Ctrl-C, 128 + N after signal N (the run is checkpointed and resumable)."""
     import sys
 
-    from seqtui.engine.series_trainer import SeriesTrainer, exit_code, series_summary
+    from seqtui.engine.lifecycle import exit_code
+    from seqtui.engine.series_trainer import SeriesTrainer, series_summary
 
     display = _Display(rd.name, quiet, lines=not (quiet or as_json))
     trainer = SeriesTrainer(rd, listeners=(display.on_event,), series=series)

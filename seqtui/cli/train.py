@@ -106,7 +106,8 @@ def continue_run(run, detach: bool, quiet: bool) -> None:
 
 def _foreground(rd, quiet: bool) -> None:
     """Train in this process with a live display; exit 130 after Ctrl-C, 128 + N after signal N."""
-    from seqtui.engine.trainer import Trainer, exit_code
+    from seqtui.engine.lifecycle import exit_code
+    from seqtui.engine.trainer import Trainer
 
     display = _Display(rd.name, quiet)
     trainer = Trainer(rd, listeners=(display.on_event,))

@@ -27,27 +27,22 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import seqtui
 from seqtui.engine.checkpoint import load_checkpoint, save_checkpoint
-from seqtui.engine.events import EventWriter
 from seqtui.engine.rundir import RunDir
-from seqtui.engine.trainer import SIGNAL_REASONS, exit_code  # noqa: F401 - one convention, re-exported
-from seqtui.errors import CheckpointError, ConfigError, RunError, SeqtuiError, TrainingDiverged
+from seqtui.engine.lifecycle import DIR_GONE, Listener, RunProcess
+from seqtui.errors import CheckpointError, ConfigError, RunError
 
 SHAPE_KEYS = ("model", "tau", "hidden", "ridge", "optimizer", "split", "standardize", "seed", "batch")
 CHECKPOINT_SECONDS = 5.0    # `latest` is written at most this often between epochs (always at the end)
 PROGRESS_EVERY = 20         # steps between `progress` events (at least; at most ~50 per epoch)
-DIR_CHECK_SECONDS = 2.0     # how often training checks that its run directory still exists
-Listener = Callable[[dict], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,7 +105,7 @@ class _Stop(Exception):
     """Raised from fit's step callback to abandon the current epoch (a signal, a vanished dir)."""
 
 
-class SeriesTrainer:
+class SeriesTrainer(RunProcess):
     """Owns one series run's training process: data, model, optimizer, events and signals."""
 
     checkpoint_seconds = CHECKPOINT_SECONDS
@@ -120,18 +115,13 @@ class SeriesTrainer:
                  series=None):
         from seqtui.models.series import SeriesRunConfig
 
-        self.detached = detached
-        self.rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
-        self.run_dir = self.rundir.path
-        self.listeners = tuple(listeners)
+        super().__init__(run_dir, listeners, detached)
         cfg = self.rundir.config()
         if not isinstance(cfg, SeriesRunConfig):
             raise RunError(f"run {self.rundir.name!r} is not a series run")
         self.cfg = cfg
         self.config_dict = config_file_dict(cfg)
         self._series = series
-        self.stop_reason: str | None = None
-        self.events: EventWriter | None = None
         self.step = 0
         self.epoch = 0
         self.best_val_mse: float | None = None
@@ -139,8 +129,6 @@ class SeriesTrainer:
         self.last: Any = None            # the last EpochInfo
         self._restored_mse: tuple = (None, None)   # (train, val) MSE of the restored checkpoint
         self.result: dict[str, Any] | None = None   # the evaluation's metadata, when finished
-        self._identity = self.rundir.identity()
-        self._next_dir_check = 0.0
         self._last_save = time.monotonic()
         self._snapshot: tuple | None = None   # (tensors, optim arrays, meta) of the last epoch boundary
         self._saved_epoch = -1
@@ -149,70 +137,9 @@ class SeriesTrainer:
         self.model = None
         self.opt = None
 
-    # -- control ------------------------------------------------------------------------------
-    def request_stop(self, reason: str = "interrupted") -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
-
-    def _on_signal(self, signum, frame) -> None:
-        self.request_stop(SIGNAL_REASONS.get(signum, "interrupted"))
-
-    def _install_signals(self) -> dict:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        old = {}
-        for sig in SIGNAL_REASONS:
-            ignore = sig == signal.SIGHUP and self.detached
-            old[sig] = signal.signal(sig, signal.SIG_IGN if ignore else self._on_signal)
-        return old
-
-    # -- entry ----------------------------------------------------------------------------------
-    def run(self) -> str:
-        """Train to the end (or a stop); returns "finished" or "stopped"."""
-        try:
-            self.events = self.rundir.event_writer(self.listeners)
-        except OSError as exc:
-            raise RunError(f"cannot write to run dir {self.run_dir}: {exc.strerror or exc}") from None
-        old_handlers = self._install_signals()
-        self.rundir.write_pid()
-        try:
-            return self._train()
-        except TrainingDiverged as exc:
-            self._try_emit("error", message=str(exc))
-            self._try_emit("end", sync=True, step=self.step, reason="diverged", status="failed")
-            raise
-        except SeqtuiError as exc:
-            self._fail(str(exc))
-            raise
-        except KeyboardInterrupt:
-            self._try_emit("end", sync=True, step=self.step, reason="interrupted", status="stopped")
-            raise
-        except OSError as exc:
-            message = f"cannot write to run dir {self.run_dir}: {exc.strerror or exc}"
-            self._fail(message)
-            raise RunError(message) from None
-        except Exception as exc:
-            self._fail(f"{type(exc).__name__}: {exc}".splitlines()[0])
-            raise
-        finally:
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
-            self.rundir.clear_pid()
-            self.events.close()
-
-    def _emit(self, type_: str, **fields: Any) -> dict:
-        assert self.events is not None
-        return self.events.emit(type_, **fields)
-
-    def _try_emit(self, type_: str, **fields: Any) -> None:
-        try:
-            self._emit(type_, **fields)
-        except OSError:
-            pass
-
-    def _fail(self, message: str) -> None:
-        self._try_emit("error", message=message)
-        self._try_emit("end", sync=True, step=self.step, reason="error", status="failed")
+    # -- the RunProcess hooks -------------------------------------------------------------------
+    def _step(self) -> int:
+        return self.step
 
     # -- the run ----------------------------------------------------------------------------------
     def _train(self) -> str:
@@ -300,7 +227,7 @@ class SeriesTrainer:
         self._take_snapshot()
         self._next_dir_check = 0.0
         self._check_run_dir()  # never write checkpoints into a directory that was removed
-        if self.stop_reason == "run dir gone":
+        if self.stop_reason == DIR_GONE:
             return True
         if improved:
             self._save("best")
@@ -320,20 +247,11 @@ class SeriesTrainer:
         return "finished"
 
     def _stop(self) -> str:
-        if self.stop_reason != "run dir gone" and self._saved_epoch != self.epoch:
+        if self.stop_reason != DIR_GONE and self._saved_epoch != self.epoch:
             self._save("latest")
         self.step = int(self._snapshot[2]["step"])  # an abandoned epoch's steps are re-run on resume
-        self._try_emit("end", sync=True, step=self.step, reason=self.stop_reason or "interrupted",
-                       status="stopped")
+        self._end(self.stop_reason or "interrupted", "stopped")
         return "stopped"
-
-    def _check_run_dir(self) -> None:
-        now = time.monotonic()
-        if now < self._next_dir_check:
-            return
-        self._next_dir_check = now + DIR_CHECK_SECONDS
-        if not self.rundir.still_ours(self._identity):
-            self.request_stop("run dir gone")
 
     # -- checkpoints --------------------------------------------------------------------------------
     def _take_snapshot(self) -> None:

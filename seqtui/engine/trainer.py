@@ -14,26 +14,20 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
-import threading
 import time
 from collections import deque
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import seqtui
 from seqtui.engine.prepare import check_model_fits, prepare_data
-from seqtui.engine.rundir import RunDir
 from seqtui.engine.checkpoint import check_vocab, load_checkpoint, save_checkpoint
 from seqtui.engine.config import RunConfig
 from seqtui.engine.evaluate import evaluate_ids
-from seqtui.engine.events import EventWriter
-from seqtui.errors import CheckpointError, ConfigError, RunError, SeqtuiError, TrainingDiverged
+from seqtui.engine.lifecycle import DIR_GONE, Listener, RunProcess
+from seqtui.errors import CheckpointError, ConfigError, SeqtuiError, TrainingDiverged
 
-SIGNAL_REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
-SIGNALS_BY_REASON = {reason: sig for sig, reason in SIGNAL_REASONS.items()}
 SHAPE_KEYS = ("cell", "hidden", "layers", "tokens", "bpe_vocab", "preprocess", "min_freq", "dtype")
 DIVERGED_HINT = "lower the learning rate or enable clipping (--clip 1)"
 CLIP_WINDOW = 100               # steps over which the clip rate is reported
@@ -41,19 +35,11 @@ RNG_STREAM = 0xB977             # the engine's own RNG stream (BPTT draws), apar
 EXACT_TOTAL_LIMIT = 50_000_000  # windows beyond which the step total of random epochs is estimated
 VAL_TOKENS_LIMIT = 2_000_000    # periodic validation reads at most this many held-out tokens
 BASELINE_TOKENS_LIMIT = 20_000_000  # the n-gram baseline is fitted on at most this many tokens
-DIR_CHECK_SECONDS = 2.0         # how often training checks that its run directory still exists
-Listener = Callable[[dict], None]
 
 
 def train_run(run_dir, listeners: tuple[Listener, ...] = ()) -> str:
     """Train the run in ``run_dir`` (resuming from its latest checkpoint); returns its final status."""
     return Trainer(run_dir, listeners).run()
-
-
-def exit_code(stop_reason: str | None) -> int:
-    """A trainer process's exit code: 0 finished, 128 + signal number when a signal stopped it."""
-    sig = SIGNALS_BY_REASON.get(stop_reason or "")
-    return 0 if sig is None else 128 + int(sig)
 
 
 class _Position:
@@ -96,7 +82,7 @@ class _Position:
             raise CheckpointError("checkpoint metadata lacks the training position") from None
 
 
-class Trainer:
+class Trainer(RunProcess):
     """Owns one run's training process: data, model, optimizer, RNG, events and signals.
 
     ``run()`` reads top to bottom: load the data, build the model, restore the checkpoint, emit
@@ -105,20 +91,13 @@ class Trainer:
     """
 
     def __init__(self, run_dir, listeners: tuple[Listener, ...] = (), detached: bool = False):
-        self.detached = detached  # a detached worker ignores SIGHUP: it has no terminal to lose
-        self.rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
-        self.run_dir = self.rundir.path
-        self.listeners = tuple(listeners)
+        super().__init__(run_dir, listeners, detached)
         self.cfg = self.rundir.config().validate()
-        self.stop_reason: str | None = None
-        self.events: EventWriter | None = None
         self.pos = _Position(self.cfg.lr)
         self._last_save = time.monotonic()
         self._saved_step = -1
         self._validated_step = -1
         self.early_stopped = False   # set by _validate when patience runs out
-        self._identity = self.rundir.identity()
-        self._next_dir_check = 0.0
         # set up by _setup(): the data, the model and what drives its updates
         self.data = None
         self.vocab = None
@@ -127,58 +106,15 @@ class Trainer:
         self.rng: np.random.Generator | None = None
         self.state: np.ndarray | None = None   # the carried state (sequential sampling)
 
-    # -- control ------------------------------------------------------------------------------
-    def request_stop(self, reason: str = "interrupted") -> None:
-        """Ask the loop to checkpoint and end at the next step boundary (thread/signal safe)."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
+    # -- the RunProcess hooks -------------------------------------------------------------------
+    def _step(self) -> int:
+        return self.pos.step
 
-    def _on_signal(self, signum, frame) -> None:
-        self.request_stop(SIGNAL_REASONS.get(signum, "interrupted"))
+    def _end_fields(self) -> dict[str, Any]:
+        return {"train_ppl": _finite(self.pos.last_train_ppl)}
 
-    def _install_signals(self) -> dict:
-        """SIGINT, SIGTERM and SIGHUP checkpoint and stop; a detached worker ignores SIGHUP (it
-        runs in its own session, so no terminal hangup reaches it, and a stray one must not stop it)."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        old = {}
-        for sig in SIGNAL_REASONS:
-            ignore = sig == signal.SIGHUP and self.detached
-            old[sig] = signal.signal(sig, signal.SIG_IGN if ignore else self._on_signal)
-        return old
-
-    # -- entry ----------------------------------------------------------------------------------
-    def run(self) -> str:
-        try:
-            self.events = self.rundir.event_writer(self.listeners)
-        except OSError as exc:
-            raise RunError(f"cannot write to run dir {self.run_dir}: {exc.strerror or exc}") from None
-        old_handlers = self._install_signals()
-        self.rundir.write_pid()
-        try:
-            with self._compiling():
-                return self._train()
-        except TrainingDiverged:
-            raise  # its events are already written
-        except SeqtuiError as exc:
-            self._fail(str(exc), "error")
-            raise
-        except KeyboardInterrupt:  # a second Ctrl-C while saving, or during data loading
-            self._try_emit("end", sync=True, step=self.pos.step, reason="interrupted",
-                           status="stopped", train_ppl=self.pos.last_train_ppl)
-            raise
-        except OSError as exc:  # the disk refused a write (events, config)
-            message = f"cannot write to run dir {self.run_dir}: {exc.strerror or exc}"
-            self._fail(message, "error")
-            raise RunError(message) from None
-        except Exception as exc:
-            self._fail(f"{type(exc).__name__}: {exc}".splitlines()[0], "error")
-            raise
-        finally:
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
-            self.rundir.clear_pid()
-            self.events.close()
+    def _session(self):
+        return self._compiling()
 
     @contextlib.contextmanager
     def _compiling(self):
@@ -194,22 +130,6 @@ class Trainer:
 
         with compile_lock(shared=False), watch_compiles(compiled):
             yield
-
-    def _emit(self, type_: str, **fields: Any) -> dict:
-        assert self.events is not None
-        return self.events.emit(type_, **fields)
-
-    def _try_emit(self, type_: str, **fields: Any) -> None:
-        """Emit, but a disk that refuses even this must not mask the original error."""
-        try:
-            self._emit(type_, **fields)
-        except OSError:
-            pass
-
-    def _fail(self, message: str, reason: str) -> None:
-        self._try_emit("error", message=message)
-        self._try_emit("end", sync=True, step=self.pos.step, reason=reason, status="failed",
-                       train_ppl=self.pos.last_train_ppl)
 
     # -- the run, top to bottom -----------------------------------------------------------------
     def _train(self) -> str:
@@ -351,14 +271,13 @@ class Trainer:
         self._save("latest")
         reason = "early-stopped" if self.early_stopped else "finished"
         self._emit("end", sync=True, step=self.pos.step, reason=reason, status="finished",
-                   train_ppl=self.pos.last_train_ppl)
+                   **self._end_fields())
         return "finished"
 
     def _stop(self) -> str:
-        if self._saved_step != self.pos.step and self.stop_reason != "run dir gone":
+        if self._saved_step != self.pos.step and self.stop_reason != DIR_GONE:
             self._save("latest")
-        self._try_emit("end", sync=True, step=self.pos.step, reason=self.stop_reason,
-                       status="stopped", train_ppl=self.pos.last_train_ppl)
+        self._end(self.stop_reason or "interrupted", "stopped")
         return "stopped"
 
     # -- pieces -----------------------------------------------------------------------------------
@@ -367,15 +286,6 @@ class Trainer:
 
     def _steps_done(self) -> bool:
         return self.early_stopped or (self.cfg.steps is not None and self.pos.step >= self.cfg.steps)
-
-    def _check_run_dir(self) -> None:
-        """Stop (without writing anything) if the run directory was deleted or replaced."""
-        now = time.monotonic()
-        if now < self._next_dir_check:
-            return
-        self._next_dir_check = now + DIR_CHECK_SECONDS
-        if not self.rundir.still_ours(self._identity):
-            self.request_stop("run dir gone")
 
     def _total_steps(self, first_batches: int, epochs: int | None) -> int:
         from seqtui.data.batches import make_epoch
@@ -516,14 +426,14 @@ class Trainer:
             "rng": self.rng.bit_generator.state, "time": time.time(),
         }
         if not self.rundir.still_ours(self._identity):  # deleted or replaced: write nothing
-            self.request_stop("run dir gone")
+            self.request_stop(DIR_GONE)
             return
         try:
             path = save_checkpoint(self.rundir.checkpoints_dir, kind, self.model, meta, extra=arrays)
         except CheckpointError:
             if self.rundir.still_ours(self._identity):
                 raise
-            self.request_stop("run dir gone")  # deleted while we wrote: nothing is recreated
+            self.request_stop(DIR_GONE)  # deleted while we wrote: nothing is recreated
             return
         if kind == "latest":
             self._last_save = time.monotonic()
@@ -534,9 +444,7 @@ class Trainer:
         step = self.pos.step + 1
         shown = f"{value} (perplexity overflows)" if math.isfinite(value) else f"{value}"
         message = f"{what} became {shown} at step {step}; {DIVERGED_HINT}"
-        self._emit("error", message=message)
-        self._emit("end", sync=True, step=self.pos.step, reason="diverged", status="failed",
-                   train_ppl=_finite(self.pos.last_train_ppl))
+        self._fail(message, "diverged")
         raise TrainingDiverged(message)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from seqtui.engine.rundir import RunDir
+from seqtui.engine.lifecycle import exit_code
 from seqtui.errors import SeqtuiError
 
 
@@ -22,9 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rundir = RunDir(args[0])
     if rundir.kind() == "series":
-        from seqtui.engine.series_trainer import SeriesTrainer as Trainer, exit_code
+        from seqtui.engine.series_trainer import SeriesTrainer as Trainer
     else:
-        from seqtui.engine.trainer import Trainer, exit_code
+        from seqtui.engine.trainer import Trainer
 
     try:
         trainer = Trainer(rundir, detached=True)

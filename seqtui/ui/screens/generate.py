@@ -8,7 +8,6 @@ character would cost ~200 KiB/s on an SSH link.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path

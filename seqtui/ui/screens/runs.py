@@ -176,7 +176,6 @@ class RunsScreen(Screen):
             table.add_row(*row, key=info.name)
         if cursor_key in self._by_name:
             table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
-        attached = self.app.state.name if self.app.state else None
         self.query_one(NavBar).set_status(f"{len(runs)} run" + ("" if len(runs) == 1 else "s"))
         self._show_detail()
 
