@@ -78,6 +78,20 @@ def app_env() -> dict[str, str]:
     return env
 
 
+def tab_order() -> list[str]:
+    """The form's focus order: row by row over the left and right columns (blank cells skipped)."""
+    from itertools import zip_longest
+
+    from seqtui.ui.screens.train_form import LEFT, RIGHT
+
+    return [spec.key for pair in zip_longest(LEFT, RIGHT) for spec in pair if spec is not None]
+
+
+def tab_distance(order: list[str], start: str, key: str) -> int:
+    """Tabs from field ``start`` to field ``key`` (forward, wrapping)."""
+    return (order.index(key) - order.index(start)) % len(order)
+
+
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 def test_keys_only_session_survives_quit_and_reattaches(tmp_path, monkeypatch):
     from seqtui.engine.events import read_events
@@ -92,12 +106,13 @@ def test_keys_only_session_survives_quit_and_reattaches(tmp_path, monkeypatch):
         tmux.wait(lambda s: "New run" in s and "corpus genesis" in s, 30, "the new-run form")
         # The form has the focus on the corpus field; fields are in rows of two (tab goes across).
         tmux.keys("C-u", str(corpus))
-        # tab order is row by row over the two columns (data, model, bptt | run, optimizer, events)
-        tmux.keys(*["Tab"] * 13, "C-u", "10000000")      # or steps
-        tmux.keys(*["Tab"] * 3, "C-u", "16")             # hidden H
-        tmux.keys("Tab", "C-u", "50")                    # progress every
-        tmux.keys(*["Tab"] * 7, "C-u", "4")              # batch B
-        tmux.keys("Tab", "Tab", "C-u", "8")              # steps T
+        # tab order is row by row over the two columns, as the form lays them out
+        order = tab_order()
+        at = "corpus"
+        for key, value in (("steps", "10000000"), ("hidden", "16"), ("progress_every", "50"),
+                           ("batch_size", "4"), ("num_steps", "8")):
+            tmux.keys(*["Tab"] * tab_distance(order, at, key), "C-u", value)
+            at = key
         # the summary may wrap (a long corpus path): read it with whitespace collapsed
         tmux.wait(lambda s: "✓ GRU 1×16 on" in s and "B4 T8" in " ".join(s.split()), 10, "a valid form")
         tmux.keys("C-s")
