@@ -317,15 +317,15 @@ class Sweep:
 
     # -- messages from workers ----------------------------------------------------------------------
     def _pump(self, timeout: float = POLL_SECONDS) -> int:
+        """Handle what the workers sent (a non-blocking read: a blocking one with a timeout makes
+        the scheduler log a traceback every time nothing arrives)."""
         try:
-            first = self.out.get(timeout=timeout)
-        except Exception:  # distributed's TimeoutError: nothing arrived
-            return 0
-        msgs = [first]
-        try:
-            msgs += self.out.get(batch=True) or []
+            msgs = self.out.get(batch=True) or []
         except Exception:
-            pass
+            msgs = []
+        if not msgs:
+            time.sleep(timeout)
+            return 0
         for msg in msgs:
             try:
                 self._dispatch(msg)
@@ -380,8 +380,8 @@ class Sweep:
             if st.is_file() and meta.is_file():
                 checkpoints[kind] = {"safetensors": st.read_bytes(), "json": meta.read_bytes()}
         config = live.rd.config_dict()
-        if self.cluster.threads_per_trial is None:
-            config["threads"] = None  # the worker shares its own cores
+        if self.plan.base.threads is None:  # the cluster's sizing (None: the worker shares its cores)
+            config["threads"] = self.cluster.threads_per_trial
         return {"kind": "setup", "config": config, "corpus_sha": sha,
                 "corpus": None if sha in hello.get("corpora", ()) else data,
                 "checkpoints": checkpoints, "prune": self.plan.prune}

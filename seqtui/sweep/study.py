@@ -91,13 +91,25 @@ def _safe(url: str) -> str:
 def make_sampler(search: str, space, seed: int, trials: int = 20):
     optuna = _quiet_optuna()
     if search == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+        return _grid_sampler()(space.grid(), seed=seed)
     if search == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if search == "tpe":
         # random trials before TPE models the space: a third of the sweep, 2..10
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
     raise ConfigError(f"unknown search {search!r} (choose from {', '.join(SEARCHES)})")
+
+
+def _grid_sampler():
+    """GridSampler without its ``study.stop()`` once every point was tried: that call is only
+    allowed inside ``study.optimize``; with ask/tell the sweep asks for no more than the grid."""
+    import optuna
+
+    class Grid(optuna.samplers.GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:
+            return None
+
+    return Grid
 
 
 def make_pruner(prune: bool, trials: int):

@@ -172,23 +172,25 @@ class _Link:
         deadline = time.monotonic() + SETUP_TIMEOUT
         while time.monotonic() < deadline:
             try:
-                msg = self.inbox.get(timeout=min(5.0, max(0.1, deadline - time.monotonic())))
-            except Exception:  # distributed's TimeoutError
-                continue
-            if msg.get("kind") == "setup":
-                return msg
-            if msg.get("kind") == "stop":
-                return None
+                msgs = self.inbox.get(batch=True) or []
+            except Exception:
+                msgs = []
+            for msg in msgs:
+                if msg.get("kind") == "setup":
+                    return msg
+                if msg.get("kind") == "stop":
+                    return None
+            if not msgs:
+                time.sleep(0.05)
         return None
 
     def _poll_inbox(self) -> None:
-        try:
-            if self._waiting.is_set():
-                msgs = [self.inbox.get(timeout=0.05)]
-            else:
-                msgs = self.inbox.get(batch=True)
+        try:  # non-blocking: a blocking get that times out makes the scheduler log a traceback
+            msgs = self.inbox.get(batch=True)
         except Exception:
             return
+        if not msgs and self._waiting.is_set():
+            time.sleep(0.02)
         for msg in msgs or ():
             kind = msg.get("kind")
             if kind == "stop" and self.trainer is not None:
@@ -222,7 +224,8 @@ class _Link:
 
     def _loop(self) -> None:
         while not self._done.is_set():
-            self._wake.wait(FLUSH_SECONDS)
+            if not self._waiting.is_set():  # waiting for a verdict: poll at once
+                self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
             try:
                 self._flush()
