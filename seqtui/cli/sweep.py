@@ -102,11 +102,16 @@ def run_cmd(corpus, params, space_file, search, trials, budget, prune, workers, 
     from seqtui.sweep import cluster as cluster_mod
 
     echo = _echo
+    sw = Sweep(plan, None, echo)
+    sw.open()
+    if sw.pending() == 0:
+        echo(f"sweep {name} is complete ({plan.trials} trials); nothing to run")
+        _show(sw.study, as_json)
+        return
     cl = cluster_mod.start(scheduler, workers, plan.base.threads if scheduler is None else
                            threads_per_trial, timeout=connect_timeout)
+    sw.cluster = cl
     try:
-        sw = Sweep(plan, cl, echo)
-        sw.open()
         where = (f"scheduler {cl.address}" if scheduler else
                  f"local cluster, {cl.slots()} workers × {cl.threads_per_trial} thread"
                  f"{'s' * (cl.threads_per_trial != 1)}")

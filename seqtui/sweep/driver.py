@@ -138,11 +138,10 @@ class _Live:
 class Sweep:
     """Runs a Plan on a Cluster. ``run()`` returns the outcome: "done" or "interrupted"."""
 
-    def __init__(self, plan: Plan, cluster, echo: Callable[[str], None] = print):
+    def __init__(self, plan: Plan, cluster=None, echo: Callable[[str], None] = print):
         self.plan = plan
-        self.cluster = cluster
+        self.cluster = cluster   # set before run(); opening the study needs none
         self.echo = echo
-        self.client = cluster.client
         self.outbox = f"seqtui-sweep-{plan.name}-{uuid.uuid4().hex[:8]}"
         self.live: dict[int, _Live] = {}
         self.interrupted: str | None = None
@@ -169,12 +168,21 @@ class Sweep:
                                               p.prune, p.trials, p.meta())
         return self.study
 
+    def pending(self) -> int:
+        """Trials still to run: unfinished ones plus those not asked for yet."""
+        from optuna.trial import TrialState
+
+        trials = self.study.get_trials(deepcopy=False)
+        unfinished = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+        return unfinished + max(0, self.plan.trials - len(trials))
+
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> str:
         from distributed import Queue
 
         if self.study is None:
             self.open()
+        self.client = self.cluster.client
         self.out = Queue(self.outbox)
         self._corpus_bytes()
         todo = self._recover()

@@ -138,7 +138,7 @@ def print_table(data: dict[str, Any], console=None) -> None:
     if data.get("best"):
         b = data["best"]
         params = " ".join(f"{k}={_param(v)}" for k, v in b["params"].items())
-        console.print(f"best: trial {b['trial']} ({b['run']}) val ppl {_num(b['best_val_ppl'])}  "
+        console.print(f"best: trial {b['trial']} ({b['run']}), val ppl {_num(b['best_val_ppl'])}:  "
                       f"{params}")
 
 
@@ -155,7 +155,9 @@ def _param(v: Any) -> str:
 
 
 def _num(x) -> str:
-    return "—" if x is None else f"{x:.3f}"
+    if x is None:
+        return "—"
+    return f"{x:.4g}" if abs(x) >= 1e6 else f"{x:.3f}"
 
 
 def _rate(x) -> str:

@@ -95,8 +95,8 @@ def make_sampler(search: str, space, seed: int, trials: int = 20):
     if search == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if search == "tpe":
-        # random trials before TPE models the space: a third of the sweep, 2..10
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
+        # random trials before TPE models the space: half the sweep, 2..10
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 2)))
     raise ConfigError(f"unknown search {search!r} (choose from {', '.join(SEARCHES)})")
 
 
