@@ -107,9 +107,11 @@ def test_ctrl_c_stops_trials_with_a_checkpoint_and_the_command_resumes(tmp_path,
     assert "stopping" in err and "resume with the same command" in err
     data = _show("cc", capsys)
     stopped = [r for r in data["rows"] if r["status"] == "stopped"]
-    assert stopped, data["rows"]
+    assert stopped and any(r["step"] > 0 for r in stopped), data["rows"]
+    stop_step = {}
     for r in stopped:
         events = read_events(Path(r["path"]))
+        stop_step[r["run"]] = events[-1]["step"]
         assert events[-1]["type"] == "end" and events[-1]["reason"] == "interrupted"
         assert events[-1]["status"] == "stopped"
         from seqtui.engine.rundir import RunDir
@@ -127,6 +129,6 @@ def test_ctrl_c_stops_trials_with_a_checkpoint_and_the_command_resumes(tmp_path,
         starts = [e for e in events if e["type"] == "start"]
         if r["trial"] in done_before:
             assert len(starts) == 1  # not repeated
-        if any(s["run"] == r["run"] for s in stopped):
-            assert starts[-1]["resumed"] and starts[-1]["step"] > 0
+        if r["run"] in stop_step:  # continued from where Ctrl-C stopped it
+            assert starts[-1]["resumed"] and starts[-1]["step"] == stop_step[r["run"]]
         assert events[-1]["step"] == BUDGET

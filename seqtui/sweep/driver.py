@@ -20,6 +20,7 @@ import re
 import signal
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -420,7 +421,9 @@ class Sweep:
             if not isinstance(ppl, (int, float)) or not math.isfinite(ppl):
                 prune = True
             else:
-                live.trial.report(float(ppl), step)
+                with warnings.catch_warnings():  # a resumed trial reports its steps again
+                    warnings.simplefilter("ignore")
+                    live.trial.report(float(ppl), step)
                 prune = bool(live.trial.should_prune())
         live.inbox.put({"kind": "verdict", "step": event.get("step"), "prune": prune})
 
