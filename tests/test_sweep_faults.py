@@ -67,7 +67,8 @@ def test_a_killed_worker_loses_no_trial(tmp_path, capsys):
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
-    code, out, err = run_main(["sweep", str(corpus), *SLOW, "--study", "kw", "--json"], capsys)
+    code, out, err = run_main(["sweep", str(corpus), *SLOW, "--prune", "--study", "kw", "--json"],
+                              capsys)
     t.join(timeout=5)
     assert code == 0, err
     assert killed, "no trial was caught mid-way"
@@ -98,6 +99,8 @@ def test_ctrl_c_stops_trials_with_a_checkpoint_and_the_command_resumes(tmp_path,
                 break
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.02)
+        live = _show("cc", capsys)  # `sweep show` while the sweep runs
+        assert "running" in {r["status"] for r in live["rows"]}, live["rows"]
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
         out, err = proc.communicate(timeout=120)
     finally:

@@ -60,8 +60,9 @@ def sweep() -> None:
               show_default=True, help="How trials are chosen.")
 @click.option("--trials", type=int, help="How many trials in all [default: the grid's size; 20].")
 @click.option("--budget", help="Per trial: e.g. 200steps or 2epochs [default: the train options'].")
-@click.option("--prune/--no-prune", default=True, show_default=True,
-              help="Median pruner: stop a trial early on its validation perplexity.")
+@click.option("--prune/--no-prune", default=None,
+              help="Median pruner: stop a trial early on its validation perplexity "
+                   "[default: on for random/tpe, off for grid].")
 @click.option("--workers", type=int, help="Local cluster workers [default: cores ÷ threads].")
 @click.option("--threads-per-trial", type=int,
               help="Threads each trial uses (RunConfig threads) [default: workers × threads = cores].")
@@ -97,6 +98,8 @@ def run_cmd(corpus, params, space_file, search, trials, budget, prune, workers, 
     space = build_space(params, space_file)
     if any(name in ("steps", "epochs") for name in space.names) and budget:
         raise ConfigError("--budget fixes the length of every trial; do not also sweep steps/epochs")
+    if prune is None:
+        prune = search != "grid"
     name = study_name or _default_name(corpus, search, space, base)
     plan = make_plan(name, base, space, search, trials, prune, storage, threads_per_trial)
     from seqtui.sweep import cluster as cluster_mod
