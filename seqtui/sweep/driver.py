@@ -393,7 +393,7 @@ class Sweep:
             config["threads"] = self.cluster.threads_per_trial
         return {"kind": "setup", "config": config, "corpus_sha": sha,
                 "corpus": None if sha in hello.get("corpora", ()) else data,
-                "checkpoints": checkpoints, "prune": self.plan.prune}
+                "resume_from": checkpoints, "prune": self.plan.prune}
 
     def _event(self, live: _Live, event: dict) -> None:
         kind = event.get("type")

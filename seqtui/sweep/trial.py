@@ -99,7 +99,7 @@ def _train(link: "_Link", setup: dict[str, Any], scratch: Path, run_dir: Path) -
         threads = max(1, available_cpus() // max(1, get_worker().state.nthreads))
     cfg = cfg.replace(corpus=str(corpus), threads=threads)
     rd = RunDir(create_run_dir(cfg.to_dict(), run_dir=run_dir))
-    for kind, files in (setup.get("checkpoints") or {}).items():
+    for kind, files in (setup.get("resume_from") or {}).items():
         rd.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(rd.checkpoint_meta_path(kind), files["json"])
         atomic_write(rd.checkpoint(kind), files["safetensors"])
