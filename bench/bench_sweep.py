@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from seqtui.engine.rundir import RunDir
+
 WORDS = ("the time traveller said that it was a strange machine of brass and crystal and we "
          "looked at it for a long while before anyone spoke of what it meant").split()
 
@@ -46,13 +48,20 @@ def run(args: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]
     return dt, out
 
 
+def _rate(events: list[dict]) -> float:
+    rates = [e["tokens_per_s"] for e in events if e.get("type") == "progress"
+             and isinstance(e.get("tokens_per_s"), (int, float))]
+    return sum(rates) / max(len(rates), 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--skip-default-threads", action="store_true",
-                    help="Only the --threads 1 sequential baseline.")
+    ap.add_argument("--default-threads", action="store_true",
+                    help="Also time the sequential trials with the default threads.")
     a = ap.parse_args()
+    load0 = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="seqtui-bench-sweep-"))
     text = corpus(tmp)
     env = dict(os.environ, SEQTUI_DATA_DIR=str(tmp / "data"), SEQTUI_CACHE_DIR=str(tmp / "cache"),
@@ -70,32 +79,34 @@ def main() -> None:
     sweep_s, out = run(sweep_args, env)
     rows = json.loads(out.stdout)["rows"]
     assert [r["status"] for r in rows] == ["finished"] * 4, rows
-    from seqtui.engine.rundir import RunDir
-
-    starts, ends = [], []
+    starts, ends, sweep_rates = [], [], []
     for r in rows:
         events = RunDir(r["path"]).events()
         starts.append(events[0]["time"])
         ends.append(events[-1]["time"])
+        sweep_rates.append(_rate(events))
     trials_s = max(ends) - min(starts)
 
     seq = {}
     for label, extra in (("threads 1", ["--threads", "1"]), ("default threads", [])):
-        if label == "default threads" and a.skip_default_threads:
+        if label == "default threads" and not a.default_threads:
             continue
-        total = 0.0
+        total, rates = 0.0, []
         for i, lr in enumerate(lrs):
+            name = f"seq-{label.split()[0]}-{i}"
             dt, _ = run(["train", str(text), *common, "--lr", lr, "--steps", str(a.steps), "--quiet",
-                         "--name", f"seq-{label.split()[0]}-{i}", *extra], env)
+                         "--name", name, *extra], env)
             total += dt
-        seq[label] = total
+            rates.append(_rate(RunDir(tmp / "data" / "runs" / name).events()))
+        seq[label] = (total, sum(rates) / len(rates))
 
-    print(f"4 GRU H={a.hidden} trials × {a.steps} steps (B=32, T=35), {os.cpu_count()} cores")
+    print(f"4 GRU H={a.hidden} trials × {a.steps} steps (B=32, T=35), {os.cpu_count()} cores, "
+          f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print(f"  sweep, 2 workers × 1 thread:      {sweep_s:7.1f} s whole command, "
-          f"{trials_s:7.1f} s first start → last end")
-    for label, total in seq.items():
-        print(f"  one after another ({label:>15}): {total:7.1f} s   ratio sweep/sequential "
-              f"{sweep_s / total:.2f}× (trials only {trials_s / total:.2f}×)")
+          f"{trials_s:7.1f} s first start → last end, {sum(sweep_rates) / 4:,.0f} tok/s per trial")
+    for label, (total, rate) in seq.items():
+        print(f"  one after another ({label:>15}): {total:7.1f} s, {rate:,.0f} tok/s per trial;  "
+              f"sweep/sequential {sweep_s / total:.2f}× (trials only {trials_s / total:.2f}×)")
     print("  goal: ≤ 0.60×")
 
 

@@ -34,6 +34,7 @@ from seqtui.sweep.results import trial_timing
 STOP_TIMEOUT = 120.0      # seconds Ctrl-C waits for running trials to checkpoint
 BYE_TIMEOUT = 15.0        # seconds to wait for a finished trial's last messages
 POLL_SECONDS = 0.1
+LOST_SCHEDULER_SECONDS = 60.0  # no answer from the scheduler for this long ends the sweep
 _BUDGET = re.compile(r"^\s*(\d+)\s*(steps?|epochs?)?\s*$", re.IGNORECASE)
 
 
@@ -148,6 +149,7 @@ class Sweep:
         self.interrupted: str | None = None
         self._interrupt_deadline = 0.0
         self._corpus: tuple[str, bytes] | None = None
+        self._last_contact = time.monotonic()
         self.study = None
         self.resumed = False
 
@@ -330,7 +332,14 @@ class Sweep:
         the scheduler log a traceback every time nothing arrives)."""
         try:
             msgs = self.out.get(batch=True) or []
-        except Exception:
+            self._last_contact = time.monotonic()
+        except Exception as exc:
+            if time.monotonic() - self._last_contact > LOST_SCHEDULER_SECONDS:
+                from seqtui.sweep.cluster import ClusterError
+
+                raise ClusterError(f"lost the Dask scheduler at {self.cluster.address} "
+                                   f"({type(exc).__name__}); unfinished trials resume when the "
+                                   "same command runs again") from None
             msgs = []
         if not msgs:
             time.sleep(timeout)
