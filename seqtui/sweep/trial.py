@@ -237,6 +237,13 @@ class _Link:
                 self._verdicts.put(None)
 
     def on_event(self, event: dict) -> None:
+        """The trainer's listener: never lets a transport problem break training."""
+        try:
+            self._on_event(event)
+        except Exception:
+            pass
+
+    def _on_event(self, event: dict) -> None:
         kind = event.get("type")
         with self._lock:
             self._buffer.append({"event": event})
