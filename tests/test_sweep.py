@@ -90,3 +90,20 @@ def test_grid_and_tpe_sweeps(tmp_path, capsys, monkeypatch):
     finished = [r for r in rows if r["status"] == "finished"]
     assert finished and data["best"]["params"]["lr"] == 0.02
     assert rows[0]["status"] == "finished"
+
+
+def test_a_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    corpus = tiny_corpus(tmp_path)
+    args = ["sweep", str(corpus), *TINY, "--search", "grid", "--optimizer", "sgd", "--no-clip",
+            "--param", "lr=0.5,1e9", "--study", "nan", "--json"]
+    code, out, err = run_main(args, capsys)
+    assert code == 0, err
+    rows = {r["params"]["lr"]: r for r in json.loads(out)["rows"]}
+    assert rows[0.5]["status"] == "finished"
+    bad = rows[1e9]
+    assert bad["status"] == "failed" and "lower the learning rate" in bad["error"]
+    events = read_events(bad["path"])
+    assert events[-1]["type"] == "end" and events[-1]["status"] == "failed"
+    assert "trial 1 failed" in err or "trial 0 failed" in err
+    code, out, err = run_main(["sweep", "list"], capsys)
+    assert code == 0 and "nan  grid" in out and "1 finished" in out and "1 failed" in out
