@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ngram": ("seqtui.cli.ngram:ngram", "Laplace-smoothed n-gram baseline: perplexity and a sample."),
     "train": ("seqtui.cli.train:train", "Train an RNN/GRU/LSTM language model (a run)."),
     "runs": ("seqtui.cli.runs:runs", "List, show, stop, resume and remove runs."),
+    "sweep": ("seqtui.cli.sweep:sweep", "Search hyperparameters: many runs on Dask, chosen by Optuna."),
     "generate": ("seqtui.cli.generate:generate", "Continue a prompt with a trained run."),
     "eval": ("seqtui.cli.evaluate:evaluate", "Perplexity of a run on held-out or given text."),
     "bench": ("seqtui.cli.bench:bench", "Benchmark the kernels on this machine."),

@@ -17,11 +17,17 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array for scripts.")
-def list_cmd(as_json: bool) -> None:
+@click.option("--sweep", "sweep_name", metavar="NAME", help="Only the trials of sweep NAME.")
+def list_cmd(as_json: bool, sweep_name: str | None) -> None:
     """Every run, newest first: status, step, perplexities."""
     from seqtui.engine.runs import list_runs, runs_root
 
     items = list_runs()
+    if sweep_name is not None:
+        items = [r for r in items if r.config.get("sweep") == sweep_name]
+        if not items and not as_json:
+            click.echo(f"no runs of sweep {sweep_name!r} in {runs_root()}")
+            return
     if as_json:
         click.echo(json.dumps([r.to_json() for r in items], indent=1))
         return
