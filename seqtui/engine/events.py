@@ -138,16 +138,25 @@ class EventWriter:
         if self.strict:
             check_event(type_, fields)
         line = encode_event(type_, fields)
-        view = memoryview(line)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        if sync:
-            os.fsync(self._fd)
+        self._write(line, sync)
         event = json.loads(line)
         for listener in self.listeners:
             listener(event)
         return event
+
+    def append(self, event: dict, sync: bool = False) -> None:
+        """Append an event made elsewhere as it is, its time kept (a sweep copying a remote
+        trial's events into the local run directory). Listeners are not called."""
+        self._write((json.dumps(_jsonable(event), ensure_ascii=False, allow_nan=False) + "\n")
+                    .encode("utf-8"), sync)
+
+    def _write(self, line: bytes, sync: bool) -> None:
+        """One ``write`` per line on the O_APPEND descriptor (a reader never sees a torn line)."""
+        view = memoryview(line)
+        while view:
+            view = view[os.write(self._fd, view):]
+        if sync:
+            os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:

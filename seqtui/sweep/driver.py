@@ -24,6 +24,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from seqtui.engine.events import EventWriter
 from seqtui.engine.config import RunConfig
 from seqtui.engine.rundir import RunDir
 from seqtui.errors import ConfigError, RunError, SeqtuiError
@@ -123,18 +124,13 @@ class _Live:
         self.bye = False
         self.done_at: float | None = None
         self.stop_sent = False
-        self.fd = os.open(rd.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.log = EventWriter(rd.events_path)  # the trial's events, as the worker made them
 
     def write(self, event: dict) -> None:
-        line = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
-        view = memoryview(line)
-        while view:
-            view = view[os.write(self.fd, view):]
+        self.log.append(event)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.log.close()
 
 
 class Sweep:
