@@ -137,8 +137,8 @@ def test_fit_json(capsys):
     ("bad split", ["fit", "sine", "--split", "1.5"], ["split"]),
     ("unknown series name", ["show", "sunspot"], ["no such file or series"]),
     ("bad sine setting", ["show", "sine:n=abc"], ["sine setting n must be a number"]),
-    ("directory", ["show", "{dir}"], ["is a directory", "not a regular file"]),
-    ("device", ["show", "/dev/zero"], ["/dev/zero is a character device", "not a regular file"]),
+    ("directory", ["show", "{dir}"], ["is a directory", "not a file"]),
+    ("device", ["show", "/dev/zero"], ["/dev/zero is a device", "not a regular file"]),
 ], ids=lambda c: c[0])
 def test_bad_input_is_one_line_exit_2(capsys, files, case):
     _, argv, needles = case
@@ -179,4 +179,4 @@ def test_oversized_file_is_refused(capsys, monkeypatch, files):
     from seqtui.data import series as ds
 
     monkeypatch.setattr(ds, "MAX_SERIES_BYTES", 100)
-    one_line_error(capsys, "series", "show", str(files["one"]), needles=["limited to"])
+    one_line_error(capsys, "series", "show", str(files["one"]), needles=["MiB limit"])

@@ -21,12 +21,12 @@ import importlib.util
 import io
 import math
 import os
-import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from seqtui.files import read_bounded
 from seqtui.errors import ConfigError, CorpusError
 
 MAX_SERIES_BYTES = 256 * 1024 * 1024  # a series file larger than this is refused
@@ -234,27 +234,7 @@ def _split_path(spec: str) -> tuple[Path, str | None]:
 
 def _read_text(path: Path) -> str:
     """The file's text after checking it is a regular file of bounded size, valid UTF-8."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise CorpusError(f"no such file: {path}") from None
-    except OSError as exc:
-        raise CorpusError(f"cannot read {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a character device" if stat.S_ISCHR(st.st_mode)
-                else "a block device" if stat.S_ISBLK(st.st_mode) else "a FIFO (named pipe)"
-                if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a file")
-        raise CorpusError(f"{path} is {kind}, not a regular file; give a CSV/TSV or text file")
-    if st.st_size > MAX_SERIES_BYTES:
-        raise CorpusError(f"{path} is {st.st_size / 1e6:.0f} MB; series files are limited to "
-                          f"{MAX_SERIES_BYTES / 2**20:g} MiB")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_SERIES_BYTES + 1)
-    except OSError as exc:
-        raise CorpusError(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_SERIES_BYTES:
-        raise CorpusError(f"{path} grew past {MAX_SERIES_BYTES // (1024 * 1024)} MiB while reading")
+    data = read_bounded(path, "series file", MAX_SERIES_BYTES, CorpusError)
     if b"\x00" in data[:65536]:
         raise CorpusError(f"{path} looks binary (NUL bytes); give a CSV/TSV or text file")
     try:
