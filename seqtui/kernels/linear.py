@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from seqtui.kernels._math import NR
 from seqtui.kernels.config import NJIT_PARALLEL
 
 
@@ -57,11 +58,29 @@ def matmul_rows(out, a, b, nparts):
 
 
 @njit(**NJIT_PARALLEL)
-def matmul_tn(out, a, b, nparts):
+def matmul_tn(out, a, b, scratch, nparts):
     """out (M, N) = aᵀ @ b for a (K, M), b (K, N) C-contiguous — a weight gradient summed over
-    K = T·B rows. Part p multiplies its block of the K rows; the partial products are summed."""
+    K = T·B rows.
+
+    Wide outputs (M ≥ 16·P) are split by rows of out: part p copies its columns of a into
+    its piece of ``scratch`` (≥ K·M elements) and makes one BLAS call, no reduction. Narrow
+    ones (the output layer, M = V) split K and sum the P partial products in part order.
+    """
     K = a.shape[0]
     M, N = out.shape
+    if M >= 16 * nparts and scratch.shape[0] >= K * M:
+        for p in prange(nparts):
+            m0 = p * M // nparts
+            m1 = (p + 1) * M // nparts
+            mb = m1 - m0
+            cols = scratch[K * m0 : K * m1].reshape((K, mb))
+            for k in range(K):
+                src = a[k, m0:m1]
+                dst = cols[k]
+                for j in range(mb):
+                    dst[j] = src[j]
+            np.dot(cols.T, b, out[m0:m1])
+        return
     partial = np.empty((max(nparts - 1, 0), M, N), dtype=out.dtype)
     for p in prange(nparts):
         k0 = p * K // nparts
@@ -79,6 +98,40 @@ def matmul_tn(out, a, b, nparts):
                 for i in range(r0, r1):
                     for j in range(N):
                         out[i, j] += partial[q, i, j]
+
+
+@njit(**NJIT_PARALLEL)
+def pack_panel(wp, w, cols, by_rows, nparts):
+    """Pack the weight matrix w into NR-column panel strips for ``_math._tile``.
+
+    wp (S·K·NR,): strip s is a C-contiguous (K, NR) block whose column n is w's row
+    cols[s·NR + n] (by_rows, K = w.shape[1]) or w's column cols[s·NR + n] (K = w.shape[0]);
+    cols = -1 gives a zero column (padding). Parts own blocks of strips.
+    """
+    S = cols.shape[0] // NR
+    K = w.shape[1] if by_rows else w.shape[0]
+    zero = wp.dtype.type(0.0)
+    for p in prange(nparts):
+        for s in range(p * S // nparts, (p + 1) * S // nparts):
+            strip = wp[s * K * NR : (s + 1) * K * NR].reshape((K, NR))
+            src = cols[s * NR : (s + 1) * NR]
+            if by_rows:
+                for n in range(NR):
+                    r = src[n]
+                    if r < 0:
+                        for k in range(K):
+                            strip[k, n] = zero
+                    else:
+                        row = w[r]
+                        for k in range(K):
+                            strip[k, n] = row[k]
+            else:
+                for k in range(K):
+                    row = w[k]
+                    dst = strip[k]
+                    for n in range(NR):
+                        r = src[n]
+                        dst[n] = row[r] if r >= 0 else zero
 
 
 @njit(**NJIT_PARALLEL)
@@ -120,12 +173,3 @@ def transpose(out, a, nparts):
                 for i in range(i0, i1):
                     for j in range(j0, j1):
                         out[i, j] = a[j, i]
-
-
-@njit(**NJIT_PARALLEL)
-def gather_rows(out, a, rows, nparts):
-    """out[i] = a[rows[i]]; parts own row blocks of out."""
-    n = rows.shape[0]
-    for p in prange(nparts):
-        for i in range(p * n // nparts, (p + 1) * n // nparts):
-            out[i] = a[rows[i]]

@@ -8,8 +8,8 @@ The model lives in one flat parameter buffer (``params``) described by an offset
   state (S, L, 1, H) the recurrent state, updated in place
   logits (V,)        the next-token logits for the current state, updated in place
 Cells: 0 RNN, 1 GRU (r, z, n), 2 LSTM (i, f, g, o), PyTorch semantics — the same maths as the
-training kernels in rnn.py / gru.py / lstm.py (kept here so this cached kernel's call graph
-stays in one module; tests compare both). Draws use uniforms supplied by the caller, so a
+training kernels in rnn.py / gru.py / lstm.py (activations shared through _math.py; tests
+compare both). Draws use uniforms supplied by the caller, so a
 seeded stream is reproducible and the kernels share no mutable state between threads.
 """
 
@@ -18,57 +18,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
-from seqtui.kernels.config import FASTMATH, NJIT, NJIT_FAST
+from seqtui.kernels._math import _sigmoid, _tanh
+from seqtui.kernels.config import NJIT, NJIT_FAST
 
 CELL_CODES = {"rnn": 0, "gru": 1, "lstm": 2}
 GATES = (1, 3, 4)
-
-# --- activations (duplicated per module on purpose: a cached kernel's call graph stays here) ---
-
-
-def _tanh(x):  # pragma: no cover - replaced by the overload inside jitted code
-    return math.tanh(x)
-
-
-@overload(_tanh, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
-def _tanh_impl(x):
-    """float32: clamped rational approximation (max error ≈ 3.5e-7, vectorizes); float64: libm
-    (exact, so float64 gradient checks see the true derivative 1 - tanh²)."""
-    if x == types.float32:
-
-        def impl(x):
-            x = min(max(x, np.float32(-7.90531110763549805)), np.float32(7.90531110763549805))
-            x2 = x * x
-            p = np.float32(-2.76076847742355e-16)
-            p = p * x2 + np.float32(2.00018790482477e-13)
-            p = p * x2 + np.float32(-8.60467152213735e-11)
-            p = p * x2 + np.float32(5.12229709037114e-08)
-            p = p * x2 + np.float32(1.48572235717979e-05)
-            p = p * x2 + np.float32(6.37261928875436e-04)
-            p = p * x2 + np.float32(4.89352455891786e-03)
-            q = np.float32(1.19825839466702e-06)
-            q = q * x2 + np.float32(1.18534705686654e-04)
-            q = q * x2 + np.float32(2.26843463243900e-03)
-            q = q * x2 + np.float32(4.89352518554385e-03)
-            return x * p / q
-
-        return impl
-    return lambda x: math.tanh(x)
-
-
-def _sigmoid(x):  # pragma: no cover - replaced by the overload inside jitted code
-    return 0.5 + 0.5 * math.tanh(0.5 * x)
-
-
-@overload(_sigmoid, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
-def _sigmoid_impl(x):
-    """σ(x) = ½ + ½·tanh(x/2): vectorizes in float32, exact in float64."""
-    if x == types.float32:
-        return lambda x: np.float32(0.5) + np.float32(0.5) * _tanh(np.float32(0.5) * x)
-    return lambda x: 0.5 + 0.5 * _tanh(0.5 * x)
 
 
 @njit(**NJIT_FAST)
