@@ -150,23 +150,27 @@ def _cols(p, nparts, H):
 
 
 @intrinsic
-def _tile(typingctx, c, c_off, ldc, a, a_off, lda, mr, w, w_off, K):
-    """c[c_off + i·ldc + n] = Σ_k a[a_off + i·lda + k] · w[w_off + k·NR + n]  for i < MR, n < NR.
+def _tile(typingctx, c, c_off, ldc, a, a_off, a_si, a_sk, mr, w, w_off, ldw, K, accumulate):
+    """c[c_off + i·ldc + n] (+)= Σ_k a[a_off + i·a_si + k·a_sk] · w[w_off + k·ldw + n]
+    for i < MR, n < NR.
 
-    All arrays C-contiguous with one float dtype; offsets in elements. Rows i ≥ mr (a short last
-    row block) re-read row mr − 1 and their results land in c's rows ≥ mr, which the caller
-    ignores (c must have MR rows of room). K may be 0 (the tile is then zero).
+    All arrays C-contiguous with one float dtype; offsets and strides in elements. A panel strip
+    has ldw = NR; a weight gradient reads a row block of a transposed (a_si = 1) and b in place
+    (ldw = its row length). Rows i ≥ mr (a short last row block) re-read row mr − 1 and their
+    results land in c's rows ≥ mr, which the caller ignores (c must have MR rows of room).
+    ``accumulate`` starts from c's values instead of zero (a product split over blocks of k: the
+    chain of fused multiply-adds, hence every bit, is the same). K may be 0.
     """
     if not (isinstance(c, types.Array) and isinstance(a, types.Array) and isinstance(w, types.Array)):
         return None
     if not (c.dtype == a.dtype == w.dtype and c.dtype in (types.float32, types.float64)):
         return None
-    sig = types.void(c, types.intp, types.intp, a, types.intp, types.intp, types.intp, w,
-                     types.intp, types.intp)
+    sig = types.void(c, types.intp, types.intp, a, types.intp, types.intp, types.intp, types.intp,
+                     w, types.intp, types.intp, types.intp, types.boolean)
 
     def codegen(context, builder, signature, args):
-        c_, c_off_, ldc_, a_, a_off_, lda_, mr_, w_, w_off_, K_ = args
-        ct, _, _, at, _, _, _, wt = signature.args[:8]
+        c_, c_off_, ldc_, a_, a_off_, a_si_, a_sk_, mr_, w_, w_off_, ldw_, K_, acc_ = args
+        ct, at, wt = signature.args[0], signature.args[3], signature.args[8]
         dt = context.get_data_type(at.dtype)
         isz = at.dtype.bitwidth // 8
         lanes = VECTOR_BYTES // isz
@@ -185,29 +189,34 @@ def _tile(typingctx, c, c_off, ldc, a, a_off, lda, mr, w, w_off, K):
         rows = []
         for i in range(MR):
             ri = builder.select(builder.icmp_signed("<", const(i), mr_), const(i), last)
-            rows.append(builder.gep(aptr, [builder.mul(ri, lda_)]))
+            rows.append(builder.gep(aptr, [builder.mul(ri, a_si_)]))
         name = "llvm.fma.v%d%s" % (lanes, "f32" if isz == 4 else "f64")
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
         zero = ir.Constant(vty, None)
         accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nv)] for _ in range(MR)]
+        cvec = [[builder.bitcast(builder.gep(cptr, [builder.add(builder.mul(const(i), ldc_), const(v * lanes))]),
+                                 vty.as_pointer()) for v in range(nv)] for i in range(MR)]
+        with builder.if_then(builder.trunc(acc_, ir.IntType(1)) if acc_.type != ir.IntType(1) else acc_):
+            for i in range(MR):
+                for v in range(nv):
+                    builder.store(builder.load(cvec[i][v], align=isz), accs[i][v])
         undef = ir.Constant(vty, ir.Undefined)
         splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
         with cgutils.for_range(builder, K_) as loop:
             k = loop.index
-            wk = builder.gep(wptr, [builder.mul(k, const(NR))])
+            wk = builder.gep(wptr, [builder.mul(k, ldw_)])
+            ak = builder.mul(k, a_sk_)
             ws = [builder.load(builder.bitcast(builder.gep(wk, [const(v * lanes)]), vty.as_pointer()),
                                align=isz) for v in range(nv)]
             for i in range(MR):
-                s = builder.load(builder.gep(rows[i], [k]))
+                s = builder.load(builder.gep(rows[i], [ak]))
                 bv = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)),
                                             undef, splat)
                 for v in range(nv):
                     builder.store(builder.call(fma, [bv, ws[v], builder.load(accs[i][v])]), accs[i][v])
         for i in range(MR):
-            row = builder.gep(cptr, [builder.mul(const(i), ldc_)])
             for v in range(nv):
-                dst = builder.bitcast(builder.gep(row, [const(v * lanes)]), vty.as_pointer())
-                builder.store(builder.load(accs[i][v]), dst, align=isz)
+                builder.store(builder.load(accs[i][v]), cvec[i][v], align=isz)
         return context.get_dummy_value()
 
     return sig, codegen

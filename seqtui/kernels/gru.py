@@ -53,7 +53,7 @@ def gru_forward(hs, acts, xg, wp, strip0, b_hh, nparts):
             for r0 in range(0, B, MR):
                 mr = min(MR, B - r0)
                 for q in range(ns):
-                    _tile(buf, q * NR, ldc, hs, (t * B + r0) * H, H, mr, wp, (s0 + q) * H * NR, H)
+                    _tile(buf, q * NR, ldc, hs, (t * B + r0) * H, H, 1, mr, wp, (s0 + q) * H * NR, NR, H, False)
                 for i in range(mr):
                     b = r0 + i
                     x = xg[t, b]
@@ -107,7 +107,7 @@ def gru_backward(dgi, dgh, norms, dhs, hs, acts, wp, strip0, carry_scale, nparts
                 mr = min(MR, B - r0)
                 if s != 0.0:
                     for q in range(ns):
-                        _tile(buf, q * NR, ldc, dgh, ((t + 1) * B + r0) * G, G, mr, wp, (s0 + q) * G * NR, G)
+                        _tile(buf, q * NR, ldc, dgh, ((t + 1) * B + r0) * G, G, 1, mr, wp, (s0 + q) * G * NR, NR, G, False)
                 for i in range(mr):
                     b = r0 + i
                     d = dh[b, c0:c1]

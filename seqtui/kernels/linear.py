@@ -15,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from seqtui.kernels._math import NR
+from seqtui.kernels._math import MR, NR, _tile
 from seqtui.kernels.config import NJIT_PARALLEL
+
+KC = 192  # k block of the weight-gradient product
 
 
 @njit(**NJIT_PARALLEL)
@@ -40,9 +42,10 @@ def onehot_backward(dw_t, dxg, ids, nparts):
         g1 = (p + 1) * G // nparts
         for t in range(T):
             for b in range(B):
-                v = ids[t, b]
-                for g in range(g0, g1):
-                    dw_t[v, g] += dxg[t, b, g]
+                dst = dw_t[ids[t, b], g0:g1]
+                src = dxg[t, b, g0:g1]
+                for g in range(g1 - g0):
+                    dst[g] += src[g]
 
 
 @njit(**NJIT_PARALLEL)
@@ -58,46 +61,58 @@ def matmul_rows(out, a, b, nparts):
 
 
 @njit(**NJIT_PARALLEL)
-def matmul_tn(out, a, b, scratch, nparts):
+def matmul_tn(out, a, b, nparts):
     """out (M, N) = aᵀ @ b for a (K, M), b (K, N) C-contiguous — a weight gradient summed over
-    K = T·B rows.
+    K = T·B rows, with the register-tiled ``_tile``.
 
-    Wide outputs (M ≥ 16·P) are split by rows of out: part p copies its columns of a into
-    its piece of ``scratch`` (≥ K·M elements) and makes one BLAS call, no reduction. Narrow
-    ones (the output layer, M = V) split K and sum the P partial products in part order.
+    k runs in blocks of KC. For each block, b's rows are packed into NR-column strips (kc, NR)
+    and each part packs its own MR-row blocks of aᵀ into (kc, MR) blocks (both contiguous: the
+    tile then streams through L1 and the prefetchers keep up); parts own blocks of MR rows of
+    out. Each element is one chain of fused multiply-adds over k = 0..K-1, so neither the parts
+    nor the threads change a bit. Shapes that are not whole tiles go through a padded out.
     """
-    K = a.shape[0]
-    M, N = out.shape
-    if M >= 16 * nparts and scratch.shape[0] >= K * M:
+    K, M = a.shape
+    N = out.shape[1]
+    Mp = -(-M // MR) * MR
+    Np = -(-N // NR) * NR
+    ns = Np // NR
+    nrb = Mp // MR
+    direct = Mp == M and Np == N
+    cp = out if direct else np.empty((Mp, Np), dtype=out.dtype)
+    bpk = np.zeros((ns, KC, NR), dtype=out.dtype)
+    most = 0
+    for p in range(nparts):
+        most = max(most, (p + 1) * nrb // nparts - p * nrb // nparts)
+    apk = np.zeros((nparts, most, KC, MR), dtype=out.dtype)
+    for k0 in range(0, K, KC):
+        kc = min(KC, K - k0)
         for p in prange(nparts):
-            m0 = p * M // nparts
-            m1 = (p + 1) * M // nparts
-            mb = m1 - m0
-            cols = scratch[K * m0 : K * m1].reshape((K, mb))
-            for k in range(K):
-                src = a[k, m0:m1]
-                dst = cols[k]
-                for j in range(mb):
-                    dst[j] = src[j]
-            np.dot(cols.T, b, out[m0:m1])
-        return
-    partial = np.empty((max(nparts - 1, 0), M, N), dtype=out.dtype)
-    for p in prange(nparts):
-        k0 = p * K // nparts
-        k1 = (p + 1) * K // nparts
-        dst = out if p == 0 else partial[p - 1]
-        if k1 > k0:
-            np.dot(a[k0:k1].T, b[k0:k1], dst)
-        else:
-            dst[:] = 0
-    if nparts > 1:
+            for s in range(p * ns // nparts, (p + 1) * ns // nparts):
+                n0 = s * NR
+                n1 = min(N, n0 + NR)
+                for k in range(kc):
+                    src = b[k0 + k, n0:n1]
+                    dst = bpk[s, k]
+                    for n in range(n1 - n0):
+                        dst[n] = src[n]
         for p in prange(nparts):
-            r0 = p * M // nparts
-            r1 = (p + 1) * M // nparts
-            for q in range(nparts - 1):
-                for i in range(r0, r1):
-                    for j in range(N):
-                        out[i, j] += partial[q, i, j]
+            rb0 = p * nrb // nparts
+            rb1 = (p + 1) * nrb // nparts
+            mine = apk[p]
+            for k in range(kc):
+                row = a[k0 + k]
+                for rb in range(rb0, rb1):
+                    i0 = rb * MR
+                    dst = mine[rb - rb0, k]
+                    for i in range(min(MR, M - i0)):
+                        dst[i] = row[i0 + i]
+            for s in range(ns):
+                for rb in range(rb0, rb1):
+                    i0 = rb * MR
+                    _tile(cp, i0 * Np + s * NR, Np, mine, (rb - rb0) * KC * MR, 1, MR, min(MR, M - i0),
+                          bpk, s * KC * NR, NR, kc, k0 > 0)
+    if not direct:
+        out[:, :] = cp[:M, :N]
 
 
 @njit(**NJIT_PARALLEL)
@@ -115,23 +130,16 @@ def pack_panel(wp, w, cols, by_rows, nparts):
         for s in range(p * S // nparts, (p + 1) * S // nparts):
             strip = wp[s * K * NR : (s + 1) * K * NR].reshape((K, NR))
             src = cols[s * NR : (s + 1) * NR]
-            if by_rows:
+            for k in range(K):
+                dst = strip[k]
                 for n in range(NR):
                     r = src[n]
                     if r < 0:
-                        for k in range(K):
-                            strip[k, n] = zero
+                        dst[n] = zero
+                    elif by_rows:
+                        dst[n] = w[r, k]
                     else:
-                        row = w[r]
-                        for k in range(K):
-                            strip[k, n] = row[k]
-            else:
-                for k in range(K):
-                    row = w[k]
-                    dst = strip[k]
-                    for n in range(NR):
-                        r = src[n]
-                        dst[n] = row[r] if r >= 0 else zero
+                        dst[n] = w[k, r]
 
 
 @njit(**NJIT_PARALLEL)

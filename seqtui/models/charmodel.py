@@ -110,7 +110,6 @@ class _Workspace:
         self.logits = np.zeros((T * B, V), dtype)
         self.panel_f = np.zeros(panel_sizes[0], dtype)  # W_hh packed for h W_hhᵀ (forward)
         self.panel_b = np.zeros(panel_sizes[1], dtype)  # W_hh packed for δ W_hh (backward)
-        self.tn_scratch = np.zeros(T * B * G, dtype)    # column blocks of δ for weight gradients
         self.w_ih0_t = np.zeros((V, G), dtype)  # layer 0's W_ihᵀ (one-hot gather)
         self.dh = np.zeros((T, B, H), dtype)
         self.dw0_t = np.zeros((V, G), dtype)
@@ -378,7 +377,7 @@ class CharModel:
         loss_sum = output.softmax_ce_forward_backward(ws.logits, targets.reshape(-1), 1.0 / N, P)
         dlogits = ws.logits
         top = ws.layers[-1].hs[1:].reshape(N, H)
-        linear.matmul_tn(g["fc.weight"], dlogits, top, ws.tn_scratch, P)
+        linear.matmul_tn(g["fc.weight"], dlogits, top, P)
         linear.colsum(g["fc.bias"], dlogits, P)
         linear.matmul_rows(ws.dh.reshape(N, H), dlogits, p["fc.weight"], P)
 
@@ -397,7 +396,7 @@ class CharModel:
                 h_norms = np.sqrt(ws.norms.sum(axis=0))
             dgi = lay.dgi.reshape(N, G)
             dgh = dgi if lay.dgh is lay.dgi else lay.dgh.reshape(N, G)
-            linear.matmul_tn(g[f"rnn.weight_hh_l{k}"], dgh, lay.hs[:-1].reshape(N, H), ws.tn_scratch, P)
+            linear.matmul_tn(g[f"rnn.weight_hh_l{k}"], dgh, lay.hs[:-1].reshape(N, H), P)
             linear.colsum(g[f"rnn.bias_hh_l{k}"], dgh, P)
             if dgi is dgh:
                 g[f"rnn.bias_ih_l{k}"][...] = g[f"rnn.bias_hh_l{k}"]
@@ -409,7 +408,7 @@ class CharModel:
                 g["rnn.weight_ih_l0"][...] = ws.dw0_t.T
             else:
                 below = ws.layers[k - 1].hs[1:].reshape(N, H)
-                linear.matmul_tn(g[f"rnn.weight_ih_l{k}"], dgi, below, ws.tn_scratch, P)
+                linear.matmul_tn(g[f"rnn.weight_ih_l{k}"], dgi, below, P)
                 linear.matmul_rows(ws.dh.reshape(N, H), dgi, p[f"rnn.weight_ih_l{k}"], P)
 
         loss = loss_sum / N
