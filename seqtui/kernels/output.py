@@ -18,6 +18,16 @@ from seqtui.kernels._math import _exp
 from seqtui.kernels.config import NJIT_PARALLEL
 
 
+@njit(inline="always")
+def _ordered_sum(x):
+    """Σ x in index order. (``x.sum()`` inside a parallel kernel becomes a parallel reduction
+    whose order, hence whose last bit, depends on the thread count.)"""
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += x[i]
+    return total
+
+
 @njit(**NJIT_PARALLEL)
 def softmax_ce_forward_backward(logits, targets, scale, nparts):
     """Σ_rows NLL (float64); overwrites ``logits`` (N, V) with scale·(softmax − onehot(target)).
@@ -48,7 +58,7 @@ def softmax_ce_forward_backward(logits, targets, scale, nparts):
                 row[v] *= inv
             row[y] -= sc
         partial[p] = total
-    return partial.sum()
+    return _ordered_sum(partial)
 
 
 @njit(**NJIT_PARALLEL)
@@ -68,4 +78,4 @@ def softmax_ce_forward(logits, targets, nparts):
                 s += _exp(row[v] - m)
             total += math.log(np.float64(s)) - np.float64(row[targets[n]] - m)
         partial[p] = total
-    return partial.sum()
+    return _ordered_sum(partial)
