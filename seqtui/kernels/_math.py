@@ -250,3 +250,70 @@ def panel_reference(a: np.ndarray, w: np.ndarray, cols: np.ndarray, forward: boo
         if src >= 0:
             dense[:, n] = w[src] if forward else w[:, src]
     return a.astype(np.float64) @ dense
+
+
+# --- narrow (IEEE half) weights for generation ------------------------------------------------
+
+F16_ROWS = 8    # rows per _rows_dot_f16 call
+F16_LANES = 16  # k step: the padded row length Kp is a multiple of it
+
+
+@intrinsic
+def _rows_dot_f16(typingctx, out, o_off, w, w_off, ldw, x, Kp):
+    """out[o_off + r] = Σ_{k<Kp} half(w[w_off + r·ldw + k]) · x[k]  for r < F16_ROWS.
+
+    w is a uint16 array holding IEEE half-precision bits (a generation copy of a weight matrix,
+    rows padded with zeros to Kp, a multiple of F16_LANES); x (float32 or float64) has Kp
+    elements. One pass reads each weight as 2 bytes — half the memory traffic of float32, which
+    is what bounds one stream's generation speed. Summation: F16_LANES partial sums per row
+    over k, then a fixed pairwise tree.
+    """
+    if not (isinstance(out, types.Array) and isinstance(w, types.Array) and isinstance(x, types.Array)):
+        return None
+    if w.dtype != types.uint16 or out.dtype != x.dtype or x.dtype not in (types.float32, types.float64):
+        return None
+    sig = types.void(out, types.intp, w, types.intp, types.intp, x, types.intp)
+
+    def codegen(context, builder, signature, args):
+        out_, o_off_, w_, w_off_, ldw_, x_, Kp_ = args
+        ot, wt, xt = signature.args[0], signature.args[2], signature.args[5]
+        dt = context.get_data_type(xt.dtype)
+        isz = xt.dtype.bitwidth // 8
+        L = F16_LANES
+        vty = ir.VectorType(dt, L)
+        hty = ir.VectorType(ir.HalfType(), L)
+        intp = context.get_value_type(types.intp)
+        i32 = ir.IntType(32)
+
+        def const(v):
+            return ir.Constant(intp, v)
+
+        optr = builder.gep(context.make_array(ot)(context, builder, out_).data, [o_off_])
+        wptr = builder.gep(context.make_array(wt)(context, builder, w_).data, [w_off_])
+        xptr = context.make_array(xt)(context, builder, x_).data
+        name = "llvm.fma.v%d%s" % (L, "f32" if isz == 4 else "f64")
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(F16_ROWS)]
+        rows = [builder.gep(wptr, [builder.mul(const(r), ldw_)]) for r in range(F16_ROWS)]
+        n = builder.sdiv(Kp_, const(L))
+        with cgutils.for_range(builder, n) as loop:
+            k = builder.mul(loop.index, const(L))
+            xv = builder.load(builder.bitcast(builder.gep(xptr, [k]), vty.as_pointer()), align=isz)
+            for r in range(F16_ROWS):
+                hv = builder.load(builder.bitcast(builder.gep(rows[r], [k]), hty.as_pointer()), align=2)
+                wv = builder.fpext(hv, vty)
+                builder.store(builder.call(fma, [wv, xv, builder.load(accs[r])]), accs[r])
+        for r in range(F16_ROWS):
+            v = builder.load(accs[r])
+            width = L
+            while width > 1:  # pairwise tree: lanes [0, w/2) + [w/2, w)
+                width //= 2
+                lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, width), list(range(width))))
+                hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, width),
+                                                              list(range(width, 2 * width))))
+                v = builder.fadd(lo, hi)
+            total = builder.extract_element(v, ir.Constant(i32, 0))
+            builder.store(total, builder.gep(optr, [const(r)]))
+        return context.get_dummy_value()
+
+    return sig, codegen
