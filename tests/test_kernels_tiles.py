@@ -28,12 +28,15 @@ def test_matmul_tn_matches_numpy(M, K, N, dtype):
     tol = 1e-12 if dtype == np.float64 else 2e-5 * max(1, K) ** 0.5
     for parts in (1, 2, 3):
         out = np.full((M, N), np.nan, dtype)
-        linear.matmul_tn(out, a, b, parts)
+        sums = np.full(M, np.nan, dtype)
+        linear.matmul_tn(out, sums, a, b, parts)
         np.testing.assert_allclose(out, ref, rtol=0, atol=tol)
+        np.testing.assert_allclose(sums, a.astype(np.float64).sum(axis=0), rtol=0, atol=tol)
         if parts == 1:
-            first = out.copy()
+            first = out.copy(), sums.copy()
         else:
-            np.testing.assert_array_equal(out, first)  # parts never change a bit
+            np.testing.assert_array_equal(out, first[0])  # parts never change a bit
+            np.testing.assert_array_equal(sums, first[1])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -34,18 +34,28 @@ def onehot_forward(xg, ids, w_t, bias, nparts):
 
 
 @njit(**NJIT_PARALLEL)
-def onehot_backward(dw_t, dxg, ids, nparts):
-    """dw_t[v] += Σ over (t, b) with ids[t, b] = v of dxg[t, b]; parts own gate columns."""
+def onehot_backward(dw_t, dbias, dxg, ids, nparts):
+    """dw_t (V, G) = Σ over (t, b) with ids[t, b] = v of dxg[t, b] (overwritten), and
+    dbias (G,) = Σ_v dw_t[v] (every row of dxg lands in exactly one v); parts own gate columns."""
     T, B, G = dxg.shape
+    V = dw_t.shape[0]
     for p in prange(nparts):
         g0 = p * G // nparts
         g1 = (p + 1) * G // nparts
+        for v in range(V):
+            dw_t[v, g0:g1] = 0
         for t in range(T):
             for b in range(B):
                 dst = dw_t[ids[t, b], g0:g1]
                 src = dxg[t, b, g0:g1]
                 for g in range(g1 - g0):
                     dst[g] += src[g]
+        acc = dbias[g0:g1]
+        acc[:] = 0
+        for v in range(V):
+            src = dw_t[v, g0:g1]
+            for g in range(g1 - g0):
+                acc[g] += src[g]
 
 
 @njit(**NJIT_PARALLEL)
@@ -61,9 +71,10 @@ def matmul_rows(out, a, b, nparts):
 
 
 @njit(**NJIT_PARALLEL)
-def matmul_tn(out, a, b, nparts):
+def matmul_tn(out, sums, a, b, nparts):
     """out (M, N) = aᵀ @ b for a (K, M), b (K, N) C-contiguous — a weight gradient summed over
-    K = T·B rows, with the register-tiled ``_tile``.
+    K = T·B rows, with the register-tiled ``_tile`` — and, unless ``sums`` is empty,
+    sums (M,) = Σ_k a[k] (the matching bias gradient) in the same pass over a.
 
     k runs in blocks of KC. For each block, b's rows are packed into NR-column strips (kc, NR)
     and each part packs its own MR-row blocks of aᵀ into (kc, MR) blocks (both contiguous: the
@@ -106,6 +117,16 @@ def matmul_tn(out, a, b, nparts):
                     dst = mine[rb - rb0, k]
                     for i in range(min(MR, M - i0)):
                         dst[i] = row[i0 + i]
+            if sums.shape[0] > 0:  # Σ_k in k order for each of the part's rows
+                for rb in range(rb0, rb1):
+                    i0 = rb * MR
+                    acc = sums[i0 : min(M, i0 + MR)]
+                    if k0 == 0:
+                        acc[:] = 0
+                    for k in range(kc):
+                        src = mine[rb - rb0, k]
+                        for i in range(acc.shape[0]):
+                            acc[i] += src[i]
             for s in range(ns):
                 for rb in range(rb0, rb1):
                     i0 = rb * MR
@@ -140,21 +161,6 @@ def pack_panel(wp, w, cols, by_rows, nparts):
                         dst[n] = w[r, k]
                     else:
                         dst[n] = w[k, r]
-
-
-@njit(**NJIT_PARALLEL)
-def colsum(out, a, nparts):
-    """out (N,) = Σ_rows a (K, N): a bias gradient; parts own column blocks."""
-    K, N = a.shape
-    for p in prange(nparts):
-        c0 = p * N // nparts
-        c1 = (p + 1) * N // nparts
-        acc = np.zeros(c1 - c0, dtype=out.dtype)  # local: no aliasing with ``a``, so it vectorizes
-        for k in range(K):
-            row = a[k, c0:c1]
-            for j in range(c1 - c0):
-                acc[j] += row[j]
-        out[c0:c1] = acc
 
 
 @njit(**NJIT_PARALLEL)

@@ -113,6 +113,8 @@ class _Workspace:
         self.w_ih0_t = np.zeros((V, G), dtype)  # layer 0's W_ihᵀ (one-hot gather)
         self.dh = np.zeros((T, B, H), dtype)
         self.dw0_t = np.zeros((V, G), dtype)
+        self.db0 = np.zeros(G, dtype)
+        self.no_sums = np.zeros(0, dtype)  # "no bias gradient wanted" for matmul_tn
         self.norms = np.zeros((parts, T), np.float64)
 
 
@@ -373,12 +375,11 @@ class CharModel:
         H, G, N, L = cfg.hidden, cfg.gates * cfg.hidden, T * B, cfg.num_layers
         ws = self._forward(ids, state)
 
-        # output layer: fused softmax-CE, then its weight gradients and ∂L/∂h of the top layer
+        # output layer: fused softmax-CE, then its weight and bias gradients and ∂L/∂h of the top layer
         loss_sum = output.softmax_ce_forward_backward(ws.logits, targets.reshape(-1), 1.0 / N, P)
         dlogits = ws.logits
         top = ws.layers[-1].hs[1:].reshape(N, H)
-        linear.matmul_tn(g["fc.weight"], dlogits, top, P)
-        linear.colsum(g["fc.bias"], dlogits, P)
+        linear.matmul_tn(g["fc.weight"], g["fc.bias"], dlogits, top, P)
         linear.matmul_rows(ws.dh.reshape(N, H), dlogits, p["fc.weight"], P)
 
         h_norms = None
@@ -396,20 +397,21 @@ class CharModel:
                 h_norms = np.sqrt(ws.norms.sum(axis=0))
             dgi = lay.dgi.reshape(N, G)
             dgh = dgi if lay.dgh is lay.dgi else lay.dgh.reshape(N, G)
-            linear.matmul_tn(g[f"rnn.weight_hh_l{k}"], dgh, lay.hs[:-1].reshape(N, H), P)
-            linear.colsum(g[f"rnn.bias_hh_l{k}"], dgh, P)
-            if dgi is dgh:
-                g[f"rnn.bias_ih_l{k}"][...] = g[f"rnn.bias_hh_l{k}"]
-            else:
-                linear.colsum(g[f"rnn.bias_ih_l{k}"], dgi, P)
+            # W_hh and b_hh from ∂(h W_hhᵀ + b_hh); W_ih and b_ih from ∂xg (the same for RNN, LSTM)
+            linear.matmul_tn(g[f"rnn.weight_hh_l{k}"], g[f"rnn.bias_hh_l{k}"], dgh,
+                             lay.hs[:-1].reshape(N, H), P)
+            b_ih = g[f"rnn.bias_ih_l{k}"] if dgi is not dgh else ws.no_sums
             if k == 0:
-                ws.dw0_t[...] = 0
-                linear.onehot_backward(ws.dw0_t, lay.dgi, ids, P)
+                linear.onehot_backward(ws.dw0_t, ws.db0, lay.dgi, ids, P)
                 g["rnn.weight_ih_l0"][...] = ws.dw0_t.T
+                if dgi is not dgh:
+                    b_ih[...] = ws.db0
             else:
                 below = ws.layers[k - 1].hs[1:].reshape(N, H)
-                linear.matmul_tn(g[f"rnn.weight_ih_l{k}"], dgi, below, P)
+                linear.matmul_tn(g[f"rnn.weight_ih_l{k}"], b_ih, dgi, below, P)
                 linear.matmul_rows(ws.dh.reshape(N, H), dgi, p[f"rnn.weight_ih_l{k}"], P)
+            if dgi is dgh:
+                g[f"rnn.bias_ih_l{k}"][...] = g[f"rnn.bias_hh_l{k}"]
 
         loss = loss_sum / N
         finite = math.isfinite(loss) and math.isfinite(optim.sum_squares(self.grads))
