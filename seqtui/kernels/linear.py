@@ -90,43 +90,61 @@ def matmul_tn(out, sums, a, b, nparts):
     nrb = Mp // MR
     direct = Mp == M and Np == N
     cp = out if direct else np.empty((Mp, Np), dtype=out.dtype)
-    bpk = np.zeros((ns, KC, NR), dtype=out.dtype)
+    bpk = np.zeros(ns * KC * NR, dtype=out.dtype)
     most = 0
     for p in range(nparts):
         most = max(most, (p + 1) * nrb // nparts - p * nrb // nparts)
-    apk = np.zeros((nparts, most, KC, MR), dtype=out.dtype)
+    apk = np.zeros((nparts, most * KC * MR), dtype=out.dtype)
+    af = a.reshape(-1)  # flat views: plain index arithmetic in the packing loops
+    bf = b.reshape(-1)
+    want = sums.shape[0] > 0
+    if want:
+        sums[:] = 0
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
         for p in prange(nparts):
             for s in range(p * ns // nparts, (p + 1) * ns // nparts):
                 n0 = s * NR
-                n1 = min(N, n0 + NR)
+                w = min(N, n0 + NR) - n0
                 for k in range(kc):
-                    src = b[k0 + k, n0:n1]
-                    dst = bpk[s, k]
-                    for n in range(n1 - n0):
-                        dst[n] = src[n]
+                    src = (k0 + k) * N + n0
+                    dst = (s * KC + k) * NR
+                    if w == NR:  # fixed length: unrolled vector copies
+                        for n in range(NR):
+                            bpk[dst + n] = bf[src + n]
+                    else:
+                        for n in range(w):
+                            bpk[dst + n] = bf[src + n]
         for p in prange(nparts):
             rb0 = p * nrb // nparts
             rb1 = (p + 1) * nrb // nparts
             mine = apk[p]
-            for k in range(kc):
-                row = a[k0 + k]
-                for rb in range(rb0, rb1):
-                    i0 = rb * MR
-                    dst = mine[rb - rb0, k]
-                    for i in range(min(MR, M - i0)):
-                        dst[i] = row[i0 + i]
-            if sums.shape[0] > 0:  # Σ_k in k order for each of the part's rows
-                for rb in range(rb0, rb1):
-                    i0 = rb * MR
-                    acc = sums[i0 : min(M, i0 + MR)]
-                    if k0 == 0:
-                        acc[:] = 0
+            for rb in range(rb0, rb1):
+                i0 = rb * MR
+                h = min(MR, M - i0)
+                d0 = (rb - rb0) * KC * MR
+                if h == MR:  # fixed length: unrolled vector copies
                     for k in range(kc):
-                        src = mine[rb - rb0, k]
-                        for i in range(acc.shape[0]):
-                            acc[i] += src[i]
+                        src = (k0 + k) * M + i0
+                        dst = d0 + k * MR
+                        for i in range(MR):
+                            mine[dst + i] = af[src + i]
+                else:
+                    for k in range(kc):
+                        src = (k0 + k) * M + i0
+                        dst = d0 + k * MR
+                        for i in range(h):
+                            mine[dst + i] = af[src + i]
+                if want:  # Σ_k in k order for each of the part's rows (MR running sums)
+                    acc = np.zeros(MR, dtype=out.dtype)
+                    for i in range(h):
+                        acc[i] = sums[i0 + i]
+                    for k in range(kc):
+                        src = d0 + k * MR
+                        for i in range(MR):
+                            acc[i] += mine[src + i]
+                    for i in range(h):
+                        sums[i0 + i] = acc[i]
             for s in range(ns):
                 for rb in range(rb0, rb1):
                     i0 = rb * MR
