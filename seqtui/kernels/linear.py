@@ -1,8 +1,9 @@
 """Batched (non-recurrent) layers: the one-hot input gather and the big products of a step.
 
 The product x_t W_ihᵀ for one-hot x_t is a row gather of W_ihᵀ. Products over all T·B rows
-(input projections, output layer, weight gradients) are split over the cores by rows, each
-part one single-threaded BLAS call, so one thread pool (OpenMP) does all the parallel work.
+(input projections, output layer, weight gradients) run on the register-tiled ``_math._tile``
+over packed panels, split over the cores by blocks of rows, so one thread pool (OpenMP) does
+all the parallel work and no result depends on how the work is split.
 
 Sizes: T steps, B batch, V vocabulary, G gates·H, K/M/N matrix sizes.
   ids  (T, B) int32 token ids (time-major)
@@ -59,15 +60,38 @@ def onehot_backward(dw_t, dbias, dxg, ids, nparts):
 
 
 @njit(**NJIT_PARALLEL)
-def matmul_rows(out, a, b, nparts):
-    """out (M, N) = a (M, K) @ b (K, N); part p computes a block of rows of out with one
-    single-threaded BLAS call (a C-contiguous; b C- or F-contiguous, e.g. a weight's ``.T``)."""
-    M = out.shape[0]
+def matmul_panel(out, a, wp, bias, nparts):
+    """out (M, N) = a (M, K) @ W + bias, W given as NR-column panel strips wp (S·K·NR,) from
+    ``pack_panel`` (S·NR ≥ N; e.g. Wᵀ of a weight W (N, K) packed by rows). ``bias`` (N,) or
+    empty. Parts own blocks of MR rows; each tile lands in the part's scratch and its N valid
+    columns are copied out with the bias added. Each element is one fused multiply-add chain
+    over k = 0..K-1, so neither parts nor threads change a bit.
+    """
+    M, K = a.shape
+    N = out.shape[1]
+    S = wp.shape[0] // (K * NR) if K > 0 else 0
+    ldc = S * NR
+    nrb = -(-M // MR)
+    scratch = np.empty((nparts, MR * ldc), dtype=out.dtype)
+    with_bias = bias.shape[0] > 0
     for p in prange(nparts):
-        r0 = p * M // nparts
-        r1 = (p + 1) * M // nparts
-        if r1 > r0:
-            np.dot(a[r0:r1], b, out[r0:r1])
+        buf = scratch[p]
+        for rb in range(p * nrb // nparts, (p + 1) * nrb // nparts):
+            i0 = rb * MR
+            mr = min(MR, M - i0)
+            for s in range(S):
+                _tile(buf, s * NR, ldc, a, i0 * K, K, 1, mr, wp, s * K * NR, NR, K, False)
+            if K == 0:
+                buf[:] = 0
+            for i in range(mr):
+                row = out[i0 + i]
+                src = buf[i * ldc : i * ldc + N]
+                if with_bias:
+                    for j in range(N):
+                        row[j] = src[j] + bias[j]
+                else:
+                    for j in range(N):
+                        row[j] = src[j]
 
 
 @njit(**NJIT_PARALLEL)
@@ -179,16 +203,6 @@ def pack_panel(wp, w, cols, by_rows, nparts):
                         dst[n] = w[r, k]
                     else:
                         dst[n] = w[k, r]
-
-
-@njit(**NJIT_PARALLEL)
-def add_bias(x, bias, nparts):
-    """x (M, N) += bias (N,) on every row; parts own row blocks."""
-    M, N = x.shape
-    for p in prange(nparts):
-        for i in range(p * M // nparts, (p + 1) * M // nparts):
-            for j in range(N):
-                x[i, j] += bias[j]
 
 
 @njit(**NJIT_PARALLEL)

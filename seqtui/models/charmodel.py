@@ -115,6 +115,7 @@ class _Workspace:
         self.dw0_t = np.zeros((V, G), dtype)
         self.db0 = np.zeros(G, dtype)
         self.no_sums = np.zeros(0, dtype)  # "no bias gradient wanted" for matmul_tn
+        self.dense = np.zeros(0, dtype)    # panel strips of a dense weight (see _pack_dense)
         self.norms = np.zeros((parts, T), np.float64)
 
 
@@ -169,6 +170,7 @@ class CharModel:
         self.fc_offsets = np.array([self._offsets["fc.weight"], self._offsets["fc.bias"]], np.int64)
         self._workspaces: dict[tuple[int, int], _Workspace] = {}
         self._panels: tuple | None = None
+        self._dense_cols: dict[tuple[int, bool], np.ndarray] = {}
 
     # -- parameters ------------------------------------------------------------------------
     def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
@@ -263,6 +265,27 @@ class CharModel:
         linear.pack_panel(ws.panel_b, w_hh, cols_b, False, self.parts)
         return ws.panel_b, s0_b
 
+    def _pack_dense(self, ws: _Workspace, w: np.ndarray, transposed: bool) -> np.ndarray:
+        """A weight w (R, C) as panel strips for ``linear.matmul_panel``: of wᵀ (x @ wᵀ, K = C) or
+        of w itself (x @ w, K = R)."""
+        from seqtui.kernels import linear
+        from seqtui.kernels._math import NR
+
+        R, C = w.shape
+        n = R if transposed else C
+        key = (n, transposed)
+        cols = self._dense_cols.get(key)
+        if cols is None:
+            cols = self._dense_cols[key] = np.concatenate(
+                [np.arange(n), -np.ones(-n % NR, np.int64)]).astype(np.int64)
+        K = C if transposed else R
+        size = cols.size * K
+        if ws.dense.size < size:
+            ws.dense = np.zeros(size, self.dtype)
+        out = ws.dense[:size]
+        linear.pack_panel(out, w, cols, transposed, self.parts)
+        return out
+
     # -- forward ---------------------------------------------------------------------------
     def _forward(self, ids: np.ndarray, state: np.ndarray) -> _Workspace:
         """Run every layer over the window; leaves the hidden states and the logits."""
@@ -283,8 +306,8 @@ class CharModel:
                 linear.onehot_forward(lay.xg, ids, ws.w_ih0_t, bias, P)
             else:
                 xg = lay.xg.reshape(N, G)
-                linear.matmul_rows(xg, ws.layers[k - 1].hs[1:].reshape(N, H), w_ih.T, P)
-                linear.add_bias(xg, bias, P)
+                linear.matmul_panel(xg, ws.layers[k - 1].hs[1:].reshape(N, H),
+                                    self._pack_dense(ws, w_ih, True), bias, P)
             lay.hs[0] = state[0, k]
             wp, s0 = self._pack(ws, w_hh, True)
             if cfg.cell == "rnn":
@@ -295,8 +318,7 @@ class CharModel:
                 lay.cs[0] = state[1, k]
                 lstm.lstm_forward(lay.hs, lay.cs, lay.acts, lay.xg, wp, s0, P)
         top = ws.layers[-1].hs[1:].reshape(N, H)
-        linear.matmul_rows(ws.logits, top, p["fc.weight"].T, P)
-        linear.add_bias(ws.logits, p["fc.bias"], P)
+        linear.matmul_panel(ws.logits, top, self._pack_dense(ws, p["fc.weight"], True), p["fc.bias"], P)
         return ws
 
     def _final_state(self, ws: _Workspace) -> np.ndarray:
@@ -380,7 +402,8 @@ class CharModel:
         dlogits = ws.logits
         top = ws.layers[-1].hs[1:].reshape(N, H)
         linear.matmul_tn(g["fc.weight"], g["fc.bias"], dlogits, top, P)
-        linear.matmul_rows(ws.dh.reshape(N, H), dlogits, p["fc.weight"], P)
+        linear.matmul_panel(ws.dh.reshape(N, H), dlogits, self._pack_dense(ws, p["fc.weight"], False),
+                            ws.no_sums, P)
 
         h_norms = None
         for k in range(L - 1, -1, -1):
@@ -409,7 +432,8 @@ class CharModel:
             else:
                 below = ws.layers[k - 1].hs[1:].reshape(N, H)
                 linear.matmul_tn(g[f"rnn.weight_ih_l{k}"], b_ih, dgi, below, P)
-                linear.matmul_rows(ws.dh.reshape(N, H), dgi, p[f"rnn.weight_ih_l{k}"], P)
+                linear.matmul_panel(ws.dh.reshape(N, H), dgi,
+                                    self._pack_dense(ws, p[f"rnn.weight_ih_l{k}"], False), ws.no_sums, P)
             if dgi is dgh:
                 g[f"rnn.bias_ih_l{k}"][...] = g[f"rnn.bias_hh_l{k}"]
 
