@@ -11,7 +11,7 @@ each fixed thread count of ``--threads`` (one column each; the faster counts). E
 them all back to back (interleaved, so machine load hits all alike); the table shows medians
 (``--best``: best repeats). FLOP/s counts ≈ 6gH²(2L−1) + 6HV per token (g gates: 1 RNN, 3 GRU,
 4 LSTM; L layers). The peak is *measured* in the same run (a float32 2048³ GEMM on every
-allowed core, at the start and again at the end), not computed from CPU flags.
+allowed core, before, between and after the rows; the best counts), not computed from CPU flags.
 Target per row: 2× PyTorch, or — where 2× PyTorch would need more than 80% of the measured
 peak — 80% of that peak; the table says which applies.
 Generation: one stream of an RNN H=512, temperature 1, characters per second (target 100k).
@@ -34,7 +34,7 @@ import numpy as np
 B, T, V = 32, 35, 28
 
 
-def measured_peak_gflops(n: int = 2048, repeats: int = 3) -> float:
+def measured_peak_gflops(n: int = 2048, repeats: int = 4) -> float:
     """Attainable single-precision rate of this machine right now: the best of ``repeats``
     n³ float32 GEMMs (NumPy's OpenBLAS) on every core in the affinity mask, in GFLOP/s."""
     from threadpoolctl import threadpool_limits
@@ -260,27 +260,36 @@ def main(argv: list[str] | None = None) -> int:
     use_torch = torch_version is not None and not args.no_torch
     from seqtui.models.threads import available_cpus
 
-    peak = measured_peak_gflops()
+    peaks = [measured_peak_gflops()]
     print(f"seqtui bench: B={B} T={T} V={V} float32, {available_cpus()} CPUs in affinity mask, "
           f"load {_load()}, torch {torch_version if use_torch else 'not used'}, "
           f"{'best' if args.best else 'median'} of {args.repeats}×{args.inner} steps", flush=True)
-    print(f"measured peak: {peak:.0f} GFLOP/s (float32 2048³ GEMM, NumPy BLAS, {available_cpus()} "
-          f"threads); target per row: {RATIO_TARGET:g}× torch, or {100 * PEAK_SHARE:.0f}% of that "
-          f"peak where {RATIO_TARGET:g}× torch would need more", flush=True)
+    results = []
+    for name in rows:  # measure everything first; the peak is re-measured before every row
+        cell, H, layers = ROWS[name]
+        if cell == "gen":
+            results.append((name, {k: bench_generation(H, threads=k) for k in threads}))
+        else:
+            results.append((name, bench_training(cell, H, layers, args.repeats, args.inner, threads,
+                                                 use_torch, args.best)))
+        peaks.append(measured_peak_gflops())
+        print(f"  measured {name} (load {_load()})", flush=True)
+    peak = max(peaks)
+    print(f"measured peak: {peak:.0f} GFLOP/s = the best of {len(peaks)} float32 2048³ GEMMs (NumPy "
+          f"BLAS, {available_cpus()} threads) taken before, between and after the rows "
+          f"(lowest {min(peaks):.0f}); target per row: {RATIO_TARGET:g}× torch, or "
+          f"{100 * PEAK_SHARE:.0f}% of that peak where {RATIO_TARGET:g}× torch would need more", flush=True)
     thr_cols = " ".join(f"{f'{k} thr':>10}" for k in threads)
     print(f"{'row':10} {thr_cols} {'torch':>10} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}  {'criterion':11} met",
           flush=True)
-    peaks = [peak]
-    for name in rows:
+    for name, r in results:
         cell, H, layers = ROWS[name]
         if cell == "gen":
-            by = {k: bench_generation(H, threads=k) for k in threads}
-            cps = max(by.values())
-            cols = " ".join(f"{by[k]:>10,.0f}" for k in threads)
+            cps = max(r.values())
+            cols = " ".join(f"{r[k]:>10,.0f}" for k in threads)
             print(f"{name:10} {cols} {'':>10} {'':>6} {'':>8} {'':>6}  {f'{GEN_TARGET // 1000}k chars/s':11} "
                   f"{'MET' if cps >= GEN_TARGET else 'missed'}  (chars/s)", flush=True)
             continue
-        r = bench_training(cell, H, layers, args.repeats, args.inner, threads, use_torch, args.best)
         ratio = r["ours"] / r["torch"] if r["torch"] else None
         which, met = criterion(r, cell, H, layers, peak)
         cols = " ".join(f"{r['by_threads'][k]:>10,.0f}" for k in threads)
@@ -288,9 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio_s = f"{ratio:>5.2f}×" if ratio else f"{'-':>6}"
         print(f"{name:10} {cols} {torch_s} {ratio_s} {r['gflops']:>8.1f} {100 * r['gflops'] / peak:>5.1f}%  "
               f"{which:11} {'MET' if met else 'missed'}", flush=True)
-    peaks.append(measured_peak_gflops())
-    print(f"(tok/s; ratio and GFLOP/s from the faster thread column) peak re-measured at end: "
-          f"{peaks[-1]:.0f} GFLOP/s", flush=True)
+    print("(training rows in tok/s; ratio, GFLOP/s and %peak from the faster thread column)", flush=True)
     if not args.no_compile:
         ct = compile_times()
         print(f"compile: cold {ct['cold']['all']:.1f} s for every kernel (child process "
