@@ -5,10 +5,13 @@ Sizes: B batch, T num_steps, H hidden, V vocabulary, L layers, G gates·H, N = T
 Parameters and gradients are single flat arrays carved into views with PyTorch's names, shapes
 and gate order (``rnn.weight_ih_l0`` …, ``fc.weight``, ``fc.bias``), so a checkpoint loads
 straight into ``torch.nn.RNN/GRU/LSTM`` + ``nn.Linear``. A training step runs the Numba
-recurrence kernels (``seqtui.kernels.rnn/gru/lstm``) between big batched products done by BLAS:
-the input projection of all T steps, the output layer and softmax-CE over all N rows, and the
-weight gradients as one GEMM each. Importing this module does not import numba (kernels load
-on first use).
+recurrence kernels (``seqtui.kernels.rnn/gru/lstm``) between big batched products: the input
+projection of all T steps, the output layer and softmax-CE over all N rows, and the weight
+gradients as one product each over all N rows. Every product runs on the register-tiled
+``kernels._math._tile`` over weights repacked once per step into panel strips (W_hh for the
+recurrence, forward and backward layouts), so each output element is one fixed chain of fused
+multiply-adds: ``parts`` (how the work is cut) and ``threads`` (who runs it) change no bit.
+Importing this module does not import numba (kernels load on first use).
 """
 
 from __future__ import annotations
