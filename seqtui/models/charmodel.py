@@ -10,7 +10,8 @@ projection of all T steps, the output layer and softmax-CE over all N rows, and 
 gradients as one product each over all N rows. Every product runs on the register-tiled
 ``kernels._math._tile`` over weights repacked once per step into panel strips (W_hh for the
 recurrence, forward and backward layouts), so each output element is one fixed chain of fused
-multiply-adds: ``parts`` (how the work is cut) and ``threads`` (who runs it) change no bit.
+multiply-adds: ``threads`` (who runs the work) change no bit, ``parts`` (how it is cut) only
+the summation order of the loss and of the ∂L/∂h norms.
 Importing this module does not import numba (kernels load on first use).
 """
 
