@@ -4,17 +4,16 @@ Sizes: T steps, B batch, H hidden, G = 3H, P parts (hidden columns split over th
 
     r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr)      z = σ(x W_izᵀ + b_iz + h W_hzᵀ + b_hz)
     n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn))     h' = (1 − z) ⊙ n + z ⊙ h
-The caller computes xg = x W_ihᵀ + b_ih + (b_hr, b_hz, 0) for all steps at once and the weight gradients as big
-products; these kernels hold the recurrence. Buffers are time-major, C-contiguous:
+The caller computes xg = x W_ihᵀ + b_ih + (b_hr, b_hz, 0) for all steps at once and the weight
+gradients as big products; these kernels hold the recurrence. Buffers are time-major, C-contiguous:
   hs   (T+1, B, H)  hs[0] = h_{-1}, hs[t+1] = h_t
   xg   (T, B, G)    input projection (with b_ih and the r, z parts of b_hh)
   acts (T, B, 4H)   r | z | n | hn  (hn = h_{t-1} W_hnᵀ + b_hn, needed for ∂r)
   dgi  (T, B, G)    ∂L/∂xg  (gradient of W_ih, b_ih and of the layer input)
   dgh  (T, B, G)    ∂L/∂(h_{t-1} W_hhᵀ + b_hh)  (gradient of W_hh, b_hh and of h_{t-1})
-Part p owns hidden columns [c0, c1) and, in the forward pass, the rows of W_hh that produce
-them (r, z, n rows of part 0, then
-of part 1), packed into NR-column panel strips (``linear.pack_panel``): part p's forward strips
-hold its r|z|n columns of h W_hhᵀ side by side; its backward strips W_hh's columns [c0, c1).
+Part p owns hidden columns [c0, c1). W_hh is packed into NR-column panel strips
+(``linear.pack_panel``): part p's forward strips hold its r|z|n columns of h W_hhᵀ side by
+side; its backward strips W_hh's columns [c0, c1).
 Products run MR rows at a time with the register-tiled ``_tile``; the gate arithmetic runs on
 each row block while it is still in L1.
 """
@@ -53,7 +52,8 @@ def gru_forward(hs, acts, xg, wp, strip0, b_hh, nparts):
             for r0 in range(0, B, MR):
                 mr = min(MR, B - r0)
                 for q in range(ns):
-                    _tile(buf, q * NR, ldc, hs, (t * B + r0) * H, H, 1, mr, wp, (s0 + q) * H * NR, NR, H, False)
+                    _tile(buf, q * NR, ldc, hs, (t * B + r0) * H, H, 1, mr,
+                          wp, (s0 + q) * H * NR, NR, H, False)
                 for i in range(mr):
                     b = r0 + i
                     x = xg[t, b]
@@ -107,7 +107,8 @@ def gru_backward(dgi, dgh, norms, dhs, hs, acts, wp, strip0, carry_scale, nparts
                 mr = min(MR, B - r0)
                 if s != 0.0:
                     for q in range(ns):
-                        _tile(buf, q * NR, ldc, dgh, ((t + 1) * B + r0) * G, G, 1, mr, wp, (s0 + q) * G * NR, NR, G, False)
+                        _tile(buf, q * NR, ldc, dgh, ((t + 1) * B + r0) * G, G, 1, mr,
+                              wp, (s0 + q) * G * NR, NR, G, False)
                 for i in range(mr):
                     b = r0 + i
                     d = dh[b, c0:c1]

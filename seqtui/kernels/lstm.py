@@ -47,7 +47,8 @@ def lstm_forward(hs, cs, acts, xg, wp, strip0, nparts):
             for r0 in range(0, B, MR):
                 mr = min(MR, B - r0)
                 for q in range(ns):
-                    _tile(buf, q * NR, ldc, hs, (t * B + r0) * H, H, 1, mr, wp, (s0 + q) * H * NR, NR, H, False)
+                    _tile(buf, q * NR, ldc, hs, (t * B + r0) * H, H, 1, mr,
+                          wp, (s0 + q) * H * NR, NR, H, False)
                 for ii in range(mr):
                     b = r0 + ii
                     x = xg[t, b]
@@ -105,7 +106,8 @@ def lstm_backward(dg, norms, dhs, cs, acts, wp, strip0, carry_scale, nparts):
                 mr = min(MR, B - r0)
                 if s != 0.0:
                     for q in range(ns):
-                        _tile(buf, q * NR, ldc, dg, ((t + 1) * B + r0) * G, G, 1, mr, wp, (s0 + q) * G * NR, NR, G, False)
+                        _tile(buf, q * NR, ldc, dg, ((t + 1) * B + r0) * G, G, 1, mr,
+                              wp, (s0 + q) * G * NR, NR, G, False)
                 for ii in range(mr):
                     b = r0 + ii
                     d = dh[b, c0:c1]

@@ -45,7 +45,8 @@ def rnn_forward(hs, xg, wp, strip0, nparts):
             for r0 in range(0, B, MR):
                 mr = min(MR, B - r0)
                 for s in range(ns):
-                    _tile(buf, s * NR, ldc, hs, (t * B + r0) * H, H, 1, mr, wp, (s0 + s) * H * NR, NR, H, False)
+                    _tile(buf, s * NR, ldc, hs, (t * B + r0) * H, H, 1, mr,
+                          wp, (s0 + s) * H * NR, NR, H, False)
                 for i in range(mr):
                     x = xg[t, r0 + i, c0:c1]
                     ho = hs[t + 1, r0 + i, c0:c1]
@@ -84,7 +85,8 @@ def rnn_backward(dxg, norms, dhs, hs, wp, strip0, carry_scale, nparts):
                 mr = min(MR, B - r0)
                 if s != 0.0:
                     for q in range(ns):
-                        _tile(buf, q * NR, ldc, dxg, ((t + 1) * B + r0) * H, H, 1, mr, wp, (s0 + q) * H * NR, NR, H, False)
+                        _tile(buf, q * NR, ldc, dxg, ((t + 1) * B + r0) * H, H, 1, mr,
+                              wp, (s0 + q) * H * NR, NR, H, False)
                 for i in range(mr):
                     b = r0 + i
                     up = dhs[t, b, c0:c1]
