@@ -161,3 +161,63 @@ def test_generators_in_threads_do_not_interfere():
     for t in threads:
         t.join()
     assert got == expected
+
+
+def _trained_model(cell, H=256, steps=120):
+    """A float32 model trained briefly on real text (pydoc topics), and its vocabulary."""
+    from pydoc_data.topics import topics
+
+    from seqtui.models.optim import Adam, clip_grad_norm
+
+    text = "".join(topics[k] for k in sorted(topics))[:40_000]
+    vocab = Vocab.build(text)
+    ids = vocab.encode(text)
+    model = CharModel(ModelConfig(cell, len(vocab), H, 1), seed=0)
+    opt, B, T = Adam(lr=0.005), 16, 32
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        starts = rng.integers(0, len(ids) - T - 1, B)
+        X = np.stack([ids[s:s + T] for s in starts])
+        Y = np.stack([ids[s + 1:s + T + 1] for s in starts])
+        model.loss_and_grad(X, Y, None, None)
+        clip_grad_norm(model.grads, 1.0)
+        opt.step(model.params, model.grads)
+    return model, vocab, text
+
+
+def _stream_perplexity(gen, vocab, text):
+    """exp(mean NLL) of each next char of ``text`` under the generator's logits, fed one by one."""
+    nll = 0.0
+    for ch in text:
+        z = gen.logits.astype(np.float64)
+        z = z - z.max()
+        nll += np.log(np.exp(z).sum()) - z[vocab.encode([ch])[0]]
+        gen.prime(ch)
+    return float(np.exp(nll / len(text)))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_float16_generation_moves_perplexity_by_less_than_half_a_percent(cell):
+    model, vocab, text = _trained_model(cell)
+    held_out = text[-1500:]
+    exact = _stream_perplexity(Generator(model, vocab, precision="float32"), vocab, held_out)
+    narrow = _stream_perplexity(Generator(model, vocab, precision="float16"), vocab, held_out)
+    assert exact < 0.6 * len(vocab)  # the model has learned something
+    assert abs(narrow / exact - 1) < 0.005, (exact, narrow)
+    # and "auto" picks float16 for this width
+    assert Generator(model, vocab).precision == "float16"
+
+
+def test_float16_generation_follows_refresh_and_rejects_float64():
+    model = CharModel(ModelConfig("rnn", len(VOCAB), 32, 2), seed=0)
+    gen = Generator(model, VOCAB, precision="float16")
+    model.params[...] *= 0.5  # the matrices' copy was taken at construction: refresh it
+    gen.refresh()
+    gen.reset()
+    ref = Generator(model, VOCAB, precision="float16")
+    assert "".join(gen.sample(50, temperature=0)) == "".join(ref.sample(50, temperature=0))
+    with pytest.raises(ConfigError, match="float32"):
+        Generator(CharModel(ModelConfig("rnn", len(VOCAB), 8, 1), dtype=np.float64), VOCAB,
+                  precision="float16")
+    with pytest.raises(ConfigError, match="precision"):
+        Generator(model, VOCAB, precision="int8")

@@ -12,48 +12,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic, overload
+from numba import njit, prange
 
-from seqtui.kernels.config import FASTMATH, NJIT_PARALLEL
-
-
-@intrinsic
-def _float32_from_bits(typingctx, bits):
-    """Reinterpret an int32's bits as a float32 (2^n from its exponent field)."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
+from seqtui.kernels._math import _exp
+from seqtui.kernels.config import NJIT_PARALLEL
 
 
-def _exp(x):  # pragma: no cover - replaced by the overload inside jitted code
-    return math.exp(x)
-
-
-@overload(_exp, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
-def _exp_impl(x):
-    if x == types.float32:
-
-        def impl(x):
-            x = min(max(x, np.float32(-87.0)), np.float32(88.0))
-            n = math.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))
-            nf = np.float32(n)
-            r = x - nf * np.float32(0.693359375) - nf * np.float32(-2.12194440e-4)
-            p = np.float32(1.9875691500e-4)
-            p = p * r + np.float32(1.3981999507e-3)
-            p = p * r + np.float32(8.3334519073e-3)
-            p = p * r + np.float32(4.1665795894e-2)
-            p = p * r + np.float32(1.6666665459e-1)
-            p = p * r + np.float32(5.0000001201e-1)
-            e = p * r * r + r + np.float32(1.0)
-            return e * _float32_from_bits(np.int32((n + 127) << 23))
-
-        return impl
-    return lambda x: math.exp(x)
+@njit(inline="always")
+def _ordered_sum(x):
+    """Σ x in index order. (``x.sum()`` inside a parallel kernel becomes a parallel reduction
+    whose order, hence whose last bit, depends on the thread count.)"""
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += x[i]
+    return total
 
 
 @njit(**NJIT_PARALLEL)
@@ -86,7 +58,7 @@ def softmax_ce_forward_backward(logits, targets, scale, nparts):
                 row[v] *= inv
             row[y] -= sc
         partial[p] = total
-    return partial.sum()
+    return _ordered_sum(partial)
 
 
 @njit(**NJIT_PARALLEL)
@@ -106,4 +78,4 @@ def softmax_ce_forward(logits, targets, nparts):
                 s += _exp(row[v] - m)
             total += math.log(np.float64(s)) - np.float64(row[targets[n]] - m)
         partial[p] = total
-    return partial.sum()
+    return _ordered_sum(partial)

@@ -1,6 +1,6 @@
 """Vanilla RNN layer (PyTorch ``nn.RNN``, tanh): recurrence forward and backward over a window.
 
-Sizes: T steps, B batch, H hidden, P parts (hidden columns split over the cores).
+Sizes: T steps, B batch, H hidden, P parts (hidden columns split over the cores), MR × NR tile.
 
 Everything that is not sequential (the input projection x_t W_ihᵀ + b_ih + b_hh for all steps, the
 weight gradients) is done by the caller as a few big products; these kernels hold only the
@@ -8,109 +8,98 @@ recurrence. Buffers are time-major and C-contiguous:
   hs  (T+1, B, H)  hs[0] = the initial state h_{-1}, hs[t+1] = h_t
   xg  (T, B, H)    the input projection of every step (biases included)
   dxg (T, B, H)    ∂L/∂(pre-activation) of every step — the gradient of W_ih, W_hh and both biases
+  wp, strip0       W_hh packed into NR-column panel strips (``linear.pack_panel`` with
+                   ``_math.panel_index``): forward panels hold W_hhᵀ's columns of each part,
+                   backward panels W_hh's columns of each part
 Each step is one parallel region: part p computes hidden columns [p·H/P, (p+1)·H/P) from the
-whole previous state with its own rows of W_hh (forward) or of W_hhᵀ (backward), with
-single-threaded BLAS inside (the caller limits it) and the elementwise work fused into the store.
+whole previous state with its own panel strips (which stay in its core's L2), MR rows at a time
+with the register-tiled ``_tile`` product, and the elementwise work runs on each row block
+while it is still in L1.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import overload
+from numba import njit, prange
 
-from seqtui.kernels.config import FASTMATH, NJIT_PARALLEL
-
-# --- activations (duplicated per module on purpose: a cached kernel's call graph stays here) ---
-
-
-def _tanh(x):  # pragma: no cover - replaced by the overload inside jitted code
-    return math.tanh(x)
-
-
-@overload(_tanh, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
-def _tanh_impl(x):
-    """float32: clamped rational approximation (max error ≈ 3.5e-7, vectorizes); float64: libm
-    (exact, so float64 gradient checks see the true derivative 1 - tanh²)."""
-    if x == types.float32:
-
-        def impl(x):
-            x = min(max(x, np.float32(-7.90531110763549805)), np.float32(7.90531110763549805))
-            x2 = x * x
-            p = np.float32(-2.76076847742355e-16)
-            p = p * x2 + np.float32(2.00018790482477e-13)
-            p = p * x2 + np.float32(-8.60467152213735e-11)
-            p = p * x2 + np.float32(5.12229709037114e-08)
-            p = p * x2 + np.float32(1.48572235717979e-05)
-            p = p * x2 + np.float32(6.37261928875436e-04)
-            p = p * x2 + np.float32(4.89352455891786e-03)
-            q = np.float32(1.19825839466702e-06)
-            q = q * x2 + np.float32(1.18534705686654e-04)
-            q = q * x2 + np.float32(2.26843463243900e-03)
-            q = q * x2 + np.float32(4.89352518554385e-03)
-            return x * p / q
-
-        return impl
-    return lambda x: math.tanh(x)
-
-
-@njit(inline="always")
-def _cols(p, nparts, H):
-    """Hidden columns [c0, c1) of part p."""
-    return p * H // nparts, (p + 1) * H // nparts
-
-
-@njit(inline="always")
-def _scratch(buf, p, B, c):
-    """A C-contiguous (B, c) view at the start of part p's scratch row."""
-    return buf[p, : B * c].reshape((B, c))
+from seqtui.kernels._math import MR, NR, _cols, _tanh, _tile
+from seqtui.kernels.config import NJIT_PARALLEL
 
 
 @njit(**NJIT_PARALLEL)
-def rnn_forward(hs, xg, w_hh, nparts):
+def rnn_forward(hs, xg, wp, strip0, nparts):
     """h_t = tanh(xg_t + h_{t-1} W_hhᵀ) for t = 0..T-1, written to hs[1:] (hs[0] is h_{-1})."""
     T, B, H = xg.shape
-    scratch = np.empty((nparts, B * (H // nparts + 1)), dtype=hs.dtype)
+    smax = 0
+    for p in range(nparts):
+        smax = max(smax, strip0[p + 1] - strip0[p])
+    scratch = np.empty((nparts, MR * smax * NR), dtype=hs.dtype)
     for t in range(T):
         for p in prange(nparts):
             c0, c1 = _cols(p, nparts, H)
             c = c1 - c0
-            acc = _scratch(scratch, p, B, c)
-            np.dot(hs[t], w_hh[c0:c1].T, acc)
-            for b in range(B):
-                for j in range(c):
-                    hs[t + 1, b, c0 + j] = _tanh(xg[t, b, c0 + j] + acc[b, j])
+            s0 = strip0[p]
+            ns = strip0[p + 1] - s0
+            ldc = ns * NR
+            buf = scratch[p]
+            for r0 in range(0, B, MR):
+                mr = min(MR, B - r0)
+                for s in range(ns):
+                    _tile(buf, s * NR, ldc, hs, (t * B + r0) * H, H, 1, mr,
+                          wp, (s0 + s) * H * NR, NR, H, False)
+                for i in range(mr):
+                    x = xg[t, r0 + i, c0:c1]
+                    ho = hs[t + 1, r0 + i, c0:c1]
+                    a = buf[i * ldc : i * ldc + c]
+                    for j in range(c):
+                        ho[j] = _tanh(x[j] + a[j])
 
 
 @njit(**NJIT_PARALLEL)
-def rnn_backward(dxg, norms, dhs, hs, w_hh_t, carry_scale, nparts):
+def rnn_backward(dxg, norms, dhs, hs, wp, strip0, carry_scale, nparts):
     """Backward through the recurrence, from t = T-1 down to 0.
 
     dhs (T, B, H) is ∂L/∂h_t from above (the output layer or the next layer's input); the carry
     from step t+1 is multiplied by carry_scale[t+1] (truncated / randomized BPTT). Writes dxg and
     the per-part squared norms of the total ∂L/∂h_t into norms (P, T), float64.
-    w_hh_t is W_hhᵀ, C-contiguous (H, H).
+    wp, strip0: the backward panels (W_hh's columns of each part).
     """
     T, B, H = dhs.shape
-    scratch = np.empty((nparts, B * (H // nparts + 1)), dtype=hs.dtype)
+    one = hs.dtype.type(1.0)
+    smax = 0
+    for p in range(nparts):
+        smax = max(smax, strip0[p + 1] - strip0[p])
+    scratch = np.empty((nparts, MR * smax * NR), dtype=hs.dtype)
     for t in range(T - 1, -1, -1):
         s = carry_scale[t + 1] if t + 1 < T else 0.0
+        sc = hs.dtype.type(s)
         for p in prange(nparts):
             c0, c1 = _cols(p, nparts, H)
             c = c1 - c0
-            acc = _scratch(scratch, p, B, c)
-            if s != 0.0:
-                np.dot(dxg[t + 1], w_hh_t[c0:c1].T, acc)
-            else:
-                acc[:] = 0.0
-            sc = hs.dtype.type(s)
+            s0 = strip0[p]
+            ns = strip0[p + 1] - s0
+            ldc = ns * NR
+            buf = scratch[p]
             sq = 0.0
-            for b in range(B):
-                for j in range(c):
-                    dh = dhs[t, b, c0 + j] + sc * acc[b, j]
-                    sq += np.float64(dh) * np.float64(dh)
-                    h = hs[t + 1, b, c0 + j]
-                    dxg[t, b, c0 + j] = dh * (hs.dtype.type(1.0) - h * h)
+            for r0 in range(0, B, MR):
+                mr = min(MR, B - r0)
+                if s != 0.0:
+                    for q in range(ns):
+                        _tile(buf, q * NR, ldc, dxg, ((t + 1) * B + r0) * H, H, 1, mr,
+                              wp, (s0 + q) * H * NR, NR, H, False)
+                for i in range(mr):
+                    b = r0 + i
+                    up = dhs[t, b, c0:c1]
+                    h = hs[t + 1, b, c0:c1]
+                    d = dxg[t, b, c0:c1]
+                    if s != 0.0:
+                        a = buf[i * ldc : i * ldc + c]
+                        for j in range(c):
+                            d[j] = up[j] + sc * a[j]
+                    else:
+                        d[:] = up
+                    for j in range(c):
+                        sq += np.float64(d[j]) * np.float64(d[j])
+                    for j in range(c):
+                        d[j] = d[j] * (one - h[j] * h[j])
             norms[p, t] = sq

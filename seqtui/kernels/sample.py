@@ -7,9 +7,14 @@ The model lives in one flat parameter buffer (``params``) described by an offset
   w0_t (V, G)        layer 0's W_ihᵀ (a one-hot input is a row of it)
   state (S, L, 1, H) the recurrent state, updated in place
   logits (V,)        the next-token logits for the current state, updated in place
+  nw, noffs, xpad    optional narrow copy of the weights (empty nw: use params): IEEE half bits
+                     (uint16) of each layer's W_ih (layers > 0), W_hh and of fc.weight, rows
+                     padded with zeros to Kp = xpad's length (a multiple of F16_LANES) and row
+                     counts to a multiple of F16_ROWS; noffs (L+1, 2) int64: offsets of layer l's
+                     W_ih and W_hh, and [L, 0] of fc.weight; xpad (Kp,) scratch, zero past H
 Cells: 0 RNN, 1 GRU (r, z, n), 2 LSTM (i, f, g, o), PyTorch semantics — the same maths as the
-training kernels in rnn.py / gru.py / lstm.py (kept here so this cached kernel's call graph
-stays in one module; tests compare both). Draws use uniforms supplied by the caller, so a
+training kernels in rnn.py / gru.py / lstm.py (activations shared through _math.py; tests
+compare both). Draws use uniforms supplied by the caller, so a
 seeded stream is reproducible and the kernels share no mutable state between threads.
 """
 
@@ -18,65 +23,37 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
-from seqtui.kernels.config import FASTMATH, NJIT, NJIT_FAST
+from seqtui.kernels._math import F16_ROWS, _rows_dot_f16, _sigmoid, _tanh
+from seqtui.kernels.config import NJIT, NJIT_FAST
 
 CELL_CODES = {"rnn": 0, "gru": 1, "lstm": 2}
 GATES = (1, 3, 4)
 
-# --- activations (duplicated per module on purpose: a cached kernel's call graph stays here) ---
 
-
-def _tanh(x):  # pragma: no cover - replaced by the overload inside jitted code
-    return math.tanh(x)
-
-
-@overload(_tanh, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
-def _tanh_impl(x):
-    """float32: clamped rational approximation (max error ≈ 3.5e-7, vectorizes); float64: libm
-    (exact, so float64 gradient checks see the true derivative 1 - tanh²)."""
-    if x == types.float32:
-
-        def impl(x):
-            x = min(max(x, np.float32(-7.90531110763549805)), np.float32(7.90531110763549805))
-            x2 = x * x
-            p = np.float32(-2.76076847742355e-16)
-            p = p * x2 + np.float32(2.00018790482477e-13)
-            p = p * x2 + np.float32(-8.60467152213735e-11)
-            p = p * x2 + np.float32(5.12229709037114e-08)
-            p = p * x2 + np.float32(1.48572235717979e-05)
-            p = p * x2 + np.float32(6.37261928875436e-04)
-            p = p * x2 + np.float32(4.89352455891786e-03)
-            q = np.float32(1.19825839466702e-06)
-            q = q * x2 + np.float32(1.18534705686654e-04)
-            q = q * x2 + np.float32(2.26843463243900e-03)
-            q = q * x2 + np.float32(4.89352518554385e-03)
-            return x * p / q
-
-        return impl
-    return lambda x: math.tanh(x)
-
-
-def _sigmoid(x):  # pragma: no cover - replaced by the overload inside jitted code
-    return 0.5 + 0.5 * math.tanh(0.5 * x)
-
-
-@overload(_sigmoid, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
-def _sigmoid_impl(x):
-    """σ(x) = ½ + ½·tanh(x/2): vectorizes in float32, exact in float64."""
-    if x == types.float32:
-        return lambda x: np.float32(0.5) + np.float32(0.5) * _tanh(np.float32(0.5) * x)
-    return lambda x: 0.5 + 0.5 * _tanh(0.5 * x)
+@njit(inline="always")
+def _matvec(out, w, x, nw, off, xpad):
+    """out[:R] = w (R, K) @ x (K,): float32/64 BLAS, or — when the narrow copy ``nw`` is given —
+    its half-precision rows at ``off`` (R padded to F16_ROWS, K to xpad's length Kp; out must
+    have the padded room)."""
+    if nw.shape[0] == 0:
+        np.dot(w, x, out[: w.shape[0]])
+        return
+    R, K = w.shape
+    Kp = xpad.shape[0]
+    for k in range(K):
+        xpad[k] = x[k]
+    for r0 in range(0, R, F16_ROWS):
+        _rows_dot_f16(out, r0, nw, off + r0 * Kp, Kp, xpad, Kp)
 
 
 @njit(**NJIT_FAST)
-def _step(state, logits, token, params, offs, fc, w0_t, cell, gi, gh):
-    """Feed one token: update every layer's state, then the logits."""
+def _step(state, logits, token, params, offs, fc, w0_t, cell, gi, gh, nw, noffs, xpad):
+    """Feed one token: update every layer's state, then the logits (in gh's room)."""
     L = state.shape[1]
     H = state.shape[3]
-    G = gi.shape[0]
+    G = w0_t.shape[1]
     V = logits.shape[0]
     one = params.dtype.type(1.0)
     for l in range(L):
@@ -90,10 +67,10 @@ def _step(state, logits, token, params, offs, fc, w0_t, cell, gi, gh):
                 gi[g] = row[g] + b_ih[g]
         else:
             w_ih = params[offs[l, 0] : offs[l, 0] + G * H].reshape((G, H))
-            np.dot(w_ih, state[0, l - 1, 0], gi)
+            _matvec(gi, w_ih, state[0, l - 1, 0], nw, noffs[l, 0], xpad)
             for g in range(G):
                 gi[g] += b_ih[g]
-        np.dot(w_hh, h, gh)
+        _matvec(gh, w_hh, h, nw, noffs[l, 1], xpad)
         if cell == 0:
             for k in range(H):
                 h[k] = _tanh(gi[k] + gh[k] + b_hh[k])
@@ -114,9 +91,9 @@ def _step(state, logits, token, params, offs, fc, w0_t, cell, gi, gh):
                 h[k] = o * _tanh(c[k])
     fc_w = params[fc[0] : fc[0] + V * H].reshape((V, H))
     fc_b = params[fc[1] : fc[1] + V]
-    np.dot(fc_w, state[0, L - 1, 0], logits)
+    _matvec(gh, fc_w, state[0, L - 1, 0], nw, noffs[L, 0], xpad)
     for v in range(V):
-        logits[v] += fc_b[v]
+        logits[v] = gh[v] + fc_b[v]
 
 
 @njit(**NJIT)
@@ -168,23 +145,24 @@ def _draw(logits, temperature, top_k, top_p, u, probs):
 
 
 @njit(**NJIT)
-def feed(state, logits, ids, params, offs, fc, w0_t, cell):
+def feed(state, logits, ids, params, offs, fc, w0_t, cell, nw, noffs, xpad):
     """Advance the stream over the given token ids (a prompt)."""
-    G = w0_t.shape[1]
-    gi = np.empty(G, dtype=params.dtype)
-    gh = np.empty(G, dtype=params.dtype)
+    n = max(w0_t.shape[1], logits.shape[0]) + F16_ROWS
+    gi = np.empty(n, dtype=params.dtype)
+    gh = np.empty(n, dtype=params.dtype)
     for i in range(ids.shape[0]):
-        _step(state, logits, ids[i], params, offs, fc, w0_t, cell, gi, gh)
+        _step(state, logits, ids[i], params, offs, fc, w0_t, cell, gi, gh, nw, noffs, xpad)
 
 
 @njit(**NJIT)
-def generate(out, state, logits, params, offs, fc, w0_t, cell, uniforms, temperature, top_k, top_p):
+def generate(out, state, logits, params, offs, fc, w0_t, cell, nw, noffs, xpad, uniforms, temperature,
+             top_k, top_p):
     """Draw out.shape[0] tokens one by one, feeding each back in (state and logits advance)."""
-    G = w0_t.shape[1]
-    gi = np.empty(G, dtype=params.dtype)
-    gh = np.empty(G, dtype=params.dtype)
+    n = max(w0_t.shape[1], logits.shape[0]) + F16_ROWS
+    gi = np.empty(n, dtype=params.dtype)
+    gh = np.empty(n, dtype=params.dtype)
     probs = np.empty(logits.shape[0], dtype=np.float64)
     for i in range(out.shape[0]):
         tok = _draw(logits, temperature, top_k, top_p, uniforms[i], probs)
         out[i] = tok
-        _step(state, logits, tok, params, offs, fc, w0_t, cell, gi, gh)
+        _step(state, logits, tok, params, offs, fc, w0_t, cell, gi, gh, nw, noffs, xpad)

@@ -5,10 +5,14 @@ Sizes: B batch, T num_steps, H hidden, V vocabulary, L layers, G gates·H, N = T
 Parameters and gradients are single flat arrays carved into views with PyTorch's names, shapes
 and gate order (``rnn.weight_ih_l0`` …, ``fc.weight``, ``fc.bias``), so a checkpoint loads
 straight into ``torch.nn.RNN/GRU/LSTM`` + ``nn.Linear``. A training step runs the Numba
-recurrence kernels (``seqtui.kernels.rnn/gru/lstm``) between big batched products done by BLAS:
-the input projection of all T steps, the output layer and softmax-CE over all N rows, and the
-weight gradients as one GEMM each. Importing this module does not import numba (kernels load
-on first use).
+recurrence kernels (``seqtui.kernels.rnn/gru/lstm``) between big batched products: the input
+projection of all T steps, the output layer and softmax-CE over all N rows, and the weight
+gradients as one product each over all N rows. Every product runs on the register-tiled
+``kernels._math._tile`` over weights repacked once per step into panel strips (W_hh for the
+recurrence, forward and backward layouts), so each output element is one fixed chain of fused
+multiply-adds: ``threads`` (who runs the work) change no bit, ``parts`` (how it is cut) only
+the summation order of the loss and of the ∂L/∂h norms.
+Importing this module does not import numba (kernels load on first use).
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ from seqtui.models.threads import ThreadTuner, available_cpus, kernel_threads
 
 
 
+
+
+def default_parts(hidden: int) -> int:
+    """How many pieces a step's work is cut into when the caller does not say: a property of the
+    shape only (so a run gives the same bits on any machine), enough for up to 16 cores and
+    wide enough (≥ 32 hidden columns a part) for the recurrence's register tiles."""
+    return max(1, min(16, hidden // 32))
 
 
 @dataclass
@@ -115,15 +126,19 @@ class _Layer:
 class _Workspace:
     """All buffers of a training step for one (B, T) shape, reused across steps."""
 
-    def __init__(self, cfg: ModelConfig, T: int, B: int, parts: int, dtype: np.dtype) -> None:
+    def __init__(self, cfg: ModelConfig, T: int, B: int, parts: int, dtype: np.dtype,
+                 panel_sizes: tuple[int, int]) -> None:
         H, V, G = cfg.hidden, cfg.vocab_size, cfg.gates * cfg.hidden
         self.layers = [_Layer(cfg.cell, T, B, H, G, dtype) for _ in range(cfg.num_layers)]
         self.logits = np.zeros((T * B, V), dtype)
-        self.w_hh = np.zeros((G, H), dtype)     # W_hh regrouped by part (forward)
-        self.w_hh_t = np.zeros((H, G), dtype)   # W_hhᵀ (backward)
+        self.panel_f = np.zeros(panel_sizes[0], dtype)  # W_hh packed for h W_hhᵀ (forward)
+        self.panel_b = np.zeros(panel_sizes[1], dtype)  # W_hh packed for δ W_hh (backward)
         self.w_ih0_t = np.zeros((V, G), dtype)  # layer 0's W_ihᵀ (one-hot gather)
         self.dh = np.zeros((T, B, H), dtype)
         self.dw0_t = np.zeros((V, G), dtype)
+        self.db0 = np.zeros(G, dtype)
+        self.no_sums = np.zeros(0, dtype)  # "no bias gradient wanted" for matmul_tn
+        self.dense = np.zeros(0, dtype)    # panel strips of a dense weight (see _pack_dense)
         self.norms = np.zeros((parts, T), np.float64)
 
 
@@ -131,16 +146,20 @@ class CharModel:
     """An RNN/GRU/LSTM language model with a linear output layer, PyTorch-compatible parameters.
 
     Every step's work is cut into ``parts`` pieces (hidden columns of the recurrence, row blocks of
-    the big products); ``threads`` run them: None tunes 1 or 2 from measured step times (see
-    :class:`ThreadTuner`) — the result does not depend on it, only on ``parts``.
+    the big products; None = :func:`default_parts`, which depends on the shape only, never on the
+    machine); ``threads`` run them: None tunes among 1 … min(parts, cores in the affinity mask)
+    from measured step times (see :class:`ThreadTuner`) — the result does not depend on it, only
+    on ``parts``.
     """
 
-    def __init__(self, cfg: ModelConfig, seed: int = 0, dtype=np.float32, parts: int = 2,
+    def __init__(self, cfg: ModelConfig, seed: int = 0, dtype=np.float32, parts: int | None = None,
                  threads: int | None = None, init: str = "pytorch"):
         self.cfg = cfg
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ConfigError(f"model dtype must be float32 or float64, got {self.dtype}")
+        if parts is None:
+            parts = default_parts(cfg.hidden)
         self.parts = min(int(parts), cfg.hidden)
         if self.parts < 1:
             raise ConfigError(f"parts must be >= 1, got {parts}")
@@ -148,7 +167,7 @@ class CharModel:
             raise ConfigError(f"threads must be >= 1, got {threads}")
         self.threads = None if threads is None else int(threads)
         # below H = 64 a step is too small for a second thread to pay for its barriers
-        self._max_threads = min(2, self.parts, available_cpus()) if cfg.hidden >= 64 else 1
+        self._max_threads = min(self.parts, available_cpus()) if cfg.hidden >= 64 else 1
         self._tuners: dict[tuple[str, int, int], ThreadTuner] = {}
         self._shapes = parameter_shapes(cfg)
         sizes = [math.prod(s) for _, s in self._shapes]
@@ -173,7 +192,8 @@ class CharModel:
              for k in range(L)], dtype=np.int64)
         self.fc_offsets = np.array([self._offsets["fc.weight"], self._offsets["fc.bias"]], np.int64)
         self._workspaces: dict[tuple[int, int], _Workspace] = {}
-        self._perm: np.ndarray | None = None
+        self._panels: tuple | None = None
+        self._dense_cols: dict[tuple[int, bool], np.ndarray] = {}
 
     # -- parameters ------------------------------------------------------------------------
     def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
@@ -223,25 +243,56 @@ class CharModel:
             raise ConfigError(f"state has shape {state.shape}, expected {want}")
         return state
 
+    def _panel_layout(self):
+        """(forward cols, strip0, backward cols, strip0) of the packed W_hh panels (per parts)."""
+        if self._panels is None or self._panels[0] != self.parts:
+            from seqtui.kernels._math import panel_index
+
+            H, P, g = self.cfg.hidden, self.parts, self.cfg.gates
+            self._panels = (P,) + panel_index(H, g, P, True) + panel_index(H, g, P, False)
+        return self._panels[1:]
+
     def _workspace(self, T: int, B: int) -> _Workspace:
         ws = self._workspaces.get((T, B))
         if ws is None or ws.norms.shape[0] != self.parts:
             if len(self._workspaces) > 4:
                 self._workspaces.clear()
-            ws = self._workspaces[(T, B)] = _Workspace(self.cfg, T, B, self.parts, self.dtype)
+            cols_f, _, cols_b, _ = self._panel_layout()
+            H, G = self.cfg.hidden, self.cfg.gates * self.cfg.hidden
+            sizes = (cols_f.size * H, cols_b.size * G)
+            ws = self._workspaces[(T, B)] = _Workspace(self.cfg, T, B, self.parts, self.dtype, sizes)
         return ws
 
-    def _w_hh_parts(self, w_hh: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """W_hh with rows regrouped part by part (each part's gate rows together), C-contiguous."""
+    def _pack(self, ws: _Workspace, w_hh: np.ndarray, forward: bool):
+        """W_hh packed into the forward or backward panel strips: (panel, strip0)."""
         from seqtui.kernels import linear
 
-        if self.parts == 1 or self.cfg.gates == 1:
-            return w_hh
-        if self._perm is None:
-            H, P, gates = self.cfg.hidden, self.parts, self.cfg.gates
-            self._perm = np.concatenate([np.arange(k * H + p * H // P, k * H + (p + 1) * H // P)
-                                         for p in range(P) for k in range(gates)]).astype(np.int64)
-        linear.gather_rows(out, w_hh, self._perm, self.parts)
+        cols_f, s0_f, cols_b, s0_b = self._panel_layout()
+        if forward:
+            linear.pack_panel(ws.panel_f, w_hh, cols_f, True, self.parts)
+            return ws.panel_f, s0_f
+        linear.pack_panel(ws.panel_b, w_hh, cols_b, False, self.parts)
+        return ws.panel_b, s0_b
+
+    def _pack_dense(self, ws: _Workspace, w: np.ndarray, transposed: bool) -> np.ndarray:
+        """A weight w (R, C) as panel strips for ``linear.matmul_panel``: of wᵀ (x @ wᵀ, K = C) or
+        of w itself (x @ w, K = R)."""
+        from seqtui.kernels import linear
+        from seqtui.kernels._math import NR
+
+        R, C = w.shape
+        n = R if transposed else C
+        key = (n, transposed)
+        cols = self._dense_cols.get(key)
+        if cols is None:
+            cols = self._dense_cols[key] = np.concatenate(
+                [np.arange(n), -np.ones(-n % NR, np.int64)]).astype(np.int64)
+        K = C if transposed else R
+        size = cols.size * K
+        if ws.dense.size < size:
+            ws.dense = np.zeros(size, self.dtype)
+        out = ws.dense[:size]
+        linear.pack_panel(out, w, cols, transposed, self.parts)
         return out
 
     # -- forward ---------------------------------------------------------------------------
@@ -264,19 +315,19 @@ class CharModel:
                 linear.onehot_forward(lay.xg, ids, ws.w_ih0_t, bias, P)
             else:
                 xg = lay.xg.reshape(N, G)
-                linear.matmul_rows(xg, ws.layers[k - 1].hs[1:].reshape(N, H), w_ih.T, P)
-                linear.add_bias(xg, bias, P)
+                linear.matmul_panel(xg, ws.layers[k - 1].hs[1:].reshape(N, H),
+                                    self._pack_dense(ws, w_ih, True), bias, P)
             lay.hs[0] = state[0, k]
+            wp, s0 = self._pack(ws, w_hh, True)
             if cfg.cell == "rnn":
-                rnn.rnn_forward(lay.hs, lay.xg, w_hh, P)
+                rnn.rnn_forward(lay.hs, lay.xg, wp, s0, P)
             elif cfg.cell == "gru":
-                gru.gru_forward(lay.hs, lay.acts, lay.xg, self._w_hh_parts(w_hh, ws.w_hh), b_hh, P)
+                gru.gru_forward(lay.hs, lay.acts, lay.xg, wp, s0, b_hh, P)
             else:
                 lay.cs[0] = state[1, k]
-                lstm.lstm_forward(lay.hs, lay.cs, lay.acts, lay.xg, self._w_hh_parts(w_hh, ws.w_hh), P)
+                lstm.lstm_forward(lay.hs, lay.cs, lay.acts, lay.xg, wp, s0, P)
         top = ws.layers[-1].hs[1:].reshape(N, H)
-        linear.matmul_rows(ws.logits, top, p["fc.weight"].T, P)
-        linear.add_bias(ws.logits, p["fc.bias"], P)
+        linear.matmul_panel(ws.logits, top, self._pack_dense(ws, p["fc.weight"], True), p["fc.bias"], P)
         return ws
 
     def _final_state(self, ws: _Workspace) -> np.ndarray:
@@ -355,44 +406,45 @@ class CharModel:
         H, G, N, L = cfg.hidden, cfg.gates * cfg.hidden, T * B, cfg.num_layers
         ws = self._forward(ids, state)
 
-        # output layer: fused softmax-CE, then its weight gradients and ∂L/∂h of the top layer
+        # output layer: fused softmax-CE, then its weight and bias gradients and ∂L/∂h of the top layer
         loss_sum = output.softmax_ce_forward_backward(ws.logits, targets.reshape(-1), 1.0 / N, P)
         dlogits = ws.logits
         top = ws.layers[-1].hs[1:].reshape(N, H)
-        linear.matmul_tn(g["fc.weight"], dlogits, top, P)
-        linear.colsum(g["fc.bias"], dlogits, P)
-        linear.matmul_rows(ws.dh.reshape(N, H), dlogits, p["fc.weight"], P)
+        linear.matmul_tn(g["fc.weight"], g["fc.bias"], dlogits, top, P)
+        linear.matmul_panel(ws.dh.reshape(N, H), dlogits, self._pack_dense(ws, p["fc.weight"], False),
+                            ws.no_sums, P)
 
         h_norms = None
         for k in range(L - 1, -1, -1):
             lay = ws.layers[k]
-            w_hh_t = ws.w_hh_t
-            linear.transpose(w_hh_t, p[f"rnn.weight_hh_l{k}"], P)
+            wp, s0 = self._pack(ws, p[f"rnn.weight_hh_l{k}"], False)
             if cfg.cell == "rnn":
-                rnn.rnn_backward(lay.dgi, ws.norms, ws.dh, lay.hs, w_hh_t, carry_scale, P)
+                rnn.rnn_backward(lay.dgi, ws.norms, ws.dh, lay.hs, wp, s0, carry_scale, P)
             elif cfg.cell == "gru":
-                gru.gru_backward(lay.dgi, lay.dgh, ws.norms, ws.dh, lay.hs, lay.acts, w_hh_t,
+                gru.gru_backward(lay.dgi, lay.dgh, ws.norms, ws.dh, lay.hs, lay.acts, wp, s0,
                                  carry_scale, P)
             else:
-                lstm.lstm_backward(lay.dgi, ws.norms, ws.dh, lay.cs, lay.acts, w_hh_t, carry_scale, P)
+                lstm.lstm_backward(lay.dgi, ws.norms, ws.dh, lay.cs, lay.acts, wp, s0, carry_scale, P)
             if k == L - 1:
                 h_norms = np.sqrt(ws.norms.sum(axis=0))
             dgi = lay.dgi.reshape(N, G)
             dgh = dgi if lay.dgh is lay.dgi else lay.dgh.reshape(N, G)
-            linear.matmul_tn(g[f"rnn.weight_hh_l{k}"], dgh, lay.hs[:-1].reshape(N, H), P)
-            linear.colsum(g[f"rnn.bias_hh_l{k}"], dgh, P)
-            if dgi is dgh:
-                g[f"rnn.bias_ih_l{k}"][...] = g[f"rnn.bias_hh_l{k}"]
-            else:
-                linear.colsum(g[f"rnn.bias_ih_l{k}"], dgi, P)
+            # W_hh and b_hh from ∂(h W_hhᵀ + b_hh); W_ih and b_ih from ∂xg (the same for RNN, LSTM)
+            linear.matmul_tn(g[f"rnn.weight_hh_l{k}"], g[f"rnn.bias_hh_l{k}"], dgh,
+                             lay.hs[:-1].reshape(N, H), P)
+            b_ih = g[f"rnn.bias_ih_l{k}"] if dgi is not dgh else ws.no_sums
             if k == 0:
-                ws.dw0_t[...] = 0
-                linear.onehot_backward(ws.dw0_t, lay.dgi, ids, P)
+                linear.onehot_backward(ws.dw0_t, ws.db0, lay.dgi, ids, P)
                 g["rnn.weight_ih_l0"][...] = ws.dw0_t.T
+                if dgi is not dgh:
+                    b_ih[...] = ws.db0
             else:
                 below = ws.layers[k - 1].hs[1:].reshape(N, H)
-                linear.matmul_tn(g[f"rnn.weight_ih_l{k}"], dgi, below, P)
-                linear.matmul_rows(ws.dh.reshape(N, H), dgi, p[f"rnn.weight_ih_l{k}"], P)
+                linear.matmul_tn(g[f"rnn.weight_ih_l{k}"], b_ih, dgi, below, P)
+                linear.matmul_panel(ws.dh.reshape(N, H), dgi,
+                                    self._pack_dense(ws, p[f"rnn.weight_ih_l{k}"], False), ws.no_sums, P)
+            if dgi is dgh:
+                g[f"rnn.bias_ih_l{k}"][...] = g[f"rnn.bias_hh_l{k}"]
 
         loss = loss_sum / N
         finite = math.isfinite(loss) and math.isfinite(optim.sum_squares(self.grads))

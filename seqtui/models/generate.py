@@ -15,22 +15,77 @@ from seqtui.errors import ConfigError
 from seqtui.models.charmodel import CharModel
 
 _CHUNK = 64  # tokens drawn per kernel call
+PRECISIONS = ("auto", "float32", "float16")
+_NARROW_FROM_HIDDEN = 256  # "auto" uses half-precision weights from this width up (float32 models)
+
+
+def narrow_weights(model: CharModel):
+    """A half-precision copy of the model's matrices for generation: (nw uint16, noffs, xpad).
+
+    One stream's generation is bound by reading every weight once per token; IEEE half (11-bit
+    significand, relative rounding error ≤ 2⁻¹¹) halves that traffic. Layout: see
+    ``seqtui.kernels.sample``."""
+    from seqtui.kernels._math import F16_LANES, F16_ROWS
+
+    cfg, p = model.cfg, model.named_parameters()
+    H, L = cfg.hidden, cfg.num_layers
+    Kp = -(-H // F16_LANES) * F16_LANES
+    mats: list[tuple[int, int, np.ndarray | None]] = []
+    for k in range(L):
+        mats += [(k, 0, p[f"rnn.weight_ih_l{k}"] if k > 0 else None), (k, 1, p[f"rnn.weight_hh_l{k}"])]
+    mats.append((L, 0, p["fc.weight"]))
+    noffs = np.zeros((L + 1, 2), np.int64)
+    total = 0
+    for k, j, w in mats:
+        if w is not None:
+            noffs[k, j] = total
+            total += -(-w.shape[0] // F16_ROWS) * F16_ROWS * Kp
+    nw = np.zeros(total, np.float16)
+    for k, j, w in mats:
+        if w is not None:
+            rows = -(-w.shape[0] // F16_ROWS) * F16_ROWS
+            block = nw[noffs[k, j]: noffs[k, j] + rows * Kp].reshape(rows, Kp)
+            block[: w.shape[0], :H] = w
+    return nw.view(np.uint16), noffs, np.zeros(Kp, model.dtype)
 
 
 class Generator:
-    """Prime-and-sample over one stream (batch 1) of a model and its vocabulary."""
+    """Prime-and-sample over one stream (batch 1) of a model and its vocabulary.
 
-    def __init__(self, model: CharModel, vocab) -> None:
+    ``precision``: "float32" computes with the model's own weights; "float16" with a
+    half-precision copy of its matrices made now (float32 models only; about twice as fast for
+    wide models, whose generation is bound by reading the weights; call :meth:`refresh` after
+    changing the model's parameters); "auto" = float16 for float32 models with hidden ≥ 256.
+    """
+
+    def __init__(self, model: CharModel, vocab, precision: str = "auto") -> None:
         if len(vocab) != model.cfg.vocab_size:
             raise ConfigError(f"vocabulary has {len(vocab)} tokens but the model expects "
                               f"{model.cfg.vocab_size}")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "float16" and model.dtype != np.float32:
+            raise ConfigError("float16 generation needs a float32 model")
+        if precision == "auto":
+            wide = model.dtype == np.float32 and model.cfg.hidden >= _NARROW_FROM_HIDDEN
+            precision = "float16" if wide else "float32"
         from seqtui.kernels import sample
 
         self.model = model
         self.vocab = vocab
+        self.precision = precision
         self._cell = sample.CELL_CODES[model.cfg.cell]
         self._rng = np.random.default_rng()
+        self.refresh()
         self.reset()
+
+    def refresh(self) -> None:
+        """Re-read the model's parameters into the generation copy (float16 precision)."""
+        if self.precision == "float16":
+            self._narrow = narrow_weights(self.model)
+        else:
+            self._narrow = (np.zeros(0, np.uint16), np.zeros((self.model.cfg.num_layers + 1, 2), np.int64),
+                            np.zeros(0, self.model.dtype))
 
     def reset(self) -> None:
         """Forget everything: zero state, next-token logits from the zero state."""
@@ -41,7 +96,7 @@ class Generator:
     def _kernel_args(self):
         m = self.model
         w0_t = np.ascontiguousarray(m.named_parameters()["rnn.weight_ih_l0"].T)
-        return m.params, m.layer_offsets, m.fc_offsets, w0_t, self._cell
+        return (m.params, m.layer_offsets, m.fc_offsets, w0_t, self._cell) + self._narrow
 
     def prime(self, prompt: str) -> list[str]:
         """Feed ``prompt`` into the stream; returns its tokens that are not in the vocabulary
@@ -52,8 +107,7 @@ class Generator:
         unknown = [t for t in tokens if t not in self.vocab]
         if tokens:
             ids = self.vocab.encode(tokens).astype(np.int32)
-            params, offs, fc, w0_t, cell = self._kernel_args()
-            sample.feed(self.state, self.logits, ids, params, offs, fc, w0_t, cell)
+            sample.feed(self.state, self.logits, ids, *self._kernel_args())
         return unknown
 
     def sample(self, n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -84,11 +138,10 @@ class Generator:
         done = 0
         while done < n:
             m = min(_CHUNK, n - done)
-            params, offs, fc, w0_t, cell = self._kernel_args()
+            args = self._kernel_args()
             start_state, start_logits = self.state.copy(), self.logits.copy()
             out = np.empty(m, dtype=np.int32)
-            sample.generate(out, self.state, self.logits, params, offs, fc, w0_t, cell,
-                            rng.random(m), temperature, top_k, top_p)
+            sample.generate(out, self.state, self.logits, *args, rng.random(m), temperature, top_k, top_p)
             given = 0
             try:
                 for tok in out.tolist():
@@ -98,5 +151,5 @@ class Generator:
                 if given < m:  # stopped early: rewind to just after the last token handed out
                     self.state[...] = start_state
                     self.logits[...] = start_logits
-                    sample.feed(self.state, self.logits, out[:given], params, offs, fc, w0_t, cell)
+                    sample.feed(self.state, self.logits, out[:given], *args)
             done += m

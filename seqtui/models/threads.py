@@ -1,5 +1,10 @@
 """Threads: the cores this process may use (affinity), the thread-count tuner, and BLAS control
-(single-threaded BLAS inside the kernels' parallel regions)."""
+(single-threaded BLAS inside the kernels' parallel regions).
+
+Numba's OpenMP pool has ``NUMBA_NUM_THREADS`` threads (default: the machine's CPU count);
+:class:`kernel_threads` runs the kernels on any number up to that. A process confined to fewer
+cores (``taskset``, cgroups) should use at most ``available_cpus()``.
+"""
 
 from __future__ import annotations
 
@@ -8,41 +13,58 @@ import threading
 
 
 def available_cpus() -> int:
+    """Cores in this process's affinity mask."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
 
 
+def thread_choices(max_threads: int) -> list[int]:
+    """The thread counts the tuner tries: 1, 2, 4, … and max_threads itself."""
+    out, k = [], 1
+    while k < max_threads:
+        out.append(k)
+        k *= 2
+    return out + [max(1, int(max_threads))]
+
+
 class ThreadTuner:
-    """Picks 1 or 2 threads for each training step from measured step times.
+    """Picks a thread count for each training step from measured step times.
 
     The work of a step is always cut into the same parts, so the thread count changes only the
-    speed, never a bit of the result. Two threads need both cores at every time step (one
-    barrier per step); when another process holds a core, one thread is much faster. The tuner
-    keeps the faster of the two by their recent median times, re-measuring the other one every
-    ``probe_every`` steps.
+    speed, never a bit of the result. N threads need N free cores at every time step (one
+    barrier per step); when another process holds a core, fewer threads are much faster. The
+    tuner measures each choice (1, 2, 4, … max_threads) ``window`` times, keeps the fastest by
+    median, and re-measures the others in turn every ``probe_every`` steps.
     """
 
     def __init__(self, max_threads: int, probe_every: int = 50, window: int = 3) -> None:
         self.max_threads = max(1, int(max_threads))
+        self.choices = thread_choices(self.max_threads)
         self.current = self.max_threads
         self.probe_every = probe_every
-        self.times: dict[int, list[float]] = {1: [], self.max_threads: []}
+        self.times: dict[int, list[float]] = {k: [] for k in self.choices}
         self.window = window
         self.steps = 0
+        self._probe = 0
 
     def pick(self) -> int:
         self.steps += 1
         if self.max_threads == 1:
             return 1
-        other = 1 if self.current != 1 else self.max_threads
-        if len(self.times[other]) < self.window and self.steps > 1 or self.steps % self.probe_every == 0:
-            return other
+        if self.steps > 1:
+            for k in self.choices:  # first, measure every choice
+                if len(self.times[k]) < self.window:
+                    return k
+        if self.steps % self.probe_every == 0:
+            others = [k for k in self.choices if k != self.current]
+            self._probe += 1
+            return others[self._probe % len(others)]
         return self.current
 
     def record(self, threads: int, seconds: float) -> None:
-        if self.max_threads == 1:
+        if self.max_threads == 1 or threads not in self.times:
             return
         hist = self.times[threads]
         hist.append(seconds)

@@ -1,0 +1,319 @@
+"""Helpers shared by the kernels: activations, part bounds and the register-blocked tile product.
+
+Kept once, here. Numba's cache does not notice edits to jitted callees in another module, so
+``seqtui.kernels.config`` keys the cache directory on a hash of every source file in
+``seqtui/kernels/``: an edit here recompiles every kernel that inlines these helpers.
+
+Sizes: B batch, H hidden, G gates·H, K the reduced dimension, MR × NR the register tile.
+
+The tile product ``_tile`` is the heart of the recurrence kernels. It computes one MR × NR block
+C = A[rows, :K] · P for a *panel strip* P (K, NR) stored contiguously (a weight matrix repacked
+once per training step, see ``panel_index`` and ``linear.pack_panel``): MR·NR/L vector
+accumulators stay in registers for the whole K loop, each step loads NR/L vectors of P and
+broadcasts MR scalars of A. Every output element is the same fused-multiply-add chain over
+k = 0..K-1, whatever the tile, part or thread that computes it — so how the work is cut never
+changes a bit of the result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from seqtui.kernels.config import FASTMATH, VECTOR_BYTES
+
+# Register tile: with 512-bit vectors (32 registers) 8 rows × 32 float32 = 16 accumulators;
+# with 256-bit vectors (16 registers) 4 rows × 24 float32 = 12 accumulators. float64 uses the
+# same NR in elements (twice the vectors: it only has to be exact, for gradient checks).
+MR = 8 if VECTOR_BYTES >= 64 else 4
+NR = 32 if VECTOR_BYTES >= 64 else 24
+
+# --- activations --------------------------------------------------------------------------
+
+
+def _tanh(x):  # pragma: no cover - replaced by the overload inside jitted code
+    return math.tanh(x)
+
+
+@overload(_tanh, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
+def _tanh_impl(x):
+    """float32: clamped rational approximation (max error ≈ 3.5e-7, vectorizes); float64: libm
+    (exact, so float64 gradient checks see the true derivative 1 - tanh²)."""
+    if x == types.float32:
+
+        def impl(x):
+            x = min(max(x, np.float32(-7.90531110763549805)), np.float32(7.90531110763549805))
+            x2 = x * x
+            p = np.float32(-2.76076847742355e-16)
+            p = p * x2 + np.float32(2.00018790482477e-13)
+            p = p * x2 + np.float32(-8.60467152213735e-11)
+            p = p * x2 + np.float32(5.12229709037114e-08)
+            p = p * x2 + np.float32(1.48572235717979e-05)
+            p = p * x2 + np.float32(6.37261928875436e-04)
+            p = p * x2 + np.float32(4.89352455891786e-03)
+            q = np.float32(1.19825839466702e-06)
+            q = q * x2 + np.float32(1.18534705686654e-04)
+            q = q * x2 + np.float32(2.26843463243900e-03)
+            q = q * x2 + np.float32(4.89352518554385e-03)
+            return x * p / q
+
+        return impl
+    return lambda x: math.tanh(x)
+
+
+def _sigmoid(x):  # pragma: no cover - replaced by the overload inside jitted code
+    return 0.5 + 0.5 * math.tanh(0.5 * x)
+
+
+@overload(_sigmoid, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
+def _sigmoid_impl(x):
+    """σ(x) = ½ + ½·tanh(x/2): vectorizes in float32, exact in float64."""
+    if x == types.float32:
+        return lambda x: np.float32(0.5) + np.float32(0.5) * _tanh(np.float32(0.5) * x)
+    return lambda x: 0.5 + 0.5 * _tanh(0.5 * x)
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """Reinterpret an int32's bits as a float32 (2^n from its exponent field)."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+def _exp(x):  # pragma: no cover - replaced by the overload inside jitted code
+    return math.exp(x)
+
+
+@overload(_exp, inline="always", jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
+def _exp_impl(x):
+    if x == types.float32:
+
+        def impl(x):
+            x = min(max(x, np.float32(-87.0)), np.float32(88.0))
+            n = math.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))
+            nf = np.float32(n)
+            r = x - nf * np.float32(0.693359375) - nf * np.float32(-2.12194440e-4)
+            p = np.float32(1.9875691500e-4)
+            p = p * r + np.float32(1.3981999507e-3)
+            p = p * r + np.float32(8.3334519073e-3)
+            p = p * r + np.float32(4.1665795894e-2)
+            p = p * r + np.float32(1.6666665459e-1)
+            p = p * r + np.float32(5.0000001201e-1)
+            e = p * r * r + r + np.float32(1.0)
+            return e * _float32_from_bits(np.int32((n + 127) << 23))
+
+        return impl
+    return lambda x: math.exp(x)
+
+
+# Elementwise loops over contiguous 1-D slices, each touching two or three arrays: LLVM then
+# vectorizes them (one loop over many arrays gets no SIMD: too many aliasing checks).
+
+
+@njit(inline="always")
+def _sigmoid_sum(out, x, y):
+    """out = σ(x + y)."""
+    for j in range(out.shape[0]):
+        out[j] = _sigmoid(x[j] + y[j])
+
+
+@njit(inline="always")
+def _tanh_sum(out, x, y):
+    """out = tanh(x + y)."""
+    for j in range(out.shape[0]):
+        out[j] = _tanh(x[j] + y[j])
+
+
+@njit(inline="always")
+def _add(out, x, y):
+    """out = x + y."""
+    for j in range(out.shape[0]):
+        out[j] = x[j] + y[j]
+
+
+@njit(inline="always")
+def _cols(p, nparts, H):
+    """Hidden columns [c0, c1) of part p."""
+    return p * H // nparts, (p + 1) * H // nparts
+
+
+# --- the tile product -------------------------------------------------------------------------
+
+
+@intrinsic
+def _tile(typingctx, c, c_off, ldc, a, a_off, a_si, a_sk, mr, w, w_off, ldw, K, accumulate):
+    """c[c_off + i·ldc + n] (+)= Σ_k a[a_off + i·a_si + k·a_sk] · w[w_off + k·ldw + n]
+    for i < MR, n < NR.
+
+    All arrays C-contiguous with one float dtype; offsets and strides in elements. A panel strip
+    has ldw = NR; a weight gradient reads a row block of a transposed (a_si = 1) and b in place
+    (ldw = its row length). Rows i ≥ mr (a short last row block) re-read row mr − 1 and their
+    results land in c's rows ≥ mr, which the caller ignores (c must have MR rows of room).
+    ``accumulate`` starts from c's values instead of zero (a product split over blocks of k: the
+    chain of fused multiply-adds, hence every bit, is the same). K may be 0.
+    """
+    if not (isinstance(c, types.Array) and isinstance(a, types.Array) and isinstance(w, types.Array)):
+        return None
+    if not (c.dtype == a.dtype == w.dtype and c.dtype in (types.float32, types.float64)):
+        return None
+    sig = types.void(c, types.intp, types.intp, a, types.intp, types.intp, types.intp, types.intp,
+                     w, types.intp, types.intp, types.intp, types.boolean)
+
+    def codegen(context, builder, signature, args):
+        c_, c_off_, ldc_, a_, a_off_, a_si_, a_sk_, mr_, w_, w_off_, ldw_, K_, acc_ = args
+        ct, at, wt = signature.args[0], signature.args[3], signature.args[8]
+        dt = context.get_data_type(at.dtype)
+        isz = at.dtype.bitwidth // 8
+        lanes = VECTOR_BYTES // isz
+        nv = NR // lanes
+        vty = ir.VectorType(dt, lanes)
+        intp = context.get_value_type(types.intp)
+        i32 = ir.IntType(32)
+
+        def const(v):
+            return ir.Constant(intp, v)
+
+        cptr = builder.gep(context.make_array(ct)(context, builder, c_).data, [c_off_])
+        aptr = builder.gep(context.make_array(at)(context, builder, a_).data, [a_off_])
+        wptr = builder.gep(context.make_array(wt)(context, builder, w_).data, [w_off_])
+        last = builder.sub(mr_, const(1))
+        rows = []
+        for i in range(MR):
+            ri = builder.select(builder.icmp_signed("<", const(i), mr_), const(i), last)
+            rows.append(builder.gep(aptr, [builder.mul(ri, a_si_)]))
+        name = "llvm.fma.v%d%s" % (lanes, "f32" if isz == 4 else "f64")
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
+        zero = ir.Constant(vty, None)
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nv)] for _ in range(MR)]
+        cvec = [[builder.bitcast(builder.gep(cptr, [builder.add(builder.mul(const(i), ldc_), const(v * lanes))]),
+                                 vty.as_pointer()) for v in range(nv)] for i in range(MR)]
+        with builder.if_then(builder.trunc(acc_, ir.IntType(1)) if acc_.type != ir.IntType(1) else acc_):
+            for i in range(MR):
+                for v in range(nv):
+                    builder.store(builder.load(cvec[i][v], align=isz), accs[i][v])
+        undef = ir.Constant(vty, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        with cgutils.for_range(builder, K_) as loop:
+            k = loop.index
+            wk = builder.gep(wptr, [builder.mul(k, ldw_)])
+            ak = builder.mul(k, a_sk_)
+            ws = [builder.load(builder.bitcast(builder.gep(wk, [const(v * lanes)]), vty.as_pointer()),
+                               align=isz) for v in range(nv)]
+            for i in range(MR):
+                s = builder.load(builder.gep(rows[i], [ak]))
+                bv = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)),
+                                            undef, splat)
+                for v in range(nv):
+                    builder.store(builder.call(fma, [bv, ws[v], builder.load(accs[i][v])]), accs[i][v])
+        for i in range(MR):
+            for v in range(nv):
+                builder.store(builder.load(accs[i][v]), cvec[i][v], align=isz)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def panel_index(H: int, gates: int, nparts: int, forward: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Which weight row (forward) or column (backward) feeds each panel column, and where each
+    part's strips start.
+
+    Forward (h_{t-1} W_hhᵀ): part p's columns are the gate rows q·H + [c0, c1) of W_hh for each
+    gate q in turn (so the tile holds p's r|z|n or i|f|g|o pre-activations side by side).
+    Backward (δ W_hh, δ (B, G)): part p's columns are W_hh's columns [c0, c1).
+    Each part's columns are padded with -1 (zeros in the panel) to a whole number of NR strips.
+    Returns (cols (S·NR,) int64, strip0 (P+1,) int64).
+    """
+    cols: list[int] = []
+    strip0 = [0]
+    for p in range(nparts):
+        c0, c1 = p * H // nparts, (p + 1) * H // nparts
+        idx = [q * H + u for q in range(gates) for u in range(c0, c1)] if forward else list(range(c0, c1))
+        ns = -(-len(idx) // NR)
+        cols += idx + [-1] * (ns * NR - len(idx))
+        strip0.append(strip0[-1] + ns)
+    return np.array(cols, np.int64), np.array(strip0, np.int64)
+
+
+def panel_reference(a: np.ndarray, w: np.ndarray, cols: np.ndarray, forward: bool) -> np.ndarray:
+    """Plain NumPy twin of the packed product, for tests: a (M, K) times the panel columns."""
+    dense = np.zeros((a.shape[1], cols.size), dtype=np.float64)
+    for n, src in enumerate(cols):
+        if src >= 0:
+            dense[:, n] = w[src] if forward else w[:, src]
+    return a.astype(np.float64) @ dense
+
+
+# --- narrow (IEEE half) weights for generation ------------------------------------------------
+
+F16_ROWS = 8    # rows per _rows_dot_f16 call
+F16_LANES = 16  # k step: the padded row length Kp is a multiple of it
+
+
+@intrinsic
+def _rows_dot_f16(typingctx, out, o_off, w, w_off, ldw, x, Kp):
+    """out[o_off + r] = Σ_{k<Kp} half(w[w_off + r·ldw + k]) · x[k]  for r < F16_ROWS.
+
+    w is a uint16 array holding IEEE half-precision bits (a generation copy of a weight matrix,
+    rows padded with zeros to Kp, a multiple of F16_LANES); x (float32 or float64) has Kp
+    elements. One pass reads each weight as 2 bytes — half the memory traffic of float32, which
+    is what bounds one stream's generation speed. Summation: F16_LANES partial sums per row
+    over k, then a fixed pairwise tree.
+    """
+    if not (isinstance(out, types.Array) and isinstance(w, types.Array) and isinstance(x, types.Array)):
+        return None
+    if w.dtype != types.uint16 or out.dtype != x.dtype or x.dtype not in (types.float32, types.float64):
+        return None
+    sig = types.void(out, types.intp, w, types.intp, types.intp, x, types.intp)
+
+    def codegen(context, builder, signature, args):
+        out_, o_off_, w_, w_off_, ldw_, x_, Kp_ = args
+        ot, wt, xt = signature.args[0], signature.args[2], signature.args[5]
+        dt = context.get_data_type(xt.dtype)
+        isz = xt.dtype.bitwidth // 8
+        L = F16_LANES
+        vty = ir.VectorType(dt, L)
+        hty = ir.VectorType(ir.HalfType(), L)
+        intp = context.get_value_type(types.intp)
+        i32 = ir.IntType(32)
+
+        def const(v):
+            return ir.Constant(intp, v)
+
+        optr = builder.gep(context.make_array(ot)(context, builder, out_).data, [o_off_])
+        wptr = builder.gep(context.make_array(wt)(context, builder, w_).data, [w_off_])
+        xptr = context.make_array(xt)(context, builder, x_).data
+        name = "llvm.fma.v%d%s" % (L, "f32" if isz == 4 else "f64")
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(F16_ROWS)]
+        rows = [builder.gep(wptr, [builder.mul(const(r), ldw_)]) for r in range(F16_ROWS)]
+        n = builder.sdiv(Kp_, const(L))
+        with cgutils.for_range(builder, n) as loop:
+            k = builder.mul(loop.index, const(L))
+            xv = builder.load(builder.bitcast(builder.gep(xptr, [k]), vty.as_pointer()), align=isz)
+            for r in range(F16_ROWS):
+                hv = builder.load(builder.bitcast(builder.gep(rows[r], [k]), hty.as_pointer()), align=2)
+                wv = builder.fpext(hv, vty)
+                builder.store(builder.call(fma, [wv, xv, builder.load(accs[r])]), accs[r])
+        for r in range(F16_ROWS):
+            v = builder.load(accs[r])
+            width = L
+            while width > 1:  # pairwise tree: lanes [0, w/2) + [w/2, w)
+                width //= 2
+                lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, width), list(range(width))))
+                hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, width),
+                                                              list(range(width, 2 * width))))
+                v = builder.fadd(lo, hi)
+            total = builder.extract_element(v, ir.Constant(i32, 0))
+            builder.store(total, builder.gep(optr, [const(r)]))
+        return context.get_dummy_value()
+
+    return sig, codegen
