@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from seqtui.errors import CheckpointError, ConfigError
-from seqtui.models.optim import SGD, Adam, clip_grad_norm, decayed_lr, grad_norm
+from seqtui.models.optim import SGD, Adam, clip_grad_norm, grad_norm
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -129,10 +129,3 @@ def test_adam_matches_pytorch_when_installed():
         topt.step()
     np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-12)
 
-
-def test_decayed_lr():
-    assert decayed_lr(1.0, 1.0, 10) == 1.0
-    assert decayed_lr(2.0, 0.5, 3) == 0.25
-    assert decayed_lr(1.0, 0.81, 0.5) == pytest.approx(0.9)
-    with pytest.raises(ConfigError):
-        decayed_lr(1.0, 1.5, 1)

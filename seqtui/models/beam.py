@@ -42,10 +42,7 @@ def beam_search(model: CharModel, vocab, prompt_ids: Sequence[int] | np.ndarray 
 
     gen = Generator(model, vocab)  # checks that the vocabulary fits the model
     V = model.cfg.vocab_size
-    params = model.params
-    offs, fc = model.layer_offsets, model.fc_offsets
-    w0_t = np.ascontiguousarray(model.named_parameters()["rnn.weight_ih_l0"].T)
-    cell = sample.CELL_CODES[model.cfg.cell]
+    args = gen.kernel_args()  # the sampling kernels' state handling, shared
     if isinstance(prompt_ids, str):
         gen.prime(prompt_ids)
     else:
@@ -53,8 +50,7 @@ def beam_search(model: CharModel, vocab, prompt_ids: Sequence[int] | np.ndarray 
         if ids.size and (ids.ndim != 1 or ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= V):
             raise ConfigError(f"prompt ids must be a 1-D array of ids in 0..{V - 1}")
         if ids.size:
-            sample.feed(gen.state, gen.logits, ids.astype(np.int32), params, offs, fc, w0_t, cell)
-    args = (params, offs, fc, w0_t, cell)
+            sample.feed(gen.state, gen.logits, ids.astype(np.int32), *args)
     ids, score = _beam(gen.state, gen.logits, int(length), int(width), args)
     if keep_greedy and width > 1:
         greedy, greedy_score = _beam(gen.state, gen.logits, int(length), 1, args)
@@ -68,7 +64,6 @@ def _beam(state: np.ndarray, first_logits: np.ndarray, length: int, W: int, args
     from seqtui.kernels import beam as beam_kernels
     from seqtui.kernels import sample
 
-    params, offs, fc, w0_t, cell = args
     V = first_logits.shape[0]
     states = np.empty((W,) + state.shape, dtype=state.dtype)
     scratch = np.empty_like(states)
@@ -89,7 +84,7 @@ def _beam(state: np.ndarray, first_logits: np.ndarray, length: int, W: int, args
         scores[:live] = new_scores[:live]
         if t + 1 < length:  # the last tokens need no state
             for w in range(live):
-                sample.feed(states[w], logits[w], tokens[w : w + 1], params, offs, fc, w0_t, cell)
+                sample.feed(states[w], logits[w], tokens[w : w + 1], *args)
     out = np.zeros(length, dtype=np.int32)
     j = 0  # hypothesis 0 is the best
     for t in range(length - 1, -1, -1):

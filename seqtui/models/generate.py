@@ -93,7 +93,9 @@ class Generator:
         p = self.model.named_parameters()
         self.logits = (p["fc.weight"] @ self.state[0, -1, 0] + p["fc.bias"]).astype(self.model.dtype)
 
-    def _kernel_args(self):
+    def kernel_args(self) -> tuple:
+        """What the sampling kernels take after (state, logits, ids): the weights, their offsets,
+        the input projection, the cell and the narrow (float16) copies — beam search shares them."""
         m = self.model
         w0_t = np.ascontiguousarray(m.named_parameters()["rnn.weight_ih_l0"].T)
         return (m.params, m.layer_offsets, m.fc_offsets, w0_t, self._cell) + self._narrow
@@ -107,7 +109,7 @@ class Generator:
         unknown = [t for t in tokens if t not in self.vocab]
         if tokens:
             ids = self.vocab.encode(tokens).astype(np.int32)
-            sample.feed(self.state, self.logits, ids, *self._kernel_args())
+            sample.feed(self.state, self.logits, ids, *self.kernel_args())
         return unknown
 
     def sample(self, n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -138,7 +140,7 @@ class Generator:
         done = 0
         while done < n:
             m = min(_CHUNK, n - done)
-            args = self._kernel_args()
+            args = self.kernel_args()
             start_state, start_logits = self.state.copy(), self.logits.copy()
             out = np.empty(m, dtype=np.int32)
             sample.generate(out, self.state, self.logits, *args, rng.random(m), temperature, top_k, top_p)

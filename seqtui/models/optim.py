@@ -37,14 +37,6 @@ def clip_grad_norm(grads: np.ndarray, theta: float) -> tuple[float, bool]:
     return norm, True
 
 
-def decayed_lr(base_lr: float, decay: float, epoch: float) -> float:
-    """Learning rate after ``epoch`` epochs of multiplicative decay: base_lr · decay^epoch
-    (decay 1 keeps it constant; a fractional epoch gives a smooth curve)."""
-    if not (0.0 < decay <= 1.0):
-        raise ConfigError(f"lr decay must be in (0, 1], got {decay!r}")
-    return float(base_lr) * float(decay) ** max(0.0, float(epoch))
-
-
 def _check_lr(lr: float) -> float:
     lr = float(lr)
     if not (lr > 0 and math.isfinite(lr)):

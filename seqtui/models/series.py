@@ -416,40 +416,51 @@ class _Recurrence:
         with kernel_threads(1):
             return self._backward(dhs, buf, w_hh)
 
+    def _pack(self, w_hh: np.ndarray, forward: bool) -> tuple[np.ndarray, np.ndarray]:
+        """W_hh as the recurrence kernels' panel strips, one part: (panel, strip0)."""
+        from seqtui.kernels import linear
+        from seqtui.kernels._math import panel_index
+
+        cols, strip0 = panel_index(self.H, self.G // self.H, 1, forward)
+        K = w_hh.shape[1] if forward else w_hh.shape[0]
+        wp = np.zeros(cols.size * K, dtype=w_hh.dtype)
+        linear.pack_panel(wp, np.ascontiguousarray(w_hh), cols, forward, 1)
+        return wp, strip0
+
     def _forward(self, xg, w_hh, b_hh):
         from seqtui.kernels import gru, lstm, rnn
 
         T, B, _ = xg.shape
         H = self.H
         buf = {"hs": np.zeros((T + 1, B, H)), "xg": xg}
-        w = np.ascontiguousarray(w_hh)
+        wp, s0 = self._pack(w_hh, True)
         if self.cell == "rnn":
-            rnn.rnn_forward(buf["hs"], xg, w, 1)
+            rnn.rnn_forward(buf["hs"], xg, wp, s0, 1)
         elif self.cell == "gru":
             buf["acts"] = np.zeros((T, B, 4 * H))
-            gru.gru_forward(buf["hs"], buf["acts"], xg, w, np.ascontiguousarray(b_hh), 1)
+            gru.gru_forward(buf["hs"], buf["acts"], xg, wp, s0, np.ascontiguousarray(b_hh), 1)
         else:
             buf["cs"] = np.zeros((T + 1, B, H))
             buf["acts"] = np.zeros((T, B, 5 * H))
-            lstm.lstm_forward(buf["hs"], buf["cs"], buf["acts"], xg, w, 1)
+            lstm.lstm_forward(buf["hs"], buf["cs"], buf["acts"], xg, wp, s0, 1)
         return buf
 
     def _backward(self, dhs, buf, w_hh):
         from seqtui.kernels import gru, lstm, rnn
 
         T, B, H = dhs.shape
-        w_t = np.ascontiguousarray(w_hh.T)
+        wp, s0 = self._pack(w_hh, False)
         norms = np.zeros((1, T), np.float64)
         carry = np.ones(T, np.float64)
         dgi = np.zeros((T, B, self.G))
         if self.cell == "rnn":
-            rnn.rnn_backward(dgi, norms, dhs, buf["hs"], w_t, carry, 1)
+            rnn.rnn_backward(dgi, norms, dhs, buf["hs"], wp, s0, carry, 1)
             return dgi, dgi
         if self.cell == "gru":
             dgh = np.zeros((T, B, self.G))
-            gru.gru_backward(dgi, dgh, norms, dhs, buf["hs"], buf["acts"], w_t, carry, 1)
+            gru.gru_backward(dgi, dgh, norms, dhs, buf["hs"], buf["acts"], wp, s0, carry, 1)
             return dgi, dgh
-        lstm.lstm_backward(dgi, norms, dhs, buf["cs"], buf["acts"], w_t, carry, 1)
+        lstm.lstm_backward(dgi, norms, dhs, buf["cs"], buf["acts"], wp, s0, carry, 1)
         return dgi, dgi
 
 
