@@ -361,3 +361,11 @@ def test_decode_sample_never_emits_half_a_character(bpe_run):
     assert s.text == "é€日" and "".join(seen) == "é€日" and seen == ["é", "€", "日"]
     s = decode_sample(vocab, iter(tokens[:-1]), [], None, seen.append)  # cut mid-character
     assert s.text == "é€\ufffd"  # the end flushes the incomplete bytes as one U+FFFD
+
+
+def test_an_end_of_document_token_ends_the_text():
+    from seqtui.data.vocab import Vocab
+
+    vocab = Vocab(["<unk>", "<eos>", "a", "b"], reserved=["<eos>"])
+    s = decode_sample(vocab, iter(["a", "b", "<eos>", "a"]), [], None)
+    assert (s.text, s.tokens, s.stop_reason) == ("ab", ["a", "b", "<eos>"], "document")

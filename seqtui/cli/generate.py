@@ -28,6 +28,8 @@ MAX_SAMPLES = 10_000
 MAX_BEAM = 1024
 SEPARATOR = "-----"
 _SCORE_CHUNK = 4096  # tokens per forward call when scoring a sample
+# reserved tokens that end a document: generating one ends the text (stop_reason "document")
+END_OF_DOCUMENT = ("<eos>", "</s>", "<|endoftext|>", "<eod>")
 
 
 @click.command("generate")
@@ -144,7 +146,8 @@ def generate(ctx, run, prompt, n, temperature, top_k, top_p, seed, stream, kind,
         if as_json:
             record = {"sample": i, "prompt": prompt, "text": sample.text, "tokens": sample.tokens,
                       "n_tokens": len(sample.tokens), "mean_nll": nll, "stop_reason": sample.stop_reason,
-                      "seed": None if beam is not None else seed + i, "temperature": temperature,
+                      "seed": None if beam is not None else seed + i,
+                      "temperature": None if beam is not None else temperature,
                       "beam": beam, "logprob": logprob if beam is not None else None,
                       "memorization": score.to_json() if score is not None else None}
             out.write(safe_json(record) + "\n")
@@ -311,7 +314,7 @@ class Sample:
 
 def decode_sample(vocab, tokens, stops: list[str], lines: int | None, emit=None, joiner: str = "") -> Sample:
     """Consume generated tokens into text until they run out, a stop string appears (the text ends
-    with it) or ``lines`` newlines were written. ``emit(piece)`` gets the text as it grows
+    with it), ``lines`` newlines were written or an end-of-document token comes (not in the text). ``emit(piece)`` gets the text as it grows
     (complete characters only: BPE bytes go through a stream decoder); ``joiner`` goes before the
     first piece (a space between a prompt and the first word of a word-level run)."""
     bpe = vocab.kind == "bpe"
@@ -335,9 +338,14 @@ def decode_sample(vocab, tokens, stops: list[str], lines: int | None, emit=None,
         if piece:
             emit(piece)
 
+    ends = {t for t in getattr(vocab, "reserved", ()) if t in END_OF_DOCUMENT}
     first = True
     for tok in tokens:
         sample.tokens.append(tok)
+        if tok in ends:  # scored as a token, not part of the text
+            sample.stop_reason = "document"
+            out("", final=True)
+            break
         if bpe:
             piece = dec.feed(tok)
         else:
