@@ -43,11 +43,13 @@ END_OF_DOCUMENT = ("<eos>", "</s>", "<|endoftext|>", "<eod>")
 @click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling mass in (0, 1].")
 @click.option("--seed", type=int, default=None,
               help="Seed for reproducible samples (sample i uses seed+i; default: a random seed).")
-@click.option("--stream", is_flag=True, help="Print tokens as they are generated (stdout only).")
+@click.option("--stream", is_flag=True,
+              help="Print tokens as they are generated (stdout only; not with --json or --output).")
 @click.option("--checkpoint", "kind", type=click.Choice(["best", "latest"]),
               help="Which checkpoint (default: best if there is one, else latest).")
 @click.option("--prompt-file", type=str, default=None, metavar="PATH",
-              help=f"Read the prompt from this UTF-8 file (a regular file, at most {MAX_PROMPT_BYTES >> 20} MiB).")
+              help=f"Read the prompt from this UTF-8 file (a regular file, at most {MAX_PROMPT_BYTES >> 20} MiB; "
+                   "'-' is stdin).")
 @click.option("-o", "--output", type=str, default=None, metavar="PATH",
               help="Write the text (or the JSON lines) to this file, atomically, instead of stdout.")
 @click.option("--stop-at", "stop_at", multiple=True, metavar="STRING",
@@ -117,13 +119,15 @@ def generate(ctx, run, prompt, n, temperature, top_k, top_p, seed, stream, kind,
 
     to_file = output is not None
     out = _Sink(None if to_file else sys.stdout)
+    # a word-level continuation is spaced from the prompt; chars and BPE bytes follow it directly
     joiner = "" if (vocab.is_char or vocab.kind == "bpe" or not prompt or prompt[-1].isspace()) else " "
+    live = stream and not as_json and not to_file
+    emit = (lambda piece: out.write(visible(piece), flush=True)) if live else None
     for i in range(num_samples):
         if i and not as_json:
             out.write(SEPARATOR + "\n")
-        live = stream and not as_json and not to_file
         if not as_json:
-            out.write(visible(prompt))
+            out.write(visible(prompt), flush=live)
         if beam is not None:
             from seqtui.models.beam import beam_search
 
@@ -133,9 +137,7 @@ def generate(ctx, run, prompt, n, temperature, top_k, top_p, seed, stream, kind,
             gen.state[...], gen.logits[...] = primed
             tokens = gen.sample(n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed + i)
             logprob = None
-        sample = decode_sample(vocab, tokens, stops, lines,
-                               (lambda piece: out.write(visible(piece), flush=True)) if live and not as_json
-                               else None, joiner if prompt else "")
+        sample = decode_sample(vocab, tokens, stops, lines, emit, joiner)
         if beam is not None and len(sample.tokens) < n:
             logprob = None  # cut by a stop: rescored below
         sample_ids = vocab.encode(sample.tokens)
@@ -153,8 +155,8 @@ def generate(ctx, run, prompt, n, temperature, top_k, top_p, seed, stream, kind,
             out.write(safe_json(record) + "\n")
             continue
         if not live:
-            out.write(visible(sample.shown(joiner if prompt else "")))
-        end = (joiner if prompt and sample.text else "") + sample.text
+            out.write(visible(sample.shown(joiner)))
+        end = sample.shown(joiner)
         out.write("" if (prompt + end).endswith("\n") else "\n", flush=True)
         if beam is not None:
             mean = f" (mean NLL {nll:.4f} nats/token)" if nll is not None else ""
@@ -260,6 +262,8 @@ def read_prompt(prompt: str | None, prompt_file: str | None) -> str:
     if prompt_file is not None:
         if prompt is not None:
             raise ConfigError("give the prompt either as an argument or with --prompt-file, not both")
+        if prompt_file == "-":
+            return read_stdin_prompt()
         return read_text_bounded(prompt_file, "prompt file", MAX_PROMPT_BYTES, ConfigError)
     if prompt == "-":
         return read_stdin_prompt()
