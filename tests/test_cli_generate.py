@@ -93,6 +93,15 @@ def test_beam_logprob_agrees_with_the_model_score_and_beats_greedy(trained, caps
     assert wide["logprob"] == pytest.approx(-wide["mean_nll"] * 30, rel=1e-4)
 
 
+def test_beam_cut_by_a_stop_reports_the_log_probability_of_what_it_prints(trained, capsys):
+    code, out, _ = gen(capsys, trained, "the", "-n", "60", "--beam", "2", "--json", "--no-memo",
+                       "--stop-at", "e")
+    (rec,) = json_lines(out)
+    assert code == 0 and rec["stop_reason"] == "stop-at" and rec["text"].endswith("e")
+    assert rec["n_tokens"] == len(rec["text"]) < 60
+    assert rec["logprob"] == pytest.approx(-rec["mean_nll"] * rec["n_tokens"], rel=1e-9)
+
+
 def test_beam_rejects_sampling_options_and_several_samples(trained, capsys):
     code, _, err = gen(capsys, trained, "the", "--beam", "2", "--temperature", "0.5")
     one_line_error(code, err, "--temperature")
@@ -111,7 +120,10 @@ def test_prompt_from_a_file_and_from_stdin_equal_the_argument(trained, capsys, t
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"the time\nit")))
     code, from_stdin, err = gen(capsys, trained, "-", *args)
     assert code == 0, err
-    assert direct == from_file == from_stdin and direct.startswith("the time\nit")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"the time\nit")))
+    code, from_dash_file, err = gen(capsys, trained, "--prompt-file", "-", *args)
+    assert code == 0, err
+    assert direct == from_file == from_stdin == from_dash_file and direct.startswith("the time\nit")
 
 
 def test_no_prompt_starts_from_the_zero_state(trained, capsys):
@@ -126,10 +138,12 @@ def test_no_prompt_starts_from_the_zero_state(trained, capsys):
     (lambda d: Path("/dev/zero"), "is a device"),
     (lambda d: d / "missing.txt", "does not exist"),
     (lambda d: d / "latin1.txt", "not UTF-8"),
+    (lambda d: d / "fifo", "FIFO"),
 ])
 def test_bad_prompt_files_are_one_line_errors(trained, capsys, tmp_path, make, pattern):
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
+    os.mkfifo(tmp_path / "fifo")
     code, out, err = gen(capsys, trained, "--prompt-file", str(make(tmp_path)))
     one_line_error(code, err, pattern)
     assert out == ""

@@ -318,8 +318,10 @@ class Sample:
 
 def decode_sample(vocab, tokens, stops: list[str], lines: int | None, emit=None, joiner: str = "") -> Sample:
     """Consume generated tokens into text until they run out, a stop string appears (the text ends
-    with it), ``lines`` newlines were written or an end-of-document token comes (not in the text). ``emit(piece)`` gets the text as it grows
-    (complete characters only: BPE bytes go through a stream decoder); ``joiner`` goes before the
+    with it), ``lines`` newlines were written or an end-of-document token comes (not in the text).
+
+    ``emit(piece)`` gets the text as it grows (complete characters only: BPE bytes go through a
+    stream decoder; a trailing ``\\r`` waits for a possible ``\\n``); ``joiner`` goes before the
     first piece (a space between a prompt and the first word of a word-level run)."""
     bpe = vocab.kind == "bpe"
     dec = vocab.stream_decoder() if bpe else None
