@@ -15,9 +15,9 @@ from seqtui.errors import ConfigError, CorpusError
 @click.option("--corpus", help="Evaluate on this corpus (name or file) instead of the run's held-out split.")
 @click.option("--checkpoint", "kind", type=click.Choice(["best", "latest"]),
               help="Which checkpoint (default: best if there is one, else latest).")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default=None,
-              help="Invalid UTF-8 in --corpus: stop with its position, or substitute U+FFFD "
-                   "(default: the run's setting).")
+@click.option("--errors", type=click.Choice(["strict", "replace", "skip-file"]), default=None,
+              help="Invalid UTF-8 in --corpus: stop with its position, substitute U+FFFD, or (a "
+                   "directory or glob) leave that document out (default: the run's setting).")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 def evaluate(run, corpus, kind, errors, as_json) -> None:
     """Perplexity of RUN on held-out text: exp(mean NLL per token), plus bits per token and

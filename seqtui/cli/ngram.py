@@ -30,8 +30,9 @@ def _parse_eps(value: str) -> list[float]:
               help="Laplace constants ε₁,ε₂,… for unigrams, bigrams, …; the last one repeats.")
 @click.option("--min-freq", type=click.IntRange(0), default=0, show_default=True, help="Rarer tokens become <unk>.")
 @click.option("--max-tokens", type=click.IntRange(1), default=None, help="Use only the first N tokens.")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
-              help="Invalid UTF-8: stop with its position, or substitute U+FFFD.")
+@click.option("--errors", type=click.Choice(["strict", "replace", "skip-file"]), default="strict",
+              show_default=True, help="Invalid UTF-8: stop with its position, substitute U+FFFD, or (a "
+                                      "directory or glob corpus) leave that document out.")
 @click.option("--length", type=click.IntRange(0, 100_000), default=200, show_default=True, help="Tokens to generate.")
 @click.option("--prompt", default="", help="Text the sample continues.")
 @click.option("--seed", type=int, default=0, show_default=True)
