@@ -172,3 +172,21 @@ def test_register_a_directory_and_a_glob(tmp_path, capsys):
     code, out, _ = run_main(["corpora", "list", "--json"], capsys)
     listed = {i["name"]: i for i in json.loads(out)}
     assert not listed["two"]["available"] and "no files match" in listed["two"]["install_hint"]
+
+
+def test_untrusted_names_in_notices_are_made_visible(tmp_path, capsys):
+    d = make_dir(tmp_path)
+    os.mkfifo(d / "evil\x1b[2J.txt")
+    code, out, err = run_main(["corpora", "show", str(d), "--json"], capsys)
+    assert code == 0 and "\x1b" not in err and "\\x1b[2J" in err
+
+
+def test_the_cache_inside_a_corpus_directory_is_never_a_document(tmp_path, monkeypatch):
+    d = make_dir(tmp_path)
+    monkeypatch.setenv("SEQTUI_CACHE_DIR", str(d / "cache-here"))
+    first = corpus_file(resolve_corpus(str(d)))
+    assert first.is_relative_to(d)
+    (d / "a.txt").write_text("changed\n")
+    info = resolve_corpus(str(d))
+    assert info.documents == 3
+    assert corpus_file(info).read_text().count(DOCUMENT_SEPARATOR) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import sys
 
 import click
@@ -92,7 +93,13 @@ def clear_cmd(days: float | None, kinds: tuple[str, ...], yes: bool) -> None:
         click.echo("aborted", err=True)
         sys.exit(1)
     freed = sum(remove(e) for e in chosen)
-    click.echo(f"removed {len(chosen)} cached datasets ({_size(freed)})")
+    left = [e for e in chosen if any(os.path.lexists(f) for f in e.files)]
+    click.echo(f"removed {len(chosen) - len(left)} cached datasets ({_size(freed)})")
+    if left:
+        from seqtui.errors import SeqtuiError
+
+        raise SeqtuiError(f"could not remove {len(left)} cached datasets (is {left[0].files[0].parent} "
+                          "writable?)")
 
 
 @cache.command("cap")

@@ -522,11 +522,16 @@ def list_documents(where: Path, members: str) -> tuple[list[tuple[Path, os.stat_
     notices for the entries skipped (not a regular file, empty). CorpusError if there are none."""
     import glob as globlib
 
+    skipped: list[str] = []
     if members == "dir":
         if not where.is_dir():
             raise CorpusError(f"corpus directory {where} does not exist")
         candidates = []
-        for root, dirs, names in os.walk(where, followlinks=False, onerror=None):
+
+        def unreadable(exc: OSError) -> None:
+            skipped.append(f"skipped {_shown(exc.filename)}: {exc.strerror or exc}")
+
+        for root, dirs, names in os.walk(where, followlinks=False, onerror=unreadable):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for n in names:
                 if not n.startswith(".") and n.lower().endswith(DOCUMENT_TEXT_SUFFIX):
@@ -536,23 +541,34 @@ def list_documents(where: Path, members: str) -> tuple[list[tuple[Path, os.stat_
     else:
         candidates = sorted(Path(m) for m in globlib.glob(str(where), recursive=True))
         empty_msg = f"no files match {where}"
-    files, skipped = [], []
+    files = []
+    ours = os.path.realpath(paths.cache_dir()) + os.sep  # never a joined corpus of our own cache
     for c in candidates:
         if members == "glob" and os.path.isdir(c):
             continue  # a glob's directories are not documents
+        if os.path.realpath(c).startswith(ours):
+            continue
         try:
             st = regular_file(c, "document", MAX_TEXT_BYTES, CorpusError, allow_empty=True)
         except CorpusError as exc:
-            skipped.append(f"skipped {exc}")
+            skipped.append(f"skipped {_shown(exc)}")
             continue
         if st.st_size == 0:
-            skipped.append(f"skipped empty document {c}")
+            skipped.append(f"skipped empty document {_shown(c)}")
             continue
         files.append((c, st))
     if not files:
         detail = f" ({len(skipped)} skipped: {skipped[0]})" if skipped else ""
         raise CorpusError(empty_msg + detail)
     return files, skipped
+
+
+def _shown(text: object) -> str:
+    """File names in notices (printed by the data layer, not the CLI) with control characters
+    made visible: a document's name is untrusted text."""
+    s = str(text)
+    return s if s.isprintable() else "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+                                             else f"\\u{ord(c):04x}" for c in s)
 
 
 def _joined_dir() -> Path:
@@ -649,7 +665,7 @@ def _write_joined(info: CorpusInfo, files, target: Path, errors: str) -> tuple[P
                         hint = _DOCUMENT_HINT if "UTF-8" in str(problem) else \
                             "; use --errors skip-file to leave it out"
                         raise CorpusError(f"{problem}{hint}") from None
-                    notices.append(f"skipped {problem}")
+                    notices.append(f"skipped {_shown(problem)}")
                     continue
                 rs = data.find(sep[:1])
                 if rs >= 0:
