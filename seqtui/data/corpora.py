@@ -623,7 +623,7 @@ def join_documents(info: CorpusInfo, errors: str = "strict") -> tuple[Path, dict
     else:
         from seqtui.data.cache import touch
 
-        touch(target, target.with_suffix(".json"))
+        touch(target.with_suffix(".json"))  # not the .txt: its mtime keys the content-hash index
     for message in meta.get("notices", []):
         notice(message)
     return target, meta
