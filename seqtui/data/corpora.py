@@ -539,7 +539,7 @@ def list_documents(where: Path, members: str) -> tuple[list[tuple[Path, os.stat_
         candidates.sort(key=lambda c: c.relative_to(where).as_posix())
         empty_msg = f"corpus directory {where} has no {DOCUMENT_TEXT_SUFFIX} files"
     else:
-        candidates = sorted(Path(m) for m in globlib.glob(str(where), recursive=True))
+        candidates = [Path(m) for m in sorted(globlib.glob(str(where), recursive=True))]  # by path string
         empty_msg = f"no files match {where}"
     files = []
     ours = os.path.realpath(paths.cache_dir()) + os.sep  # never a joined corpus of our own cache
