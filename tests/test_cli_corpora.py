@@ -41,7 +41,10 @@ def files(tmp_path):
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes(b"line one\nna\xefve caf\xe9\n")
-    return {"good": good, "empty": empty, "binary": binary, "latin1": latin1, "dir": tmp_path}
+    nodocs = tmp_path / "nodocs"  # a directory is a corpus of its *.txt files: this one has none
+    nodocs.mkdir()
+    (nodocs / "image.bin").write_bytes(binary.read_bytes())
+    return {"good": good, "empty": empty, "binary": binary, "latin1": latin1, "dir": nodocs}
 
 
 def test_list_shows_bundled_corpora(capsys):
@@ -71,7 +74,7 @@ def test_show_text_output(capsys, files):
 @pytest.mark.parametrize(
     "key,needles",
     [
-        ("dir", ["is a directory"]),
+        ("dir", ["has no .txt files"]),
         ("empty", ["is empty"]),
         ("binary", ["looks binary", "NUL byte at offset 8"]),
         ("latin1", ["invalid UTF-8 at byte 11 (line 2, column 3)", "--errors replace"]),

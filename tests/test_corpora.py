@@ -136,8 +136,10 @@ def test_resolve_paths_and_errors(tmp_path):
     f.write_text("hello", encoding="utf-8")
     info = resolve_corpus(str(f))
     assert info.kind == "path" and info.path == f.resolve() and info.size_bytes == 5
-    with pytest.raises(CorpusError, match="is a directory"):
-        resolve_corpus(str(tmp_path))
+    assert resolve_corpus(str(tmp_path)).members == "dir"  # a directory is a corpus of documents
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(CorpusError, match="has no .txt files"):
+        resolve_corpus(str(tmp_path / "sub"))
     with pytest.raises(CorpusError, match="no such file"):
         resolve_corpus(str(tmp_path / "missing.txt"))
     with pytest.raises(CorpusError, match=r"unknown corpus 'nope'; known: genesis, kjv, pydoc-topics"):

@@ -15,6 +15,7 @@ import click
 # name -> (module:attribute, one-line help shown by `seqtui --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "corpora": ("seqtui.cli.corpora:corpora", "List, inspect, add and remove corpora."),
+    "cache": ("seqtui.cli.cache:cache", "List, clear and cap the cached datasets (tokens, BPE, indexes)."),
     "series": ("seqtui.cli.series:series", "Real-valued series: list, show, the τ-sweep, fit MLP/AR/RNN models."),
     "ngram": ("seqtui.cli.ngram:ngram", "Laplace-smoothed n-gram baseline: perplexity and a sample."),
     "train": ("seqtui.cli.train:train", "Train an RNN/GRU/LSTM language model (a run)."),

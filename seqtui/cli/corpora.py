@@ -11,11 +11,16 @@ import json
 import click
 
 from seqtui.cli.safe import safe_json, visible, visible_line
+from seqtui.data.choices import ERRORS
+
+ERRORS_HELP = ("What to do with invalid UTF-8: stop with its position (strict), substitute U+FFFD "
+               "(replace), or, for a directory or glob corpus, leave that document out with a notice "
+               "(skip-file; a single file: strict).")
 
 
 def show_token(tok: str) -> str:
     """A visible form of a token: spaces and control characters spelled out."""
-    names = {" ": "␠", "\n": "⏎", "\t": "⇥", "\r": "␍"}
+    names = {" ": "␠", "\n": "⏎", "\t": "⇥", "\r": "␍", "\x1e": "␞ (document separator)"}
     if tok in names:
         return names[tok]
     return visible_line(json.dumps(tok, ensure_ascii=False)[1:-1])
@@ -36,8 +41,12 @@ def human_bytes(n: int | None) -> str:
 def corpora() -> None:
     """List, inspect, add and remove corpora.
 
-    Wherever a corpus is asked for you may give a name from `seqtui corpora list`
-    or a path to any UTF-8 text file.
+    Wherever a corpus is asked for you may give a name from `seqtui corpora list`,
+    a path to any UTF-8 text file, a directory (its *.txt files, recursively) or a quoted
+    glob ('lyrics/*.txt', ** recurses). Many documents are joined in sorted order, each
+    followed by U+001E (the document separator) on its own line; a document containing
+    U+001E is refused, entries that are not regular files (FIFOs, broken links, symlink
+    loops) and empty files are skipped with a notice.
     """
 
 
@@ -69,16 +78,16 @@ def list_cmd(as_json: bool) -> None:
 @corpora.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
-              help="What to do with invalid UTF-8: stop with its position, or substitute U+FFFD.")
+@click.option("--errors", type=click.Choice(ERRORS), default="strict", show_default=True, help=ERRORS_HELP)
 @click.option("--top", type=click.IntRange(1, 200), default=12, show_default=True, help="How many frequent characters.")
 def show_cmd(name: str, as_json: bool, errors: str, top: int) -> None:
     """Size, characters, vocabulary size, a preview and the most frequent characters."""
     from seqtui.data.stats import corpus_stats
 
     st = corpus_stats(name, top=top, errors=errors)
+    docs = _documents(name, errors)
     if as_json:
-        click.echo(safe_json(st.to_json(), indent=2))
+        click.echo(safe_json({**st.to_json(), **docs}, indent=2))
         return
     from rich.console import Console
     from rich.panel import Panel
@@ -93,6 +102,8 @@ def show_cmd(name: str, as_json: bool, errors: str, top: int) -> None:
         ("name", i.name), ("title", i.title), ("kind", i.kind), ("path", str(i.path)),
         ("source", i.source), ("licence", i.licence or "-"),
         ("size", f"{st.bytes:,} bytes"), ("characters", f"{st.chars:,}"),
+        *((("documents", f"{docs['documents']:,}" + (f" ({len(docs['skipped'])} skipped)" if docs["skipped"] else "")),)
+          if docs else ()),
         ("vocabulary", f"{st.vocab_size} (incl. <unk>)"),
         ("most frequent", "  ".join(f"{show_token(t)} {c:,}" for t, c in st.top_tokens)),
     ):
@@ -107,12 +118,16 @@ def show_cmd(name: str, as_json: bool, errors: str, top: int) -> None:
 @click.argument("path")
 @click.option("--title", help="A title shown in listings (default: the file name).")
 @click.option("--force", is_flag=True, help="Replace an existing registration of NAME.")
-def add_cmd(name: str, path: str, title: str | None, force: bool) -> None:
-    """Register the UTF-8 text file PATH under NAME (checked, not copied)."""
+@click.option("--errors", type=click.Choice(ERRORS), default="strict", show_default=True,
+              help="How the documents of a directory or glob are checked now. " + ERRORS_HELP)
+def add_cmd(name: str, path: str, title: str | None, force: bool, errors: str) -> None:
+    """Register PATH under NAME (checked, not copied): a UTF-8 text file, a directory (its
+    *.txt files, recursively) or a quoted glob pattern ('lyrics/*.txt')."""
     from seqtui.data.corpora import add_corpus
 
-    info = add_corpus(name, path, title=title, force=force)
-    click.echo(visible_line(f"added {info.name}: {info.path} ({human_bytes(info.size_bytes)})"))
+    info = add_corpus(name, path, title=title, force=force, errors=errors)
+    docs = f", {info.documents:,} documents" if info.members and info.documents is not None else ""
+    click.echo(visible_line(f"added {info.name}: {info.path} ({human_bytes(info.size_bytes)}{docs})"))
 
 
 @corpora.command("remove")
@@ -125,10 +140,23 @@ def remove_cmd(name: str) -> None:
     click.echo(visible_line(f"removed {info.name} ({info.path} was not touched)"))
 
 
+def _documents(name: str, errors: str) -> dict:
+    """{documents, skipped, separator} of a directory or glob corpus ({} for one file)."""
+    from seqtui.data.corpora import DOCUMENT_SEPARATOR, join_documents, resolve_corpus
+
+    info = resolve_corpus(name)
+    if not info.members:
+        return {}
+    _, meta = join_documents(info, errors)
+    return {"documents": meta.get("documents"), "skipped": meta.get("notices", []),
+            "document_separator": DOCUMENT_SEPARATOR}
+
+
 def _info_json(i) -> dict:
     return {
         "name": i.name, "title": i.title, "kind": i.kind, "path": str(i.path) if i.path else None,
         "size_bytes": i.size_bytes, "size_is_estimate": i.kind == "bundled" and i.path is None,
         "available": i.available, "install_hint": i.install_hint or None,
         "licence": i.licence, "source": i.source, "description": i.description,
+        "members": i.members, "documents": i.documents,
     }

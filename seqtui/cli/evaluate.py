@@ -15,12 +15,18 @@ from seqtui.errors import ConfigError, CorpusError
 @click.option("--corpus", help="Evaluate on this corpus (name or file) instead of the run's held-out split.")
 @click.option("--checkpoint", "kind", type=click.Choice(["best", "latest"]),
               help="Which checkpoint (default: best if there is one, else latest).")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default=None,
-              help="Invalid UTF-8 in --corpus: stop with its position, or substitute U+FFFD "
-                   "(default: the run's setting).")
+@click.option("--errors", type=click.Choice(["strict", "replace", "skip-file"]), default=None,
+              help="Invalid UTF-8 in --corpus: stop with its position, substitute U+FFFD, or (a "
+                   "directory or glob) leave that document out (default: the run's setting).")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 def evaluate(run, corpus, kind, errors, as_json) -> None:
-    """Perplexity of RUN on held-out text: exp(mean NLL per token), plus bits per token."""
+    """Perplexity of RUN on held-out text: exp(mean NLL per token), plus bits per token and
+    bits per character.
+
+    Bits per character put char, word and BPE runs on one scale: the total NLL (in bits) of the
+    tokens evaluated, over the characters of the text they spell (word tokens: one space between
+    words). Each <unk> token is charged the cost of spelling it (and a space) with a Laplace
+    character unigram fitted on the run's training text, so an unknown word is not free."""
     from seqtui.engine.evaluate import evaluate_ids
     from seqtui.engine.loading import load_run_model
     from seqtui.engine.runs import get_run
@@ -34,6 +40,7 @@ def evaluate(run, corpus, kind, errors, as_json) -> None:
     result = evaluate_ids(model, ids, int(config["num_steps"]), int(config["batch_size"]),
                           seed=int(config.get("seed", 0)))
     result.update(run=info.name, source=source, unk_fraction=float(np.mean(ids == 0)) if len(ids) else 0.0)
+    result["bits_per_char"] = eval_bits_per_char(result, ids, vocab, config, corpus, errors)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -41,6 +48,7 @@ def evaluate(run, corpus, kind, errors, as_json) -> None:
 
     click.echo(f"{visible_line(info.name)} on {visible_line(source)}: perplexity {result['ppl']:.4f}  "
                f"({result['loss']:.4f} nats, {result['bits_per_token']:.4f} bits per token, "
+               f"{_bpc(result['bits_per_char'])} bits per char, "
                f"{result['tokens']:,} tokens, {result['unk_fraction']:.2%} <unk>)")
 
 
@@ -67,3 +75,80 @@ def _encode_corpus(name: str, vocab, config: dict, errors: str | None = None) ->
     text = read_corpus_text(resolve_corpus(name), errors=errors or config.get("errors", "strict"))
     tokens = tokenize(text, config.get("tokens", "char"), config.get("preprocess", "raw"))
     return vocab.encode(tokens)
+
+
+def _bpc(x) -> str:
+    return "?" if x is None else f"{x:.4f}"
+
+
+def predicted_positions(n: int, num_steps: int, batch_size: int, seed: int = 0) -> np.ndarray:
+    """The positions of the tokens :func:`seqtui.engine.evaluate.evaluate_ids` predicts (the Y
+    of its sequential windows), in order: the NLL it sums is over exactly these tokens."""
+    from seqtui.data.batches import make_epoch
+    from seqtui.engine.evaluate import eval_batch_size
+
+    T = min(num_steps, n - 1)
+    B = eval_batch_size(n, batch_size, T)
+    eb = make_epoch(np.zeros(n, dtype=np.int32), "sequential", B, T, seed, 0)
+    steps = np.arange(1, T + 1, dtype=np.int64)
+    rows = [(eb.starts(i)[:, None] + steps[None, :]) for i in range(eb.num_batches)]
+    if not rows:
+        return np.zeros(0, dtype=np.int64)
+    # row r of every batch continues row r of the one before: order by row, then by batch
+    return np.concatenate(rows, axis=1).reshape(-1)
+
+
+def _run_tokens(config: dict, errors: str | None = None) -> list[str]:
+    """The run's corpus as the tokens it was trained on (the first max_tokens of them)."""
+    from seqtui.data.corpora import read_corpus_text, resolve_corpus
+    from seqtui.data.text import tokenize
+
+    text = read_corpus_text(resolve_corpus(config["corpus"]), errors=errors or config.get("errors", "strict"))
+    tokens = tokenize(text, config.get("tokens", "char"), config.get("preprocess", "raw"))
+    max_tokens = config.get("max_tokens")
+    return tokens[:max_tokens] if max_tokens else tokens
+
+
+def _train_count(n: int, val_fraction: float) -> int:
+    return n - int(round(n * float(val_fraction)))
+
+
+def spelling_model(train_tokens: list[str], is_char: bool):
+    """The character unigram that charges <unk> tokens: fitted on the training text."""
+    from seqtui.data.stats import CharUnigram
+
+    return CharUnigram.fit(("" if is_char else " ").join(train_tokens))
+
+
+def eval_bits_per_char(result: dict, ids: np.ndarray, vocab, config: dict, corpus: str | None,
+                       errors: str | None) -> float | None:
+    """Exact bits per character of the tokens evaluate_ids scored (None when no token was)."""
+    from seqtui.data.stats import text_bits_per_char
+
+    if not result.get("tokens"):
+        return None
+    total = float(result["loss"]) * int(result["tokens"])
+    pos = predicted_positions(len(ids), int(config["num_steps"]), int(config["batch_size"]),
+                              seed=int(config.get("seed", 0)))
+    if pos.shape[0] != int(result["tokens"]):  # pragma: no cover - evaluate_ids changed its windows
+        return None
+    sub = np.asarray(ids)[pos]
+    if getattr(vocab, "kind", None) == "bpe":
+        return text_bits_per_char(total, sub, vocab)
+    if not np.any(sub == vocab.unk):
+        return text_bits_per_char(total, sub, vocab, [vocab.itos[i] for i in sub.tolist()])
+    # <unk> hides a token's spelling: read the real tokens and fit the spelling on the training text
+    run_tokens = _run_tokens(config)
+    n_train = _train_count(len(run_tokens), float(config.get("val_fraction") or 0.0))
+    spell = spelling_model(run_tokens[:n_train], vocab.is_char)
+    if corpus:
+        from seqtui.data.corpora import read_corpus_text, resolve_corpus
+        from seqtui.data.text import tokenize
+
+        text = read_corpus_text(resolve_corpus(corpus), errors=errors or config.get("errors", "strict"))
+        actual = tokenize(text, config.get("tokens", "char"), config.get("preprocess", "raw"))
+    else:
+        actual = run_tokens[n_train:]
+    if len(actual) != len(ids):  # pragma: no cover - the text changed under us
+        return None
+    return text_bits_per_char(total, sub, vocab, [actual[i] for i in pos.tolist()], spell)

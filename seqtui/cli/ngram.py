@@ -30,8 +30,9 @@ def _parse_eps(value: str) -> list[float]:
               help="Laplace constants ε₁,ε₂,… for unigrams, bigrams, …; the last one repeats.")
 @click.option("--min-freq", type=click.IntRange(0), default=0, show_default=True, help="Rarer tokens become <unk>.")
 @click.option("--max-tokens", type=click.IntRange(1), default=None, help="Use only the first N tokens.")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
-              help="Invalid UTF-8: stop with its position, or substitute U+FFFD.")
+@click.option("--errors", type=click.Choice(["strict", "replace", "skip-file"]), default="strict",
+              show_default=True, help="Invalid UTF-8: stop with its position, substitute U+FFFD, or (a "
+                                      "directory or glob corpus) leave that document out.")
 @click.option("--length", type=click.IntRange(0, 100_000), default=200, show_default=True, help="Tokens to generate.")
 @click.option("--prompt", default="", help="Text the sample continues.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -39,7 +40,12 @@ def _parse_eps(value: str) -> list[float]:
 def ngram(corpus, order, tokens, preprocess, val_fraction, eps, min_freq, max_tokens, errors, length, prompt,
           seed, as_json) -> None:
     """Fit a k-th order Markov model with Laplace smoothing on CORPUS (a name or a file),
-    print train and validation perplexity and a generated sample."""
+    print train and validation perplexity and a generated sample.
+
+    Bits per character (also in --json, as bits_per_char) compare it with char, word and BPE
+    models: the validation NLL in bits over the characters of the held-out text (word tokens:
+    one space between words); each <unk> token is charged the cost of spelling it (and a space)
+    with a Laplace character unigram fitted on the training text."""
     import numpy as np
 
     from seqtui.models.ngram import NGramModel, expand_eps
@@ -56,6 +62,8 @@ def ngram(corpus, order, tokens, preprocess, val_fraction, eps, min_freq, max_to
     model = NGramModel.fit(train, len(ds.vocab), order, eps_values)
     train_ppl = model.perplexity(train)
     val_ppl = model.perplexity(val, history=train) if len(val) else None
+    val_bpc = _val_bits_per_char(model, ds, train, val, tokens, preprocess, max_tokens, errors) \
+        if len(val) else None
     prompt_ids = ds.vocab.encode(tokenize(prompt, tokens, preprocess)) if prompt else np.zeros(0, np.int32)
     sample_ids = model.sample(length, seed=seed, prompt=prompt_ids)
     sample = ds.vocab.decode(sample_ids)
@@ -66,6 +74,7 @@ def ngram(corpus, order, tokens, preprocess, val_fraction, eps, min_freq, max_to
         "corpus": ds.corpus.name, "order": order, "tokens": tokens, "preprocess": preprocess,
         "eps": list(eps_values), "vocab_size": len(ds.vocab), "train_tokens": int(len(train)),
         "val_tokens": int(len(val)), "train_ppl": train_ppl, "val_ppl": val_ppl,
+        "bits_per_char": val_bpc,
         "seed": seed, "sample": sample, "seconds": round(seconds, 3),
     }
     if as_json:
@@ -80,6 +89,39 @@ def ngram(corpus, order, tokens, preprocess, val_fraction, eps, min_freq, max_to
     click.echo(f"model       order {order} ({name}), Laplace ε = {', '.join(f'{e:g}' for e in eps_values)}")
     click.echo(f"train       {len(train):,} tokens   perplexity {train_ppl:.3f}")
     if val_ppl is not None:
-        click.echo(f"validation  {len(val):,} tokens   perplexity {val_ppl:.3f}")
+        bpc = "" if val_bpc is None else f"   {val_bpc:.4f} bits per char"
+        click.echo(f"validation  {len(val):,} tokens   perplexity {val_ppl:.3f}{bpc}")
     click.echo(f"sample      (seed {seed}, {length} tokens)")
     click.echo(visible(sample))
+
+
+def _val_bits_per_char(model, ds, train, val, tokens, preprocess, max_tokens, errors) -> float | None:
+    """Exact bits per character of the held-out tokens (<unk> charged its spelling)."""
+    import math
+
+    import numpy as np
+
+    from seqtui.data.stats import text_bits_per_char
+
+    total = 0.0
+    from seqtui.models.ngram import CHUNK
+
+    for start in range(0, len(val), CHUNK):  # the NLL perplexity() sums, kept whole
+        before = train if start == 0 else val[max(0, start - model.order):start]
+        total -= float(model.log_probs(val[start:start + CHUNK], before).sum())
+    if not math.isfinite(total):
+        return None
+    vocab = ds.vocab
+    if not np.any(val == vocab.unk):
+        return text_bits_per_char(total, val, vocab, [vocab.itos[i] for i in val.tolist()])
+    from seqtui.cli.evaluate import spelling_model
+    from seqtui.data.corpora import read_corpus_text
+    from seqtui.data.text import tokenize
+
+    actual = tokenize(read_corpus_text(ds.corpus, errors=errors), tokens, preprocess)
+    if max_tokens:
+        actual = actual[:max_tokens]
+    if len(actual) != len(ds):  # pragma: no cover - the file changed under us
+        return None
+    n_train = len(train)
+    return text_bits_per_char(total, val, vocab, actual[n_train:], spelling_model(actual[:n_train], vocab.is_char))

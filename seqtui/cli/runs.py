@@ -15,11 +15,18 @@ def runs() -> None:
     """List, show, stop, resume and remove runs."""
 
 
+SORTS = ("created", "bpc", "ppl")
+
+
 @runs.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array for scripts.")
 @click.option("--sweep", "sweep_name", metavar="NAME", help="Only the trials of sweep NAME.")
-def list_cmd(as_json: bool, sweep_name: str | None) -> None:
-    """Every run, newest first: status, step, perplexities."""
+@click.option("--sort", type=click.Choice(SORTS), default="created", show_default=True,
+              help="created: newest first; bpc: best validation bits per character, lowest first "
+                   "(ranks char, word and BPE runs on one scale); ppl: best validation perplexity "
+                   "(per token), lowest first. Runs without the value come last.")
+def list_cmd(as_json: bool, sweep_name: str | None, sort: str) -> None:
+    """Every run: status, step, perplexities and the best validation bits per character (BPC)."""
     from seqtui.engine.runs import list_runs, runs_root
 
     items = list_runs()
@@ -28,8 +35,10 @@ def list_cmd(as_json: bool, sweep_name: str | None) -> None:
         if not items and not as_json:
             click.echo(f"no runs of sweep {sweep_name!r} in {runs_root()}")
             return
+    bpcs = {str(r.path): best_bits_per_char(r) for r in items}
+    items = sort_runs(items, sort, bpcs)
     if as_json:
-        click.echo(json.dumps([r.to_json() for r in items], indent=1))
+        click.echo(json.dumps([dict(r.to_json(), best_val_bpc=bpcs[str(r.path)]) for r in items], indent=1))
         return
     if not items:
         click.echo(f"no runs yet in {runs_root()} (start one with `seqtui train CORPUS`)")
@@ -43,20 +52,21 @@ def list_cmd(as_json: bool, sweep_name: str | None) -> None:
     # shrinks; on a narrow terminal the table is wider than the screen rather than cut.
     names = [visible_line(r.name) for r in items]
     table = Table(box=None, pad_edge=False, expand=False)
-    for col in ("NAME", "STATUS", "STEP", "PPL", "BEST VAL", "MODEL", "CORPUS", "CREATED"):
+    for col in ("NAME", "STATUS", "STEP", "PPL", "BEST VAL", "BPC", "MODEL", "CORPUS", "CREATED"):
         extra = dict(no_wrap=True, min_width=max(map(len, names)), overflow="fold") if col == "NAME" else {}
-        table.add_column(col, justify="right" if col in ("STEP", "PPL", "BEST VAL") else "left", **extra)
+        table.add_column(col, justify="right" if col in ("STEP", "PPL", "BEST VAL", "BPC") else "left", **extra)
     for r, name in zip(items, names):
         c = r.config
         step = f"{r.last_step}" + (f"/{r.total_steps}" if r.total_steps else "")
         if r.kind == "series":  # MSEs in the perplexity columns, marked
-            table.add_row(escape(name), _status(r.status), step, _g(r.last_mse), _g(r.best_val_mse),
+            table.add_row(escape(name), _status(r.status), step, _g(r.last_mse), _g(r.best_val_mse), "—",
                           escape(visible_line(_series_model(c))),
                           escape(_short(visible_line(_series_source(c)))), _when(r.created))
             continue
         model = visible_line(f"{c.get('cell', '?')} {c.get('layers', '?')}×{c.get('hidden', '?')}")
         table.add_row(escape(name), _status(r.status), step, _num(r.last_ppl), _num(r.best_val_ppl),
-                      escape(model), escape(_short(visible_line(c.get("corpus", "?")))), _when(r.created))
+                      _num(bpcs[str(r.path)]), escape(model), escape(_short(visible_line(c.get("corpus", "?")))),
+                      _when(r.created))
     console = Console(highlight=False)
     need = Console(width=100_000).measure(table).maximum
     if need > console.width:  # wider than the screen: let the terminal wrap, never cut a name
@@ -109,6 +119,98 @@ def show_cmd(run: str, as_json: bool) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key:<{width}}  {visible_line(value)}")
+
+
+# markers per run (train, val): distinct shapes, so the plot reads without colour
+PLOT_MARKERS = (("•", "x"), ("+", "o"), ("*", "#"), ("~", "@"), (":", "%"), ("=", "&"))
+BASELINE_MARKER = "-"
+
+
+@runs.command("plot")
+@click.argument("run_names", metavar="RUN [RUN]...", nargs=-1, required=True)
+@click.option("--width", type=click.IntRange(20, 1000), default=None, help="Columns (default: the terminal's).")
+@click.option("--height", type=click.IntRange(8, 500), default=None, help="Rows (default: the terminal's).")
+@click.option("--log", "log_y", is_flag=True, help="Log-scale perplexity axis.")
+def plot_cmd(run_names: tuple[str, ...], width: int | None, height: int | None, log_y: bool) -> None:
+    """Train and validation perplexity of RUNs against the step, overlaid in the terminal, with
+    each run's n-gram baseline as a flat line. Markers tell the curves apart without colour
+    (NO_COLOR or a pipe: no colour at all): per run, one marker for train and one for
+    validation, shown in the legend; the baseline is drawn with '-'. Good under `watch`."""
+    click.echo(render_plot(run_names, width, height, log_y), nl=False)
+
+
+def _curves(info) -> dict:
+    """train [(step, ppl)], val [(step, ppl)] and the last baseline val_ppl, since the last restart."""
+    import math
+
+    train, val, baseline = [], [], None
+    for event in info.dir.events():
+        kind = event.get("type")
+        if kind == "restart":
+            train, val, baseline = [], [], None
+            continue
+        step, ppl = event.get("step"), event.get("ppl")
+        if kind == "baseline":
+            v = event.get("val_ppl")
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                baseline = float(v)
+            continue
+        if kind not in ("progress", "val"):
+            continue
+        if not isinstance(step, int) or not isinstance(ppl, (int, float)) or not math.isfinite(ppl):
+            continue
+        (train if kind == "progress" else val).append((step, float(ppl)))
+    return {"train": train, "val": val, "baseline": baseline}
+
+
+def render_plot(run_names, width: int | None = None, height: int | None = None, log_y: bool = False,
+                color: bool | None = None) -> str:
+    """The plot as text (plotext), RunError for an unknown run or one without perplexities."""
+    import os
+    import shutil
+    import sys
+
+    import plotext as plt
+
+    from seqtui.engine.runs import get_run
+    from seqtui.errors import RunError
+
+    infos = []
+    for name in run_names:
+        info = get_run(name)
+        if info.kind == "series":
+            raise RunError(f"{info.name} is a series run (MSE, not perplexity); use `seqtui series predict`")
+        infos.append((info, _curves(info)))
+    if not any(c["train"] or c["val"] for _, c in infos):
+        raise RunError("no perplexities logged yet by " + ", ".join(visible_line(i.name) for i, _ in infos))
+    if color is None:
+        color = not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+    size = shutil.get_terminal_size((100, 30))
+    w, h = width or size.columns, height or max(size.lines - 1, 8)
+    plt.clear_figure()
+    plt.plotsize(w, h)
+    steps = [s for _, c in infos for s, _ in c["train"] + c["val"]]
+    lo, hi = min(steps), max(steps)
+    for k, (info, c) in enumerate(infos):
+        tm, vm = PLOT_MARKERS[k % len(PLOT_MARKERS)]
+        name = visible_line(info.name)
+        if c["train"]:
+            plt.plot(*zip(*c["train"]), marker=tm, label=f"{name} train [{tm}]")
+        if c["val"]:
+            plt.plot(*zip(*c["val"]), marker=vm, label=f"{name} val [{vm}]")
+        if c["baseline"] is not None:
+            plt.plot([lo, hi], [c["baseline"]] * 2, marker=BASELINE_MARKER,
+                     label=f"{name} n-gram baseline [{BASELINE_MARKER}] {c['baseline']:.3f}")
+    if log_y:
+        plt.yscale("log")
+    plt.title("perplexity per token" + (" (log scale)" if log_y else ""))
+    plt.xlabel("step")
+    text = plt.build()
+    plt.clear_figure()
+    if not color:
+        text = plt.uncolorize(text)
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return text if text.endswith("\n") else text + "\n"
 
 
 @runs.command("stop")
@@ -191,6 +293,40 @@ def rm_cmd(run_names: tuple[str, ...], yes: bool, failed: bool, stopped: bool) -
 
 
 # ----------------------------------------------------------------------------------------------
+def best_bits_per_char(info) -> float | None:
+    """The lowest validation bits per character in the run's ``val`` events since its last
+    ``restart`` (None: a series run, or no val event carried ``bits_per_char``)."""
+    import math
+
+    if info.kind == "series":
+        return None
+    best = None
+    try:
+        for event in info.dir.events_reversed():
+            kind = event.get("type")
+            if kind == "restart":
+                break
+            if kind != "val":
+                continue
+            bpc = event.get("bits_per_char")
+            if isinstance(bpc, (int, float)) and not isinstance(bpc, bool) and math.isfinite(bpc):
+                best = float(bpc) if best is None else min(best, float(bpc))
+    except (OSError, ValueError):
+        return best
+    return best
+
+
+def sort_runs(items: list, sort: str, bpcs: dict) -> list:
+    """``created``: as listed (newest first); ``bpc`` / ``ppl``: lowest first, missing last."""
+    if sort == "created":
+        return list(items)  # list_runs' order: newest first
+    if sort == "bpc":
+        value = lambda r: bpcs.get(str(r.path))  # noqa: E731
+    else:
+        value = lambda r: r.best_val_ppl if r.kind != "series" else None  # noqa: E731
+    return sorted(items, key=lambda r: (value(r) is None, value(r) or 0.0))
+
+
 def _show_series(info, checkpoints: dict) -> None:
     c = info.config
     pred = info.dir.predictions_meta() or {}

