@@ -383,3 +383,16 @@ def test_an_end_of_document_token_ends_the_text():
     vocab = Vocab(["<unk>", "<eos>", "a", "b"], reserved=["<eos>"])
     s = decode_sample(vocab, iter(["a", "b", "<eos>", "a"]), [], None)
     assert (s.text, s.tokens, s.stop_reason) == ("ab", ["a", "b", "<eos>"], "document")
+
+
+def test_stop_at_document_ends_where_a_folder_corpus_separates_documents():
+    from seqtui.cli.generate import decode_sample
+    from seqtui.data.corpora import DOCUMENT_SEPARATOR
+    from seqtui.data.vocab import Vocab
+
+    vocab = Vocab(["<unk>", "a", "b", DOCUMENT_SEPARATOR, "\n"], is_char=True)
+    tokens = ["a", "b", DOCUMENT_SEPARATOR, "\n", "a"]
+    whole = decode_sample(vocab, iter(tokens), [], None)
+    assert whole.text == "ab\x1e\na" and whole.stop_reason == "length"
+    cut = decode_sample(vocab, iter(tokens), [], None, document=True)
+    assert cut.text == "ab" and cut.stop_reason == "document"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from seqtui.data.corpora import DOCUMENT_SEPARATOR  # a folder corpus joins its files with it
 from seqtui.cli.safe import safe_json, visible, visible_line
 from seqtui.errors import ConfigError, SeqtuiError
 
@@ -55,6 +56,8 @@ END_OF_DOCUMENT = ("<eos>", "</s>", "<|endoftext|>", "<eod>")
 @click.option("--stop-at", "stop_at", multiple=True, metavar="STRING",
               help="End the text at the first STRING (kept in the text; repeatable; escapes like '\\n', "
                    "'\\t', '\\x2e', '\\u00e9').")
+@click.option("--stop-at-document", "stop_at_document", is_flag=True,
+              help="End the text where the model ends a document (a folder/glob corpus's separator).")
 @click.option("--lines", type=int, default=None, metavar="N",
               help="End the text after N lines (after its N-th newline).")
 @click.option("--num-samples", type=int, default=1, show_default=True, metavar="N",
@@ -70,7 +73,8 @@ END_OF_DOCUMENT = ("<eos>", "</s>", "<|endoftext|>", "<eod>")
 @click.option("--no-memo", is_flag=True, help="Skip the memorization meter.")
 @click.pass_context
 def generate(ctx, run, prompt, n, temperature, top_k, top_p, seed, stream, kind, prompt_file, output,
-             stop_at, lines, num_samples, beam, as_json, memo_threshold, no_memo) -> None:
+             stop_at, lines, num_samples, beam, as_json, memo_threshold, no_memo,
+             stop_at_document) -> None:
     """Continue PROMPT with RUN (a run name or run dir); prints the prompt and its continuation.
 
     PROMPT '-' reads the prompt from stdin (at most 1 MiB of UTF-8). Prompt tokens outside the
@@ -137,7 +141,7 @@ def generate(ctx, run, prompt, n, temperature, top_k, top_p, seed, stream, kind,
             gen.state[...], gen.logits[...] = primed
             tokens = gen.sample(n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed + i)
             logprob = None
-        sample = decode_sample(vocab, tokens, stops, lines, emit, joiner)
+        sample = decode_sample(vocab, tokens, stops, lines, emit, joiner, document=stop_at_document)
         if beam is not None and len(sample.tokens) < n:
             logprob = None  # cut by a stop: rescored below
         sample_ids = vocab.encode(sample.tokens)
@@ -316,7 +320,8 @@ class Sample:
         return (joiner + self.text) if self.text else ""
 
 
-def decode_sample(vocab, tokens, stops: list[str], lines: int | None, emit=None, joiner: str = "") -> Sample:
+def decode_sample(vocab, tokens, stops: list[str], lines: int | None, emit=None, joiner: str = "",
+                  document: bool = False) -> Sample:
     """Consume generated tokens into text until they run out, a stop string appears (the text ends
     with it), ``lines`` newlines were written or an end-of-document token comes (not in the text).
 
@@ -367,6 +372,10 @@ def decode_sample(vocab, tokens, stops: list[str], lines: int | None, emit=None,
                 if k >= 0 and (cut is None or k + len(s) - len(tail) < cut):
                     cut, reason = k + len(s) - len(tail), "stop-at"
             tail = window[-(longest - 1):] if longest > 1 else ""
+        if document and DOCUMENT_SEPARATOR in piece:  # the end of a document (not in the text)
+            k = piece.index(DOCUMENT_SEPARATOR)
+            if cut is None or k < cut:
+                cut, reason = k, "document"
         if lines is not None and "\n" in piece:
             k = -1
             for _ in range(lines - newlines):
