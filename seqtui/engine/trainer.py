@@ -98,6 +98,7 @@ class Trainer(RunProcess):
         self._saved_step = -1
         self._validated_step = -1
         self.early_stopped = False   # set by _validate when patience runs out
+        self._baseline_due = False   # the n-gram baseline waits for the first progress event
         # set up by _setup(): the data, the model and what drives its updates
         self.data = None
         self.vocab = None
@@ -128,8 +129,15 @@ class Trainer(RunProcess):
             self._compiled += 1
             self._try_emit("compile", state="kernel", kernel=name, seconds=seconds, count=self._compiled)
 
-        with compile_lock(shared=False), watch_compiles(compiled):
-            yield
+        from seqtui.engine.warmup import start_extras
+
+        helper = start_extras(self.cfg.cell, self.cfg.dtype)  # sampling + n-gram on the other core
+        try:
+            with compile_lock(shared=False), watch_compiles(compiled):
+                yield
+        finally:
+            if helper is not None and helper.poll() is None:
+                helper.terminate()
 
     # -- the run, top to bottom -----------------------------------------------------------------
     def _train(self) -> str:
@@ -147,8 +155,7 @@ class Trainer(RunProcess):
                    val_tokens=int(len(self.data.val_ids)) if self.data.val_batch else 0,
                    vocab_size=len(self.vocab), config=cfg.to_dict(), resumed=resumed,
                    epoch=pos.epoch)
-        if self.data.val_batch and not resumed:
-            self._baseline()
+        self._baseline_due = bool(self.data.val_batch and not resumed)  # after the first progress
         if self.stop_reason is None:  # a signal during data loading: stop without compiling
             self._warm_up(*first.batch(0))
         self.sampler = _Sampler(cfg, self.vocab,
@@ -247,6 +254,8 @@ class Trainer(RunProcess):
             self._validate(num_batches, carried=True)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
             self._save("latest")
+        if self._baseline_due and (not cfg.progress_every or step >= cfg.progress_every):
+            self._baseline()  # after the first curve point: it does not wait for the n-gram kernels
 
     def _end_epoch(self, num_batches: int) -> None:
         pos = self.pos
@@ -266,6 +275,8 @@ class Trainer(RunProcess):
 
     def _finish(self) -> str:
         """Validate once more if the last step was not validated (short --steps runs), save, end."""
+        if self._baseline_due:
+            self._baseline()
         if self.data.val_batch and self._validated_step != self.pos.step and not self.early_stopped:
             self._validate(1, carried=self.pos.batch_index > 0)
         self._save("latest")
@@ -299,6 +310,10 @@ class Trainer(RunProcess):
         return epochs * first_batches  # an estimate for huge runs
 
     def _baseline(self, order: int = 3) -> None:
+        self._baseline_due = False
+        self._fit_baseline(order)
+
+    def _fit_baseline(self, order: int) -> None:
         """The n-gram baseline's validation perplexity: a reference line for the curves (fitted
         on at most BASELINE_TOKENS_LIMIT training tokens, so huge corpora do not stall the start)."""
         from seqtui.models.ngram import baseline_perplexity
@@ -313,7 +328,7 @@ class Trainer(RunProcess):
                    val_tokens=int(len(val)))
 
     def _warm_up(self, X, Y) -> None:
-        """Compile (or load from cache) every kernel before the first timed step."""
+        """Compile (or load from cache) the training path's kernels before the first timed step."""
         from seqtui.models.bptt import carry_scale_for
 
         model = self.model
@@ -323,12 +338,8 @@ class Trainer(RunProcess):
         model.loss_and_grad(X, Y, model.init_state(B), carry_scale_for("full", T))
         model.evaluate(X[:1], Y[:1], model.init_state(1))
         type(self.opt)(self.cfg.lr).step(model.params.copy(), model.grads.copy())
-        if self.cfg.sample_every:
-            from seqtui.models.generate import Generator
-
-            gen = Generator(model, self.vocab)
-            gen.prime(self.vocab.itos[-1])
-            list(gen.sample(2, seed=0))
+        # the sampling kernels are not compiled here: a helper process compiles them meanwhile
+        # (``_compiling``), so the first sample loads them from the cache
         self._emit("compile", state="done", seconds=time.perf_counter() - t0)
 
     def _validate(self, num_batches: int, carried: bool) -> None:

@@ -81,6 +81,35 @@ def compile_lock(shared: bool) -> Iterator[None]:
 PARTS = ("model", "extras")  # split so that even one cell compiles on two cores at once
 
 
+def _cached(dispatcher) -> bool:
+    """True if Numba's cache holds a compiled version of this kernel (its index file exists)."""
+    try:
+        return os.path.exists(dispatcher._cache._cache_file._index_path)
+    except AttributeError:  # another Numba: assume not, a warm-up then only costs a cache load
+        return False
+
+
+def extras_cached() -> bool:
+    """Are the kernels beside the training path (n-gram, sampling) compiled already?"""
+    from seqtui.kernels import ngram, sample
+
+    return all(map(_cached, (ngram.count_dense, sample.feed, sample.generate)))
+
+
+def start_extras(cell: str, dtype: str) -> subprocess.Popen | None:
+    """Compile the n-gram and sampling kernels in a second process while this one compiles the
+    training path (a fresh install's first run uses both cores); None when they are cached."""
+    if extras_cached():
+        return None
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "seqtui.engine.warmup", "--part", "extras", "--cells", cell,
+             "--dtype", dtype, "--no-lock", "-q"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
 def warm(cell: str = "gru", dtype: str = "float32", parts: tuple[str, ...] = PARTS) -> None:
     """Run, on tiny data, every kernel path a training run of ``cell`` uses: ``model`` (forward,
     backward, clipping, optimizers, evaluation) and ``extras`` (encoding, n-gram, sampling)."""
@@ -138,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=0, help="parallel processes (default: the cores)")
     parser.add_argument("--quiet", "-q", action="store_true")
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)  # a child: one task here
+    parser.add_argument("--no-lock", action="store_true", help=argparse.SUPPRESS)  # a trainer's own helper
     args = parser.parse_args(argv)
     cells = [c for c in args.cells.split(",") if c]
     from seqtui.models.choices import CELLS, DTYPES
@@ -154,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(f"compiled {name} in {seconds:.1f} s", flush=True)
 
-    with compile_lock(shared=True):
+    with (contextlib.nullcontext() if args.no_lock else compile_lock(shared=True)):
         from seqtui.models.threads import available_cpus
 
         jobs = args.jobs or available_cpus()
