@@ -10,18 +10,12 @@ import sys
 
 import click
 
+from seqtui.cli.corpora import human_bytes
 from seqtui.cli.safe import visible_line
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "no cap"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
+    return "no cap" if n is None else human_bytes(n, binary=True)
 
 
 def _when(ts: float) -> str:

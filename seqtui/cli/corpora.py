@@ -26,14 +26,16 @@ def show_token(tok: str) -> str:
     return visible_line(json.dumps(tok, ensure_ascii=False)[1:-1])
 
 
-def human_bytes(n: int | None) -> str:
+def human_bytes(n: int | None, binary: bool = False) -> str:
+    """``4.3 MB`` (powers of 1000), or ``4.1 MiB`` with ``binary`` (powers of 1024)."""
     if n is None:
         return "?"
+    step, units = (1024, ("B", "KiB", "MiB", "GiB")) if binary else (1000, ("B", "KB", "MB", "GB"))
     size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
+    for unit in units:
+        if size < step or unit == units[-1]:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
+        size /= step
     return f"{n} B"  # pragma: no cover
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from seqtui.cli.live import LiveDisplay
+
 from seqtui.errors import ConfigError
 
 
@@ -340,21 +342,14 @@ def predict_cmd(run, ks, kind, predictions, as_json) -> None:
         click.echo(f"coefficients (x[t-{meta['tau']}] .. x[t-1]): {w}; intercept {meta['coef'][-1]:.6g}")
 
 
-class _Display:
+class _Display(LiveDisplay):
     """Renders a series run's events: a rich bar on a terminal (stderr), or plain epoch lines on
     stdout (throttled to one a second, the first and last always), nothing with ``quiet``."""
 
     def __init__(self, name: str, quiet: bool, lines: bool):
-        from rich.console import Console
-
+        super().__init__(quiet)
         self.name = name
-        self.quiet = quiet
         self.lines = lines
-        self.console = Console(stderr=True, highlight=False)
-        self.live = self.console.is_terminal and not quiet
-        self.progress = None
-        self.task = None
-        self.status = None
         self.total = None
         self.epochs = None
         self.start_step = 0
@@ -422,14 +417,6 @@ class _Display:
         self.progress.start()
         self.task = self.progress.add_task(self.name, total=self.total, completed=self.start_step,
                                            mse=float("nan"), val=float("nan"))
-
-    def close(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
 
 
 def _f6(v) -> str:

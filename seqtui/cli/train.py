@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from seqtui.cli.live import LiveDisplay
 from seqtui.cli.options import any_given, overrides_from, run_options
 from seqtui.engine.config import RunConfig
 
@@ -120,20 +121,12 @@ def _foreground(rd, quiet: bool) -> None:
         sys.exit(exit_code(trainer.stop_reason) or 1)
 
 
-class _Display:
+class _Display(LiveDisplay):
     """Renders events: a rich progress bar on a terminal, throttled plain lines otherwise."""
 
     def __init__(self, name: str, quiet: bool):
-        from rich.console import Console
-
+        super().__init__(quiet)
         self.name = escape(visible(name))
-        self.quiet = quiet
-        self.console = Console(stderr=True, highlight=False)
-        self.live = self.console.is_terminal and not quiet
-        self.progress = None
-        self.task = None
-        self.status = None
-        self._last_line = 0.0
         self._last_epoch_line = 0.0
         self.last: dict = {}
 
@@ -214,14 +207,6 @@ class _Display:
         self.progress.start()
         self.task = self.progress.add_task(self.name, total=self.total, completed=self.start_step,
                                            ppl=float("nan"), tps=0.0)
-
-    def close(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
 
     def summary(self, status: str, trainer) -> None:
         pos = trainer.pos
