@@ -31,14 +31,16 @@ def evaluate(run, corpus, kind, errors, as_json) -> None:
     from seqtui.engine.loading import load_run_model
     from seqtui.engine.runs import get_run
 
+    from seqtui.engine.config import RunConfig
+
     info = get_run(run)
-    model, vocab, config = load_run_model(info, kind=kind)
+    model, vocab, raw = load_run_model(info, kind=kind)
+    config = RunConfig.from_dict(raw)  # read as every reader reads a config: one schema, one set of defaults
     if corpus:
         ids, source = _encode_corpus(corpus, vocab, config, errors), corpus
     else:
         ids, source = _held_out(config, vocab), "held-out split"
-    result = evaluate_ids(model, ids, int(config["num_steps"]), int(config["batch_size"]),
-                          seed=int(config.get("seed", 0)))
+    result = evaluate_ids(model, ids, config.num_steps, config.batch_size, seed=config.seed)
     result.update(run=info.name, source=source, unk_fraction=float(np.mean(ids == 0)) if len(ids) else 0.0)
     result["bits_per_char"] = eval_bits_per_char(result, ids, vocab, config, corpus, errors)
     if as_json:
@@ -52,29 +54,25 @@ def evaluate(run, corpus, kind, errors, as_json) -> None:
                f"{result['tokens']:,} tokens, {result['unk_fraction']:.2%} <unk>)")
 
 
-def _held_out(config: dict, vocab) -> np.ndarray:
-    from seqtui.data.text import TextConfig, load_dataset, split_train_val
+def _held_out(config, vocab) -> np.ndarray:
+    from seqtui.data.text import load_dataset
 
-    frac = float(config.get("val_fraction") or 0.0)
-    if frac <= 0:
+    if config.val_fraction <= 0:
         raise ConfigError("this run has no held-out split (--val-fraction 0); pass --corpus")
-    ds = load_dataset(TextConfig(corpus=config["corpus"], preprocess=config["preprocess"],
-                                 tokens=config["tokens"], min_freq=config.get("min_freq", 0),
-                                 max_tokens=config.get("max_tokens"), errors=config.get("errors", "strict")))
+    ds = load_dataset(config.text_config())
     if ds.vocab != vocab:
-        raise CorpusError(f"corpus {config['corpus']!r} changed since the run was trained; pass --corpus")
-    return np.ascontiguousarray(split_train_val(ds.ids, frac)[1])
+        raise CorpusError(f"corpus {config.corpus!r} changed since the run was trained; pass --corpus")
+    return np.ascontiguousarray(ds.split(config.val_fraction)[1])
 
 
-def _encode_corpus(name: str, vocab, config: dict, errors: str | None = None) -> np.ndarray:
+def _encode_corpus(name: str, vocab, config, errors: str | None = None) -> np.ndarray:
     """Any text through the run's preprocessing and vocabulary (unknown tokens → <unk>); the
     file is checked first (a bounded regular file: never a device, FIFO or /proc file)."""
     from seqtui.data.corpora import read_corpus_text, resolve_corpus
-    from seqtui.data.text import tokenize
+    from seqtui.data.text import encode_prompt
 
-    text = read_corpus_text(resolve_corpus(name), errors=errors or config.get("errors", "strict"))
-    tokens = tokenize(text, config.get("tokens", "char"), config.get("preprocess", "raw"))
-    return vocab.encode(tokens)
+    text = read_corpus_text(resolve_corpus(name), errors=errors or config.errors)
+    return encode_prompt(vocab, text, config.tokens, config.preprocess)
 
 
 def _bpc(x) -> str:
@@ -98,15 +96,14 @@ def predicted_positions(n: int, num_steps: int, batch_size: int, seed: int = 0) 
     return np.concatenate(rows, axis=1).reshape(-1)
 
 
-def _run_tokens(config: dict, errors: str | None = None) -> list[str]:
+def _run_tokens(config, errors: str | None = None) -> list[str]:
     """The run's corpus as the tokens it was trained on (the first max_tokens of them)."""
     from seqtui.data.corpora import read_corpus_text, resolve_corpus
     from seqtui.data.text import tokenize
 
-    text = read_corpus_text(resolve_corpus(config["corpus"]), errors=errors or config.get("errors", "strict"))
-    tokens = tokenize(text, config.get("tokens", "char"), config.get("preprocess", "raw"))
-    max_tokens = config.get("max_tokens")
-    return tokens[:max_tokens] if max_tokens else tokens
+    text = read_corpus_text(resolve_corpus(config.corpus), errors=errors or config.errors)
+    tokens = tokenize(text, config.tokens, config.preprocess)
+    return tokens[:config.max_tokens] if config.max_tokens else tokens
 
 
 def _train_count(n: int, val_fraction: float) -> int:
@@ -120,7 +117,7 @@ def spelling_model(train_tokens: list[str], is_char: bool):
     return CharUnigram.fit(("" if is_char else " ").join(train_tokens))
 
 
-def eval_bits_per_char(result: dict, ids: np.ndarray, vocab, config: dict, corpus: str | None,
+def eval_bits_per_char(result: dict, ids: np.ndarray, vocab, config, corpus: str | None,
                        errors: str | None) -> float | None:
     """Exact bits per character of the tokens evaluate_ids scored (None when no token was)."""
     from seqtui.data.stats import text_bits_per_char
@@ -128,8 +125,7 @@ def eval_bits_per_char(result: dict, ids: np.ndarray, vocab, config: dict, corpu
     if not result.get("tokens"):
         return None
     total = float(result["loss"]) * int(result["tokens"])
-    pos = predicted_positions(len(ids), int(config["num_steps"]), int(config["batch_size"]),
-                              seed=int(config.get("seed", 0)))
+    pos = predicted_positions(len(ids), config.num_steps, config.batch_size, seed=config.seed)
     if pos.shape[0] != int(result["tokens"]):  # pragma: no cover - evaluate_ids changed its windows
         return None
     sub = np.asarray(ids)[pos]
@@ -139,14 +135,14 @@ def eval_bits_per_char(result: dict, ids: np.ndarray, vocab, config: dict, corpu
         return text_bits_per_char(total, sub, vocab, [vocab.itos[i] for i in sub.tolist()])
     # <unk> hides a token's spelling: read the real tokens and fit the spelling on the training text
     run_tokens = _run_tokens(config)
-    n_train = _train_count(len(run_tokens), float(config.get("val_fraction") or 0.0))
+    n_train = _train_count(len(run_tokens), config.val_fraction)
     spell = spelling_model(run_tokens[:n_train], vocab.is_char)
     if corpus:
         from seqtui.data.corpora import read_corpus_text, resolve_corpus
         from seqtui.data.text import tokenize
 
-        text = read_corpus_text(resolve_corpus(corpus), errors=errors or config.get("errors", "strict"))
-        actual = tokenize(text, config.get("tokens", "char"), config.get("preprocess", "raw"))
+        text = read_corpus_text(resolve_corpus(corpus), errors=errors or config.errors)
+        actual = tokenize(text, config.tokens, config.preprocess)
     else:
         actual = run_tokens[n_train:]
     if len(actual) != len(ids):  # pragma: no cover - the text changed under us
