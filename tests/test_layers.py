@@ -58,3 +58,10 @@ def test_the_name_check_would_catch_a_spelled_name(tmp_path):
     pattern = name_pattern(names)
     assert pattern.search('path / "events.jsonl"') and pattern.search("p / 'checkpoints' / x")
     assert not pattern.search("self.events_path") and not pattern.search('data["checkpoints"] = x')
+
+
+def test_the_kernels_view_of_the_cells_agrees_with_the_model_layer():
+    from seqtui.kernels.sample import CELL_CODES, GATES
+    from seqtui.models.choices import GATES as MODEL_GATES
+
+    assert {cell: GATES[code] for cell, code in CELL_CODES.items()} == MODEL_GATES

@@ -28,6 +28,9 @@ from numba import njit
 from seqtui.kernels._math import F16_ROWS, _rows_dot_f16, _sigmoid, _tanh
 from seqtui.kernels.config import NJIT, NJIT_FAST
 
+# The cells as the jitted code sees them: a code, and its gate count by code. This mirrors
+# seqtui.models.choices.GATES on purpose (the kernels import nothing from the rest of seqtui);
+# tests/test_layers.py checks that the two agree.
 CELL_CODES = {"rnn": 0, "gru": 1, "lstm": 2}
 GATES = (1, 3, 4)
 
