@@ -273,6 +273,8 @@ def test_threads_is_a_cap_that_never_changes_results(corpus):
     a, b = (new_run(tiny_config(corpus, epochs=None, steps=4, hidden=64, threads=t)) for t in (1, 64))
     assert train_run(a) == train_run(b) == "finished"
     assert losses(read_events(a)) == losses(read_events(b))
+    notices = [e["message"] for e in read_events(b) if e["type"] == "notice"]
+    assert any("--threads 64 is more than the" in m for m in notices)  # clamped, and said so
 
 
 def test_a_bpe_run_trains_and_reports_bits_per_character(corpus):
@@ -352,3 +354,11 @@ def test_a_save_after_the_run_dir_was_deleted_recreates_nothing(corpus):
     trainer.events = type("Sink", (), {"emit": lambda self, *a, **k: {}})()
     trainer._save("latest")
     assert trainer.stop_reason == "run dir gone" and not path.exists()
+
+
+def test_threads_zero_and_patience_zero_are_one_line_errors(corpus, capsys):
+    from _fixtures_engine import run_main
+
+    for flag in ("--threads", "--patience"):
+        code, _, err = run_main(["train", str(corpus), flag, "0", "-q"], capsys)
+        assert code == 2 and err.count("\n") == 1 and flag.lstrip("-") in err, err

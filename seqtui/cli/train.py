@@ -189,6 +189,8 @@ class _Display(LiveDisplay):
             self._line(f"[dim]sample @ {e['step']}:[/] " + escape(visible(text[:width])))
         elif kind == "notice":
             self._line(f"[yellow]note:[/] {escape(visible(e.get('message', '')))}")
+        elif kind == "notice":
+            self._line(f"notice: {escape(visible(str(e.get('message'))))}")
         elif kind == "error":
             self.close()
 

@@ -191,8 +191,12 @@ class Trainer(RunProcess):
         # bits per character compares char, word and BPE runs on one scale (None: not exact)
         self._val_cpt = chars_per_token(self.data.val_ids[:VAL_TOKENS_LIMIT], self.vocab)
         check_model_fits(cfg, len(self.vocab))
+        threads = _threads(cfg.threads)
+        if threads is not None and threads < cfg.threads:
+            self._emit("notice", kind="threads", message=f"--threads {cfg.threads} is more than the "
+                       f"{threads} cores this process may use; using {threads}")
         self.model = CharModel(cfg.model_config(), seed=cfg.seed, dtype=np.dtype(cfg.dtype),
-                               init=cfg.init, threads=_threads(cfg.threads))
+                               init=cfg.init, threads=threads)
         self.opt = SGD(cfg.lr) if cfg.optimizer == "sgd" else Adam(cfg.lr)
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, RNG_STREAM])))
         self.state = self._restore()
@@ -479,7 +483,7 @@ class _Interval:
 
 
 def _threads(requested: int | None) -> int | None:
-    """--threads, clamped to the cores this process may use (a notice is the CLI's job)."""
+    """--threads, clamped to the cores this process may use (the trainer says so in a notice)."""
     if requested is None:
         return None
     from seqtui.models.threads import available_cpus
