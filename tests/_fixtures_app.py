@@ -182,3 +182,15 @@ def pilot_test(fn):
         return asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+def series_run(name: str = "sine-linear", model: str = "linear", tau: int = 4, epochs: int = 2) -> Path:
+    """A finished series run made by the engine in this process (a linear model trains in ~1 s)."""
+    from seqtui.engine.runs import start_run
+    from seqtui.engine.series_trainer import SeriesTrainer
+    from seqtui.models.series import SeriesRunConfig
+
+    rd = start_run(SeriesRunConfig(source="sine", tau=tau, model=model, epochs=epochs), name=name,
+                   detach=False)
+    SeriesTrainer(rd).run()
+    return rd.path

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from _fixtures_app import TINY_TEXT, add_checkpoint_files, fake_loader, record_run
+from _fixtures_app import TINY_TEXT, add_checkpoint_files, fake_loader, record_run, series_run
 
 SIZE = (80, 24)
 
@@ -126,3 +126,9 @@ def test_corpora(snap_compare, isolated, monkeypatch):
 
 def test_help(snap_compare):
     assert snap_compare(make(attach=False), terminal_size=SIZE, press=["f1"])
+
+
+def test_series(snap_compare):
+    series_run()
+    assert snap_compare(make(screen="series"), terminal_size=SIZE,
+                        run_before=until(lambda app: app.screen.pred is not None))

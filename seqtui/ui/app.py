@@ -23,7 +23,7 @@ from textual.worker import Worker, get_current_worker
 
 from seqtui.errors import SeqtuiError
 from seqtui.ui.messages import (AttachRun, RemoveRun, ResumeRun, RunEvents, RunGone, RunsChanged, RunsListed,
-                                RunStatus, StartRun, StopRun)
+                                RunStatus, SeriesRunFailed, StartRun, StartSeriesRun, StopRun)
 from seqtui.ui.screens.base import report_worker_error
 from seqtui.ui.screen_list import SCREENS, css_paths, modes
 from seqtui.ui.screens.generate import load_generator
@@ -191,7 +191,7 @@ class SeqtuiApp(App):
             if run:
                 info = get_run(run)
             else:
-                runs = list_runs()
+                runs = [r for r in list_runs() if getattr(r, "kind", "text") != "series"]
                 info = next((r for r in runs if r.status == "running"), runs[0] if runs else None)
             if info is not None:
                 self.call_from_thread(self.attach, info.path, info)
@@ -323,6 +323,10 @@ class SeqtuiApp(App):
 
     @on(AttachRun)
     def _on_attach(self, message: AttachRun) -> None:
+        if getattr(message.info, "kind", "text") == "series":  # a series run lives on its own screen
+            self.switch_mode("series")
+            self.call_after_refresh(self._show_series, message.path, message.info)
+            return
         self.attach(message.path, message.info)
         self.switch_mode("train")
         screen = self.screen
@@ -359,6 +363,48 @@ class SeqtuiApp(App):
         screen = self.screen
         if isinstance(screen, TrainScreen):
             screen.show_live()
+
+    @on(StartSeriesRun)
+    def _on_start_series(self, message: StartSeriesRun) -> None:
+        self._start_series_worker(message.config)
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _start_series_worker(self, config: dict) -> None:
+        from seqtui.engine.runs import start_run
+        from seqtui.models.series import SeriesRunConfig
+
+        try:
+            info = start_run(SeriesRunConfig(**config).validate(), name=None).info()
+        except SeqtuiError as exc:
+            self.call_from_thread(self._series_failed, str(exc))
+            return
+        except OSError as exc:
+            self.call_from_thread(self._series_failed, f"{exc.strerror or exc}")
+            return
+        self.call_from_thread(self._series_started, info)
+
+    def _series_failed(self, message: str) -> None:
+        self.notify(message, title="cannot start", severity="error")
+        if self.current_mode == "series":
+            self.screen.post_message(SeriesRunFailed(message))
+
+    def _series_started(self, info: Any) -> None:
+        self.notify(f"training in the background (pid {info.pid}); quitting the app does not stop it",
+                    title=f"run {info.name} started", timeout=4)
+        self.refresh_runs()
+        if self.current_mode != "series":
+            self.switch_mode("series")
+        self.call_after_refresh(self._show_series, info.path, info, True)
+
+    def _show_series(self, path: Path, info: Any = None, started: bool = False) -> None:
+        from seqtui.ui.screens.series import SeriesScreen
+
+        screen = self.screen
+        if isinstance(screen, SeriesScreen):
+            if started:
+                screen.started(info)
+            else:
+                screen.follow(path, info)
 
     def stop_attached(self) -> None:
         if self.state is None:

@@ -122,3 +122,52 @@ class AttachRun(RunRequest):
 
 class RunsChanged(Message, bubble=False):
     """The app has a new runs list (``app.runs``); sent to the current screen."""
+
+
+# -- the Series screen ---------------------------------------------------------------------------
+class StartSeriesRun(Message):
+    """Start a series run with this SeriesRunConfig dict (the app answers on the Series screen)."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = config
+
+
+class SeriesRunFailed(Message, bubble=False):
+    """start_run refused a series run: its one-line message (sent to the Series screen)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+
+class SeriesEvents(Message):
+    """New events of the series run the Series screen follows."""
+
+    def __init__(self, path: Path, events: list[dict]) -> None:
+        super().__init__()
+        self.path = path
+        self.events = events
+
+
+class SeriesData(Message):
+    """A series run's predictions (``read_predictions``), or only its data while it trains, or an error."""
+
+    def __init__(self, path: Path, predictions: dict | None = None, values: Any = None, time: Any = None,
+                 error: str | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self.predictions = predictions
+        self.values = values
+        self.time = time
+        self.error = error
+
+
+class TauSweepDone(Message):
+    """``tau_sweep`` rows for a source (or the error that stopped it)."""
+
+    def __init__(self, source: str, rows: list[dict] | None, error: str | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.rows = rows
+        self.error = error

@@ -16,6 +16,7 @@ from textual.widgets import Button, DataTable, Footer, Label, Static
 
 from seqtui.ui.messages import AttachRun, RemoveRun, ResumeRun, RunsChanged, StopRun
 from seqtui.ui.screens.base import WorkerErrors
+from seqtui.ui.screens.series import fmt_mse, run_label as series_label, short_source
 from seqtui.ui.widgets.nav import NavBar
 from seqtui.ui.widgets.ppl_plot import PerplexityPlot, Series, rich_color
 from seqtui.ui.run_state import STATUS_MARK, RunState, fmt_ppl, model_label
@@ -25,18 +26,37 @@ REFRESH_SECONDS = 2.0
 COMPARE_COLORS = (("cyan", "blue"), ("orange", "red"))
 
 
-COLUMNS = ("", "run", "status", "corpus", "model", "step", "best val")
+COLUMNS = ("", "run", "status", "data", "model", "step", "best val")
+
+
+def is_series(info) -> bool:
+    return getattr(info, "kind", "text") == "series"
+
+
+def run_model(info) -> str:
+    """``GRU 1×128`` for a text run, ``mlp τ=4 H=10`` for a series run."""
+    cfg = info.config or {}
+    if is_series(info):
+        return series_label(cfg)
+    return model_label(cfg) if cfg else "?"
+
+
+def run_source(info) -> str:
+    cfg = info.config or {}
+    if is_series(info):
+        return short_source(cfg.get("source"))
+    return Path(str(cfg.get("corpus") or "?")).name
 
 
 def run_row(info, marked: bool) -> tuple:
     """The table cells of one RunInfo."""
-    cfg = info.config or {}
-    corpus = Path(str(cfg.get("corpus") or "?")).name
     step = f"{info.last_step:,}" + (f"/{info.total_steps:,}" if info.total_steps else "")
     status = Text(f"{STATUS_MARK.get(info.status, '?')} {info.status}", style=STATUS_STYLE.get(info.status, ""))
+    best = (Text(f"mse {fmt_mse(info.best_val_mse)}") if is_series(info)
+            else Text(fmt_ppl(info.best_val_ppl)))
     # Text, not str: a DataTable reads str cells as markup ("[x]" in a corpus path would vanish)
-    return ("◆" if marked else " ", Text(info.name), status, Text(corpus),
-            Text(model_label(cfg) if cfg else "?"), Text(step), fmt_ppl(info.best_val_ppl))
+    return ("◆" if marked else " ", Text(info.name), status, Text(run_source(info)),
+            Text(run_model(info)), Text(step), best)
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -161,8 +181,8 @@ class RunsScreen(Screen):
         self.refresh_view()
 
     def refresh_view(self) -> None:
-        if self.app.runs_version == self._shown_version:
-            return
+        if self.app.runs_version == self._shown_version or not self.query(DataTable):
+            return  # unchanged, or not composed yet (a runs list can arrive before the widgets)
         self._shown_version = self.app.runs_version
         runs = self.app.runs
         self._by_name = {r.name: r for r in runs}
@@ -217,7 +237,10 @@ class RunsScreen(Screen):
         cfg = info.config or {}
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {info.name}", style="bold")
-        if cfg:
+        if cfg and is_series(info):
+            text.append(f"  series {run_model(info)} on {run_source(info)} · {cfg.get('epochs')} epochs · "
+                        f"batch {cfg.get('batch')} · {cfg.get('optimizer')} lr {cfg.get('lr')}", style="dim")
+        elif cfg:
             text.append(f"  {model_label(cfg)} · B{cfg.get('batch_size')} T{cfg.get('num_steps')} · "
                         f"{cfg.get('optimizer')} lr {cfg.get('lr')} · bptt {cfg.get('bptt')}", style="dim")
         if info.path.parent != runs_root():
