@@ -194,3 +194,44 @@ def series_run(name: str = "sine-linear", model: str = "linear", tau: int = 4, e
                    detach=False)
     SeriesTrainer(rd).run()
     return rd.path
+
+
+MEMO_TRAINING_TEXT = ("In the beginning God created the heaven and the earth. "
+                      "and the earth was without form, and void. ") * 2
+
+
+class FakeMemoIndex:
+    """Stands in for seqtui.data.memorize.MemoIndex (no corpus, no kernels): matches against a
+    fixed training text, character by character, like the real one."""
+
+    def __init__(self, training: str = MEMO_TRAINING_TEXT):
+        self.training = training
+        self.scored: list[str] = []
+
+    def score(self, text: str, threshold: int = 20):
+        from seqtui.data.memorize import MemoScore, copied_spans
+        import numpy as np
+
+        self.scored.append(text)
+        lens = np.zeros(len(text), np.int32)
+        for i in range(len(text)):
+            j = i
+            while j < len(text) and text[i:j + 1] in self.training:
+                j += 1
+            lens[i] = j - i
+        spans = copied_spans(lens, threshold)
+        best = int(lens.argmax()) if len(text) else 0
+        L = int(lens[best]) if len(text) else 0
+        at = self.training.find(text[best:best + L]) if L else -1
+        return MemoScore(length=len(text), threshold=threshold, longest_len=L, longest_at=at,
+                         longest_sample_start=best if L else -1, longest_count=1 if L else 0,
+                         longest_line=1 if L else None,
+                         covered_fraction=sum(e - s for s, e in spans) / len(text) if len(text) else 0.0,
+                         spans=spans, text=text, char_spans=list(spans),
+                         longest_text=text[best:best + L] if L else None, match_lengths=lens)
+
+
+def fake_memo_loader(index: FakeMemoIndex | None = None):
+    """A ``memo_loader`` for make_app: every run gets the fake index (no tokenizing, no numba)."""
+    index = index or FakeMemoIndex()
+    return lambda path: index

@@ -30,6 +30,7 @@ from seqtui.ui.screens.generate import load_generator
 from seqtui.ui.screens.help import HelpScreen
 from seqtui.ui.screens.too_small import TooSmallScreen, too_small
 from seqtui.ui.screens.train import TrainScreen
+from seqtui.ui.memo import MemoIndexes, load_memo_index
 from seqtui.ui.run_state import RunState
 
 CRASH_LOG = "seqtui-crash.log"  # under the system temp dir: the traceback of an unexpected error
@@ -121,13 +122,14 @@ class SeqtuiApp(App):
                  screen: str = "train", poll_seconds: float = POLL_SECONDS,
                  generator_loader: Callable[[Path], Any] | None = None,
                  attach: bool = True, ansi_color: bool | None = None,
-                 cursor_blink: bool = True) -> None:
+                 cursor_blink: bool = True, memo_loader: Callable[[Path], Any] | None = None) -> None:
         super().__init__(ansi_color=ansi_color)
         self.preselect_corpus = corpus
         self.initial_run = run
         self.initial_screen = screen
         self.poll_seconds = poll_seconds
         self.generator_loader = generator_loader or load_generator
+        self.memo = MemoIndexes(memo_loader or load_memo_index)  # memorization indexes by run
         self.auto_attach = attach
         self.cursor_blink = cursor_blink          # off for snapshots
         self.state: RunState | None = None

@@ -171,3 +171,13 @@ class TauSweepDone(Message):
         self.source = source
         self.rows = rows
         self.error = error
+
+
+class MemoScored(Message):
+    """Memorization figures of one sample (``MemoScore`` or None when the run has no index)."""
+
+    def __init__(self, key: Any, score: Any, error: str | None = None) -> None:
+        super().__init__()
+        self.key = key        # what was scored: the screen compares it with what it shows
+        self.score = score
+        self.error = error

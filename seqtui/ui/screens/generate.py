@@ -25,7 +25,8 @@ from textual.worker import get_current_worker
 
 from seqtui.errors import SeqtuiError
 from textual import events
-from seqtui.ui.messages import GenerationUpdate, RunsChanged
+from seqtui.ui.memo import memo_line, memo_text
+from seqtui.ui.messages import GenerationUpdate, MemoScored, RunsChanged
 from seqtui.ui.widgets.choice import Choice
 from seqtui.ui.screens.base import WorkerErrors
 from seqtui.ui.widgets.nav import NavBar
@@ -138,6 +139,8 @@ class GenerateScreen(WorkerErrors, Screen):
         self.unknown: list[str] = []
         self._paths: dict[str, Path] = {}
         self.updates_shown = 0  # text updates drawn (a few per second, not one per token)
+        self.memo_score = None  # memorization figures of the finished continuation
+        self._last: GenerationUpdate | None = None
 
     def compose(self) -> ComposeResult:
         yield NavBar("generate", id="nav")
@@ -308,11 +311,11 @@ class GenerateScreen(WorkerErrors, Screen):
             self.notify(message.error, title="generate", severity="error")
             return
         self.updates_shown += 1
-        prompt = self.query_one("#gen-prompt", Input).value
-        sep = "" if (self.loaded.get(self.run_path) is None or self.loaded[self.run_path].is_char) else " "
-        text = Text(prompt, style="dim")
-        text.append(sep + message.text if message.text else "", style="bold")
-        self.query_one("#gen-text", Static).update(text)
+        self._last = message
+        self.memo_score = None
+        self._draw_text(message)
+        if message.done and message.text and self.run_path is not None:
+            self._score(message.serial, self.run_path, message.text)
         self.query_one("#gen-out", VerticalScroll).scroll_end(animate=False)  # newest text in view
         rate = message.tokens / message.seconds if message.seconds > 0 else 0
         state = "" if message.done else " …"
@@ -322,9 +325,42 @@ class GenerateScreen(WorkerErrors, Screen):
         self.unknown = message.unknown
         self._show_status()
 
+    def _draw_text(self, message: GenerationUpdate) -> None:
+        prompt = self.query_one("#gen-prompt", Input).value
+        sep = "" if self._is_char() else " "
+        text = Text(prompt, style="dim")
+        if message.text:
+            text.append(sep)
+            text.append(memo_text(message.text, self.memo_score, style="bold"))
+        self.query_one("#gen-text", Static).update(text)
+
+    def _is_char(self) -> bool:
+        loaded = self.loaded.get(self.run_path) if self.run_path is not None else None
+        return loaded is None or loaded.is_char
+
+    @work(thread=True, exclusive=True, group="memo", exit_on_error=False)
+    def _score(self, serial: int, path: Path, text: str) -> None:
+        """Thread worker: memorization figures of the continuation (the run's index, built once)."""
+        try:
+            score = self.app.memo.score(path, text)
+        except Exception as exc:  # noqa: BLE001 - no figures rather than an error dialog
+            self.post_message(MemoScored(serial, None, str(exc)))
+            return
+        self.post_message(MemoScored(serial, score))
+
+    @on(MemoScored)
+    def _memo_scored(self, message: MemoScored) -> None:
+        if message.key != self.serial or message.score is None or self._last is None:
+            return
+        self.memo_score = message.score
+        self._draw_text(self._last)
+        self._show_status()
+
     def _show_status(self) -> None:
         status = Text(settings_line(self.temperature, self.top_k, self.length, self.seed),
                       no_wrap=True, overflow="ellipsis")
+        if self.memo_score is not None:
+            status.append(f"\n {memo_line(self.memo_score, self._is_char())}", style="yellow")
         if self.unknown:
             shown = " ".join(repr(u) for u in dict.fromkeys(self.unknown))
             status.append(f"\n ⚠ not in the vocabulary, read as <unk>: {shown}", style="bold yellow")
