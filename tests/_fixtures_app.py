@@ -235,3 +235,15 @@ def fake_memo_loader(index: FakeMemoIndex | None = None):
     """A ``memo_loader`` for make_app: every run gets the fake index (no tokenizing, no numba)."""
     index = index or FakeMemoIndex()
     return lambda path: index
+
+
+def fake_estimator(line: str = "160,704 parameters · ~9 MiB · 1,250 steps ≈ 41 s at ~30,000 tok/s",
+                   calls: list | None = None):
+    """An ``estimator`` for make_app: a fixed line, no corpus, no calibration."""
+
+    def estimate(config: dict) -> str:
+        if calls is not None:
+            calls.append(config)
+        return line
+
+    return estimate

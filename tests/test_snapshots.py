@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from _fixtures_app import fake_memo_loader, TINY_TEXT, add_checkpoint_files, fake_loader, record_run, series_run
+from _fixtures_app import fake_estimator, fake_memo_loader, TINY_TEXT, add_checkpoint_files, fake_loader, record_run, series_run
 
 SIZE = (80, 24)
 
@@ -31,6 +31,7 @@ def make(**options):
 
     options.setdefault("generator_loader", fake_loader())
     options.setdefault("memo_loader", fake_memo_loader())
+    options.setdefault("estimator", fake_estimator())
     options.setdefault("cursor_blink", False)
     return make_app(**options)
 
@@ -60,7 +61,8 @@ def test_train_running(snap_compare):
 
 def test_train_form(snap_compare):
     assert snap_compare(make(corpus="genesis"), terminal_size=SIZE,
-                        run_before=until(lambda app: not app.attaching and app.screen.showing_form))
+                        run_before=until(lambda app: not app.attaching and app.screen.showing_form
+                                         and app.screen.query_one("TrainForm").estimate is not None))
 
 
 def test_gradients_truncated(snap_compare):

@@ -122,7 +122,8 @@ class SeqtuiApp(App):
                  screen: str = "train", poll_seconds: float = POLL_SECONDS,
                  generator_loader: Callable[[Path], Any] | None = None,
                  attach: bool = True, ansi_color: bool | None = None,
-                 cursor_blink: bool = True, memo_loader: Callable[[Path], Any] | None = None) -> None:
+                 cursor_blink: bool = True, memo_loader: Callable[[Path], Any] | None = None,
+                 estimator: Callable[[dict], str] | None = None) -> None:
         super().__init__(ansi_color=ansi_color)
         self.preselect_corpus = corpus
         self.initial_run = run
@@ -130,6 +131,7 @@ class SeqtuiApp(App):
         self.poll_seconds = poll_seconds
         self.generator_loader = generator_loader or load_generator
         self.memo = MemoIndexes(memo_loader or load_memo_index)  # memorization indexes by run
+        self.estimator = estimator       # config dict -> the form's estimate line (None: the engine's)
         self.auto_attach = attach
         self.cursor_blink = cursor_blink          # off for snapshots
         self.state: RunState | None = None
