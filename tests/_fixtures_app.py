@@ -51,7 +51,7 @@ def profile(step: int, T: int = 35, bptt: str = "full") -> list[float]:
 
 def record_run(name: str, *, steps: int = 400, total_steps: int = 1000, status: str = "running",
                bptt: str = "full", root: Path | None = None, config: dict | None = None,
-               baseline: float | None = 8.4, error: str | None = None) -> Path:
+               baseline: float | None = 8.4, error: str | None = None, reason: str | None = None) -> Path:
     """Write a run directory whose events describe ``steps`` steps of training."""
     from seqtui.engine.runs import runs_root
 
@@ -93,7 +93,8 @@ def record_run(name: str, *, steps: int = 400, total_steps: int = 1000, status: 
         if step % 100 == 0:
             val = ppl_at(step) * 1.08
             best = min(best, val)
-            emit("val", step, 2.6, epoch=step / spe, loss=math.log(val), ppl=val, best_ppl=best)
+            emit("val", step, 2.6, epoch=step / spe, loss=math.log(val), ppl=val, best_ppl=best,
+                 bits_per_char=math.log2(val))
         if step % 200 == 0:
             emit("sample", step, 2.7, prompt="I", temperature=0.8,
                  text="In the beginning God created the heaven and the earth. And the earth was "
@@ -105,7 +106,7 @@ def record_run(name: str, *, steps: int = 400, total_steps: int = 1000, status: 
         emit("error", steps, 3.0, message=error)
     if status != "running":
         end_status = {"finished": "finished", "stopped": "stopped", "failed": "failed"}[status]
-        reason = {"finished": "finished", "stopped": "SIGTERM", "failed": "error"}[status]
+        reason = reason or {"finished": "finished", "stopped": "SIGTERM", "failed": "error"}[status]
         emit("end", steps, 3.0, reason=reason, status=end_status, train_ppl=ppl_at(steps))
     with open(path / "events.jsonl", "w", encoding="utf-8") as f:
         for e in events:

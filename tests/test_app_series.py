@@ -136,3 +136,31 @@ async def test_runs_screen_labels_series_runs(runs_dir):
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.current_mode == "series")
         await wait_for(pilot, lambda: app.screen.path is not None and app.screen.path.name == "sine-lin")
+
+
+@pilot_test
+async def test_runs_early_stopped_bpc_and_order(runs_dir):
+    record_run("a-gru", status="finished", steps=1000)           # best val lower: fewer bits per char
+    record_run("b-lstm", status="finished", steps=300, reason="early-stopped")
+    app = app_for_tests(screen="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one("DataTable")
+        await wait_for(pilot, lambda: table.row_count == 2 and app.runs_bpc)
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "✓ early-stopped" in text and "bpc" in text
+        a_bpc = app.runs_bpc[runs_dir / "a-gru"]
+        assert f"{a_bpc:.3f}" in text and a_bpc < app.runs_bpc[runs_dir / "b-lstm"]
+        names = lambda: [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+        first = names()
+        await pilot.press("o")
+        assert names() == ["a-gru", "b-lstm"] and "best bpc first" in screen_text(app)
+        await pilot.press("o")
+        assert names() == first
+        # compare ranks by bits per character
+        await pilot.press("space", "down", "space", "v")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "CompareScreen"
+                       and len(app.screen.query_one("PerplexityPlot").series) == 4)
+        await pilot.pause(0.1)
+        legend = str(app.screen.query_one("#compare-legend").render())
+        assert legend.index("1. a-gru") < legend.index("2. b-lstm") and "bpc" in legend

@@ -31,7 +31,7 @@ from seqtui.ui.screens.help import HelpScreen
 from seqtui.ui.screens.too_small import TooSmallScreen, too_small
 from seqtui.ui.screens.train import TrainScreen
 from seqtui.ui.memo import MemoIndexes, load_memo_index
-from seqtui.ui.run_state import RunState
+from seqtui.ui.run_state import BestBpc, RunState
 
 CRASH_LOG = "seqtui-crash.log"  # under the system temp dir: the traceback of an unexpected error
 
@@ -138,6 +138,9 @@ class SeqtuiApp(App):
         self.attaching = attach          # True until the startup look-up decided
         self.runs: list = []             # the last list_runs() snapshot
         self.runs_version = 0
+        self.runs_bpc: dict[Path, float] = {}   # best validation bits per character by run path
+        self.runs_time: float | None = None       # when the runs list was read (monotonic)
+        self.bpc = BestBpc()
         self.corpus_stats: dict[str, dict] = {}
         self._attached_at = 0.0
         self.crash_line = ""             # set when an unexpected exception ended the app
@@ -298,13 +301,16 @@ class SeqtuiApp(App):
         from seqtui.engine.runs import list_runs
 
         try:
-            self.post_message(RunsListed(list_runs()))
+            runs = list_runs()
+            self.post_message(RunsListed(runs, self.bpc.update(runs)))
         except SeqtuiError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
 
     @on(RunsListed)
     def _runs_listed(self, message: RunsListed) -> None:
         self.runs = message.runs
+        self.runs_bpc = message.bpc
+        self.runs_time = time.monotonic()
         self.runs_version += 1
         self.screen.post_message(RunsChanged())
 

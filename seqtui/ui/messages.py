@@ -45,9 +45,10 @@ class RunGone(Message):
 class RunsListed(Message):
     """A fresh ``list_runs()`` snapshot for the Runs and Generate screens."""
 
-    def __init__(self, runs: list) -> None:
+    def __init__(self, runs: list, bpc: dict | None = None) -> None:
         super().__init__()
         self.runs = runs
+        self.bpc = bpc or {}   # run path -> best validation bits per character
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsListed)

@@ -41,7 +41,9 @@ SCREEN_NOTES = {
                      "errors show under the form as you type."),
     "Gradients": ("‖∂L/∂h_t‖ for each step t of a window, on a log scale, and its history: "
                   "vanishing and exploding gradients, and what clipping and truncation do."),
-    "Runs": "All runs: status, corpus, model, best validation perplexity; mark two with space to compare.",
+    "Runs": ("All runs: status (early-stopped runs say so), data, model, best validation perplexity "
+             "(series runs: MSE) and bits per character; o orders them by bits per character; mark two "
+             "with space to compare (ranked by bits per character)."),
     "Series": ("A numeric series (sine, sunspots, …) and a τ-window model (linear, MLP, RNN, GRU, LSTM): "
                "the data, the 1-step and the k-step predictions over time with the train/validation "
                "boundary, the MSE against k and the linear τ-sweep. tab moves to the form; ctrl+s "
