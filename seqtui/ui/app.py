@@ -125,6 +125,10 @@ class SeqtuiApp(App):
                  cursor_blink: bool = True, memo_loader: Callable[[Path], Any] | None = None,
                  estimator: Callable[[dict], str] | None = None) -> None:
         super().__init__(ansi_color=ansi_color)
+        if ansi_color:
+            # the terminal's own 16 colours for frames and titles too (the default theme's are
+            # truecolor: 256-colour approximations, near-white titles on a light terminal)
+            self.theme = "ansi-dark"
         self.preselect_corpus = corpus
         self.initial_run = run
         self.initial_screen = screen

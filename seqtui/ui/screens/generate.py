@@ -122,6 +122,8 @@ class GenerateScreen(WorkerErrors, Screen):
         Binding("pageup", "length(1)", "length", key_display="PgUp/Dn", priority=True),
         Binding("pagedown", "length(-1)", "length", show=False, priority=True),
         Binding("ctrl+r", "reroll", "re-roll"),
+        # after esc the letters are shortcuts (other screens); these bring the prompt back
+        Binding("slash", "type", "prompt", key_display="/"),
     ]
 
     def __init__(self) -> None:
@@ -148,7 +150,8 @@ class GenerateScreen(WorkerErrors, Screen):
             yield Label(" run ", id="gen-run-label")
             yield Choice([NO_RUNS], id="gen-run")
             yield Static("", id="gen-run-info")
-        yield PromptInput(placeholder="type a prompt; the continuation follows as you type", id="gen-prompt")
+        yield PromptInput(placeholder="type a prompt; the continuation follows as you type", id="gen-prompt",
+                          select_on_focus=False)
         with VerticalScroll(id="gen-out"):
             yield Static("", id="gen-text")
         yield Static("", id="gen-status")
@@ -223,6 +226,29 @@ class GenerateScreen(WorkerErrors, Screen):
         i = LENGTH_STEPS.index(self.length) if self.length in LENGTH_STEPS else 2
         self.length = LENGTH_STEPS[min(len(LENGTH_STEPS) - 1, max(0, i + delta))]
         self.restart(now=True)
+
+    @property
+    def typing(self) -> bool:
+        """True while the prompt has the focus (letters type); False after esc (letters are keys)."""
+        return self.focused is self.query_one("#gen-prompt", Input)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "type":
+            return not self.typing
+        return True
+
+    def action_type(self) -> None:
+        self.query_one("#gen-prompt", Input).focus()
+
+    def on_descendant_focus(self) -> None:
+        self._focus_changed()
+
+    def on_descendant_blur(self) -> None:
+        self.call_after_refresh(self._focus_changed)
+
+    def _focus_changed(self) -> None:
+        self.refresh_bindings()
+        self._show_status()
 
     def action_reroll(self) -> None:
         self.seed += 1
@@ -361,6 +387,8 @@ class GenerateScreen(WorkerErrors, Screen):
                       no_wrap=True, overflow="ellipsis")
         if self.memo_score is not None:
             status.append(f"\n {memo_line(self.memo_score, self._is_char())}", style="yellow")
+        if self.is_mounted and not self.typing:
+            status.append("\n letters are shortcuts now: / returns to the prompt", style="bold reverse")
         if self.unknown:
             shown = " ".join(repr(u) for u in dict.fromkeys(self.unknown))
             status.append(f"\n ⚠ not in the vocabulary, read as <unk>: {shown}", style="bold yellow")

@@ -49,7 +49,10 @@ SCREEN_NOTES = {
                "boundary, the MSE against k and the linear τ-sweep. tab moves to the form; ctrl+s "
                "starts a run in the background."),
     "Generate": ("Pick a run (tab, then ← / →), type a prompt; the continuation restarts as you type "
-                 "(enter re-rolls). "
+                 "(enter re-rolls). esc leaves the prompt: the letters are then shortcuts to the "
+                 "other screens (the status line says so) and / returns to the prompt. "
+                 "Spans copied from the training text are underlined, with the longest copy and the "
+                 "share of the continuation in copies of 20+ tokens. "
                  "Characters the model never saw are flagged and read as `<unk>`."),
 }
 

@@ -4,6 +4,7 @@ resume, delete (after confirmation) and compare two runs' curves.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -20,7 +21,7 @@ from seqtui.ui.screens.series import fmt_mse, run_label as series_label, short_s
 from seqtui.ui.widgets.nav import NavBar
 from seqtui.ui.widgets.ppl_plot import PerplexityPlot, Series, rich_color
 from seqtui.ui.run_state import STATUS_MARK, RunState, fmt_ppl, model_label
-from seqtui.ui.widgets.stats_panel import STATUS_STYLE
+from seqtui.ui.widgets.stats_panel import status_style
 
 REFRESH_SECONDS = 2.0
 COMPARE_COLORS = (("cyan", "blue"), ("orange", "red"))
@@ -34,7 +35,7 @@ def status_text(info) -> Text:
     """``✓ finished``; a run that stopped itself for lack of progress says ``✓ early-stopped``."""
     if info.status == "finished" and info.reason == EARLY:
         return Text(f"{STATUS_MARK['finished']} {EARLY}", style="cyan")
-    return Text(f"{STATUS_MARK.get(info.status, '?')} {info.status}", style=STATUS_STYLE.get(info.status, ""))
+    return Text(f"{STATUS_MARK.get(info.status, '?')} {info.status}", style=status_style(info.status))
 
 
 def fmt_bpc(value: float | None) -> str:
@@ -116,7 +117,7 @@ class CompareScreen(WorkerErrors, Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#compare-plot").border_title = "perplexity (log scale) · solid train, dotted val"
+        self.query_one("#compare-plot").border_title = "perplexity (log scale) · ⠤ train, ▄ val"
         self._load()
 
     @work(thread=True, exit_on_error=False)
@@ -194,8 +195,14 @@ class RunsScreen(Screen):
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
+        """Coming back: rows older than one refresh are hidden behind a loading indicator until
+        the fresh list arrives (a second or two of stale statuses and deleted runs otherwise)."""
         self.app.refresh_runs()
-        self.refresh_view()
+        when = getattr(self.app, "runs_time", None)
+        if when is not None and time.monotonic() - when > REFRESH_SECONDS:
+            self.query_one(DataTable).loading = True
+        else:
+            self.refresh_view()
 
     def _tick(self) -> None:
         if self.is_current:
@@ -203,6 +210,7 @@ class RunsScreen(Screen):
 
     @on(RunsChanged)
     def _runs_changed(self) -> None:
+        self.query_one(DataTable).loading = False
         self.refresh_view()
 
     def refresh_view(self) -> None:

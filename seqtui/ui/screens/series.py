@@ -32,7 +32,7 @@ from seqtui.ui.screens.base import WorkerErrors
 from seqtui.ui.widgets.choice import Choice
 from seqtui.ui.widgets.nav import NavBar
 from seqtui.ui.widgets.series_plot import SeriesPlot, SeriesView
-from seqtui.ui.widgets.stats_panel import STATUS_STYLE
+from seqtui.ui.widgets.stats_panel import status_style
 
 MODELS = ("linear", "mlp", "rnn", "gru", "lstm")   # seqtui.models.series.MODELS (no numpy import here)
 DEFAULT_KS = "1,4,16,64"
@@ -409,7 +409,7 @@ class SeriesScreen(WorkerErrors, Screen):
             out.append(" no run", style="dim")
             return out
         status = self.status
-        out.append(f" {STATUS_MARK.get(status, '?')} {status}", style=STATUS_STYLE.get(status, ""))
+        out.append(f" {STATUS_MARK.get(status, '?')} {status}", style=status_style(status))
         start = self.events.get("start") or {}
         total = (start.get("config") or {}).get("epochs") if isinstance(start.get("config"), dict) else None
         last = self.epochs[-1] if self.epochs else None

@@ -69,11 +69,11 @@ class SeriesPlot(PlotextPlot):
         v = self.view
         if v is None:
             return out
-        out.append(f" {DATA_STYLE[0]} data", style="grey62")
+        out.append(f" {DATA_STYLE[0]} data", style="bright_black")
         if v.one_step:
             out.append(f" {ONE_STYLE[0]} 1-step", style=ONE_STYLE[2])
         if v.kstep and v.k:
-            out.append(f" {K_STYLE[0]} {v.k}-step", style="dark_orange")
+            out.append(f" {K_STYLE[0]} {v.k}-step", style="yellow")
         if v.boundary is not None:
             out.append(" │ val→ ", style="bold")
         return out
