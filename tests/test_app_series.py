@@ -164,3 +164,30 @@ async def test_runs_early_stopped_bpc_and_order(runs_dir):
         await pilot.pause(0.1)
         legend = str(app.screen.query_one("#compare-legend").render())
         assert legend.index("1. a-gru") < legend.index("2. b-lstm") and "bpc" in legend
+
+
+@pilot_test
+async def test_opening_the_app_on_a_series_run_shows_the_series_screen(runs_dir):
+    series_run("sine-lin")
+    app = app_for_tests(run="sine-lin")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.current_mode == "series")
+        await wait_for(pilot, lambda: app.screen.pred is not None)
+        assert app.state is None  # the Train screen does not show a series run as a text run
+
+
+@pilot_test
+async def test_start_trains_a_detached_series_run_and_shows_it(runs_dir):
+    """The real thing: Start spawns the engine's worker; its epochs and predictions arrive live."""
+    app = app_for_tests(screen="series")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.pause(0.2)
+        screen.query_one("#ser-model").value = "linear"
+        screen.query_one("#ser-ks").value = "1,8,32"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: screen.path is not None, timeout=30)
+        await wait_for(pilot, lambda: screen.pred is not None, timeout=90)
+        assert sorted(screen.pred["kstep"]) == [1, 8, 32] and screen.k == 8
+        assert screen.epochs and screen.status == "finished"
+        assert "linear τ=4" in screen_text(app)

@@ -204,7 +204,9 @@ class SeqtuiApp(App):
             else:
                 runs = [r for r in list_runs() if getattr(r, "kind", "text") != "series"]
                 info = next((r for r in runs if r.status == "running"), runs[0] if runs else None)
-            if info is not None:
+            if info is not None and getattr(info, "kind", "text") == "series":  # `--run` a series run
+                self.call_from_thread(self.post_message, AttachRun(info.path, info))
+            elif info is not None:
                 self.call_from_thread(self.attach, info.path, info)
         except SeqtuiError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", title="run")
