@@ -203,6 +203,12 @@ class SeriesScreen(WorkerErrors, Screen):
             field.cursor_blink = self.app.cursor_blink
         self._sync_runs()
         self._redraw()
+        self.set_interval(2.0, self._tick)
+
+    def _tick(self) -> None:
+        """While visible: the runs list (status from pid liveness, new series runs)."""
+        if self.is_current:
+            self.app.refresh_runs()
 
     def on_screen_resume(self) -> None:
         self.app.refresh_runs()
