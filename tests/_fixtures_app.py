@@ -51,7 +51,7 @@ def profile(step: int, T: int = 35, bptt: str = "full") -> list[float]:
 
 def record_run(name: str, *, steps: int = 400, total_steps: int = 1000, status: str = "running",
                bptt: str = "full", root: Path | None = None, config: dict | None = None,
-               baseline: float | None = 8.4, error: str | None = None) -> Path:
+               baseline: float | None = 8.4, error: str | None = None, reason: str | None = None) -> Path:
     """Write a run directory whose events describe ``steps`` steps of training."""
     from seqtui.engine.runs import runs_root
 
@@ -93,7 +93,8 @@ def record_run(name: str, *, steps: int = 400, total_steps: int = 1000, status: 
         if step % 100 == 0:
             val = ppl_at(step) * 1.08
             best = min(best, val)
-            emit("val", step, 2.6, epoch=step / spe, loss=math.log(val), ppl=val, best_ppl=best)
+            emit("val", step, 2.6, epoch=step / spe, loss=math.log(val), ppl=val, best_ppl=best,
+                 bits_per_char=math.log2(val))
         if step % 200 == 0:
             emit("sample", step, 2.7, prompt="I", temperature=0.8,
                  text="In the beginning God created the heaven and the earth. And the earth was "
@@ -105,7 +106,7 @@ def record_run(name: str, *, steps: int = 400, total_steps: int = 1000, status: 
         emit("error", steps, 3.0, message=error)
     if status != "running":
         end_status = {"finished": "finished", "stopped": "stopped", "failed": "failed"}[status]
-        reason = {"finished": "finished", "stopped": "SIGTERM", "failed": "error"}[status]
+        reason = reason or {"finished": "finished", "stopped": "SIGTERM", "failed": "error"}[status]
         emit("end", steps, 3.0, reason=reason, status=end_status, train_ppl=ppl_at(steps))
     with open(path / "events.jsonl", "w", encoding="utf-8") as f:
         for e in events:
@@ -182,3 +183,68 @@ def pilot_test(fn):
         return asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+def series_run(name: str = "sine-linear", model: str = "linear", tau: int = 4, epochs: int = 2) -> Path:
+    """A finished series run made by the engine in this process (a linear model trains in ~1 s)."""
+    from seqtui.engine.runs import start_run
+    from seqtui.engine.series_trainer import SeriesTrainer
+    from seqtui.models.series import SeriesRunConfig
+
+    rd = start_run(SeriesRunConfig(source="sine", tau=tau, model=model, epochs=epochs), name=name,
+                   detach=False)
+    SeriesTrainer(rd).run()
+    return rd.path
+
+
+MEMO_TRAINING_TEXT = ("In the beginning God created the heaven and the earth. "
+                      "and the earth was without form, and void. ") * 2
+
+
+class FakeMemoIndex:
+    """Stands in for seqtui.data.memorize.MemoIndex (no corpus, no kernels): matches against a
+    fixed training text, character by character, like the real one."""
+
+    def __init__(self, training: str = MEMO_TRAINING_TEXT):
+        self.training = training
+        self.scored: list[str] = []
+
+    def score(self, text: str, threshold: int = 20):
+        from seqtui.data.memorize import MemoScore, copied_spans
+        import numpy as np
+
+        self.scored.append(text)
+        lens = np.zeros(len(text), np.int32)
+        for i in range(len(text)):
+            j = i
+            while j < len(text) and text[i:j + 1] in self.training:
+                j += 1
+            lens[i] = j - i
+        spans = copied_spans(lens, threshold)
+        best = int(lens.argmax()) if len(text) else 0
+        L = int(lens[best]) if len(text) else 0
+        at = self.training.find(text[best:best + L]) if L else -1
+        return MemoScore(length=len(text), threshold=threshold, longest_len=L, longest_at=at,
+                         longest_sample_start=best if L else -1, longest_count=1 if L else 0,
+                         longest_line=1 if L else None,
+                         covered_fraction=sum(e - s for s, e in spans) / len(text) if len(text) else 0.0,
+                         spans=spans, text=text, char_spans=list(spans),
+                         longest_text=text[best:best + L] if L else None, match_lengths=lens)
+
+
+def fake_memo_loader(index: FakeMemoIndex | None = None):
+    """A ``memo_loader`` for make_app: every run gets the fake index (no tokenizing, no numba)."""
+    index = index or FakeMemoIndex()
+    return lambda path: index
+
+
+def fake_estimator(line: str = "160,704 parameters · ~9 MiB · 1,250 steps ≈ 41 s at ~30,000 tok/s",
+                   calls: list | None = None):
+    """An ``estimator`` for make_app: a fixed line, no corpus, no calibration."""
+
+    def estimate(config: dict) -> str:
+        if calls is not None:
+            calls.append(config)
+        return line
+
+    return estimate

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from _fixtures_app import (TINY_TEXT, add_checkpoint_files, fake_loader, pilot_test, record_run,
+from _fixtures_app import (fake_estimator, fake_memo_loader, TINY_TEXT, add_checkpoint_files, fake_loader, pilot_test, record_run,
                            screen_text)
 from seqtui.ui.app import make_app
 
@@ -38,6 +38,8 @@ def runs_dir(tmp_path, monkeypatch):
 
 def app_for_tests(**options):
     options.setdefault("generator_loader", fake_loader())
+    options.setdefault("memo_loader", fake_memo_loader())
+    options.setdefault("estimator", fake_estimator())
     options.setdefault("cursor_blink", False)
     return make_app(**options)
 

@@ -162,7 +162,7 @@ KEYS = (list("abcdefghijklmnopqrstuvwxyz0123456789 .,:[]") +
         ["tab", "shift+tab", "enter", "escape", "up", "down", "left", "right", "pageup", "pagedown",
          "home", "end", "backspace", "delete", "space", "ctrl+p", "shift+up", "shift+down", "ctrl+r",
          "ctrl+s"])
-RARE_KEYS = ["question_mark", "f1", "f2", "f3", "f4", "f5", "f6"]  # other screens: one in 50 keys
+RARE_KEYS = ["question_mark", "f1", "f2", "f3", "f4", "f5", "f6", "f7"]  # other screens: one in 50 keys
 
 
 @pilot_test

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from _fixtures_app import TINY_TEXT, add_checkpoint_files, fake_loader, record_run
+from _fixtures_app import fake_estimator, fake_memo_loader, TINY_TEXT, add_checkpoint_files, fake_loader, record_run, series_run
 
 SIZE = (80, 24)
 
@@ -30,6 +30,8 @@ def make(**options):
     from seqtui.ui.app import make_app
 
     options.setdefault("generator_loader", fake_loader())
+    options.setdefault("memo_loader", fake_memo_loader())
+    options.setdefault("estimator", fake_estimator())
     options.setdefault("cursor_blink", False)
     return make_app(**options)
 
@@ -53,12 +55,14 @@ def attached(steps: int):
 
 def test_train_running(snap_compare):
     record_run("genesis-gru", status="running")
-    assert snap_compare(make(), terminal_size=SIZE, run_before=until(attached(400)))
+    assert snap_compare(make(), terminal_size=SIZE,
+                        run_before=until(lambda app: attached(400)(app) and app.screen.memo_score is not None))
 
 
 def test_train_form(snap_compare):
     assert snap_compare(make(corpus="genesis"), terminal_size=SIZE,
-                        run_before=until(lambda app: not app.attaching and app.screen.showing_form))
+                        run_before=until(lambda app: not app.attaching and app.screen.showing_form
+                                         and app.screen.query_one("TrainForm").estimate is not None))
 
 
 def test_gradients_truncated(snap_compare):
@@ -104,7 +108,7 @@ def test_generate(snap_compare, monkeypatch):
         def done(a):
             sub = str(a.screen.query_one("#gen-out").border_subtitle)
             return (str(a.screen.query_one("#gen-text").render()).startswith("In the Beginning")
-                    and "…" not in sub and "tokens" in sub)
+                    and "…" not in sub and "tokens" in sub and a.screen.memo_score is not None)
 
         await until(done)(pilot)
 
@@ -126,3 +130,9 @@ def test_corpora(snap_compare, isolated, monkeypatch):
 
 def test_help(snap_compare):
     assert snap_compare(make(attach=False), terminal_size=SIZE, press=["f1"])
+
+
+def test_series(snap_compare):
+    series_run()
+    assert snap_compare(make(screen="series"), terminal_size=SIZE,
+                        run_before=until(lambda app: app.screen.pred is not None))

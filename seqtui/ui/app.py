@@ -23,14 +23,15 @@ from textual.worker import Worker, get_current_worker
 
 from seqtui.errors import SeqtuiError
 from seqtui.ui.messages import (AttachRun, RemoveRun, ResumeRun, RunEvents, RunGone, RunsChanged, RunsListed,
-                                RunStatus, StartRun, StopRun)
+                                RunStatus, SeriesRunFailed, StartRun, StartSeriesRun, StopRun)
 from seqtui.ui.screens.base import report_worker_error
 from seqtui.ui.screen_list import SCREENS, css_paths, modes
 from seqtui.ui.screens.generate import load_generator
 from seqtui.ui.screens.help import HelpScreen
 from seqtui.ui.screens.too_small import TooSmallScreen, too_small
 from seqtui.ui.screens.train import TrainScreen
-from seqtui.ui.run_state import RunState
+from seqtui.ui.memo import MemoIndexes, load_memo_index
+from seqtui.ui.run_state import BestBpc, RunState
 
 CRASH_LOG = "seqtui-crash.log"  # under the system temp dir: the traceback of an unexpected error
 
@@ -121,19 +122,29 @@ class SeqtuiApp(App):
                  screen: str = "train", poll_seconds: float = POLL_SECONDS,
                  generator_loader: Callable[[Path], Any] | None = None,
                  attach: bool = True, ansi_color: bool | None = None,
-                 cursor_blink: bool = True) -> None:
+                 cursor_blink: bool = True, memo_loader: Callable[[Path], Any] | None = None,
+                 estimator: Callable[[dict], str] | None = None) -> None:
         super().__init__(ansi_color=ansi_color)
+        if ansi_color:
+            # the terminal's own 16 colours for frames and titles too (the default theme's are
+            # truecolor: 256-colour approximations, near-white titles on a light terminal)
+            self.theme = "ansi-dark"
         self.preselect_corpus = corpus
         self.initial_run = run
         self.initial_screen = screen
         self.poll_seconds = poll_seconds
         self.generator_loader = generator_loader or load_generator
+        self.memo = MemoIndexes(memo_loader or load_memo_index)  # memorization indexes by run
+        self.estimator = estimator       # config dict -> the form's estimate line (None: the engine's)
         self.auto_attach = attach
         self.cursor_blink = cursor_blink          # off for snapshots
         self.state: RunState | None = None
         self.attaching = attach          # True until the startup look-up decided
         self.runs: list = []             # the last list_runs() snapshot
         self.runs_version = 0
+        self.runs_bpc: dict[Path, float] = {}   # best validation bits per character by run path
+        self.runs_time: float | None = None       # when the runs list was read (monotonic)
+        self.bpc = BestBpc()
         self.corpus_stats: dict[str, dict] = {}
         self._attached_at = 0.0
         self.crash_line = ""             # set when an unexpected exception ended the app
@@ -191,9 +202,11 @@ class SeqtuiApp(App):
             if run:
                 info = get_run(run)
             else:
-                runs = list_runs()
+                runs = [r for r in list_runs() if getattr(r, "kind", "text") != "series"]
                 info = next((r for r in runs if r.status == "running"), runs[0] if runs else None)
-            if info is not None:
+            if info is not None and getattr(info, "kind", "text") == "series":  # `--run` a series run
+                self.call_from_thread(self.post_message, AttachRun(info.path, info))
+            elif info is not None:
                 self.call_from_thread(self.attach, info.path, info)
         except SeqtuiError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", title="run")
@@ -294,13 +307,16 @@ class SeqtuiApp(App):
         from seqtui.engine.runs import list_runs
 
         try:
-            self.post_message(RunsListed(list_runs()))
+            runs = list_runs()
+            self.post_message(RunsListed(runs, self.bpc.update(runs)))
         except SeqtuiError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
 
     @on(RunsListed)
     def _runs_listed(self, message: RunsListed) -> None:
         self.runs = message.runs
+        self.runs_bpc = message.bpc
+        self.runs_time = time.monotonic()
         self.runs_version += 1
         self.screen.post_message(RunsChanged())
 
@@ -323,6 +339,10 @@ class SeqtuiApp(App):
 
     @on(AttachRun)
     def _on_attach(self, message: AttachRun) -> None:
+        if getattr(message.info, "kind", "text") == "series":  # a series run lives on its own screen
+            self.switch_mode("series")
+            self.call_after_refresh(self._show_series, message.path, message.info)
+            return
         self.attach(message.path, message.info)
         self.switch_mode("train")
         screen = self.screen
@@ -359,6 +379,48 @@ class SeqtuiApp(App):
         screen = self.screen
         if isinstance(screen, TrainScreen):
             screen.show_live()
+
+    @on(StartSeriesRun)
+    def _on_start_series(self, message: StartSeriesRun) -> None:
+        self._start_series_worker(message.config)
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _start_series_worker(self, config: dict) -> None:
+        from seqtui.engine.runs import start_run
+        from seqtui.models.series import SeriesRunConfig
+
+        try:
+            info = start_run(SeriesRunConfig(**config).validate(), name=None).info()
+        except SeqtuiError as exc:
+            self.call_from_thread(self._series_failed, str(exc))
+            return
+        except OSError as exc:
+            self.call_from_thread(self._series_failed, f"{exc.strerror or exc}")
+            return
+        self.call_from_thread(self._series_started, info)
+
+    def _series_failed(self, message: str) -> None:
+        self.notify(message, title="cannot start", severity="error")
+        if self.current_mode == "series":
+            self.screen.post_message(SeriesRunFailed(message))
+
+    def _series_started(self, info: Any) -> None:
+        self.notify(f"training in the background (pid {info.pid}); quitting the app does not stop it",
+                    title=f"run {info.name} started", timeout=4)
+        self.refresh_runs()
+        if self.current_mode != "series":
+            self.switch_mode("series")
+        self.call_after_refresh(self._show_series, info.path, info, True)
+
+    def _show_series(self, path: Path, info: Any = None, started: bool = False) -> None:
+        from seqtui.ui.screens.series import SeriesScreen
+
+        screen = self.screen
+        if isinstance(screen, SeriesScreen):
+            if started:
+                screen.started(info)
+            else:
+                screen.follow(path, info)
 
     def stop_attached(self) -> None:
         if self.state is None:

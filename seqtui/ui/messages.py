@@ -45,9 +45,10 @@ class RunGone(Message):
 class RunsListed(Message):
     """A fresh ``list_runs()`` snapshot for the Runs and Generate screens."""
 
-    def __init__(self, runs: list) -> None:
+    def __init__(self, runs: list, bpc: dict | None = None) -> None:
         super().__init__()
         self.runs = runs
+        self.bpc = bpc or {}   # run path -> best validation bits per character
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsListed)
@@ -122,3 +123,62 @@ class AttachRun(RunRequest):
 
 class RunsChanged(Message, bubble=False):
     """The app has a new runs list (``app.runs``); sent to the current screen."""
+
+
+# -- the Series screen ---------------------------------------------------------------------------
+class StartSeriesRun(Message):
+    """Start a series run with this SeriesRunConfig dict (the app answers on the Series screen)."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = config
+
+
+class SeriesRunFailed(Message, bubble=False):
+    """start_run refused a series run: its one-line message (sent to the Series screen)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+
+class SeriesEvents(Message):
+    """New events of the series run the Series screen follows."""
+
+    def __init__(self, path: Path, events: list[dict]) -> None:
+        super().__init__()
+        self.path = path
+        self.events = events
+
+
+class SeriesData(Message):
+    """A series run's predictions (``read_predictions``), or only its data while it trains, or an error."""
+
+    def __init__(self, path: Path, predictions: dict | None = None, values: Any = None, time: Any = None,
+                 error: str | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self.predictions = predictions
+        self.values = values
+        self.time = time
+        self.error = error
+
+
+class TauSweepDone(Message):
+    """``tau_sweep`` rows for a source (or the error that stopped it)."""
+
+    def __init__(self, source: str, rows: list[dict] | None, error: str | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.rows = rows
+        self.error = error
+
+
+class MemoScored(Message):
+    """Memorization figures of one sample (``MemoScore`` or None when the run has no index)."""
+
+    def __init__(self, key: Any, score: Any, error: str | None = None) -> None:
+        super().__init__()
+        self.key = key        # what was scored: the screen compares it with what it shows
+        self.score = score
+        self.error = error

@@ -273,3 +273,40 @@ def fmt_sci(value: float | None) -> str:
 
 STATUS_MARK = {"running": "●", "stopped": "■", "finished": "✓", "failed": "✗", "gone": "∅",
                "unknown": "?"}
+
+
+class BestBpc:
+    """The best validation bits per character of each text run (``val`` events' ``bits_per_char``),
+    read incrementally: each run's events.jsonl is tailed, so a refresh reads only new lines.
+    Called from the runs-list worker thread."""
+
+    MAX_BYTES = 8 << 20   # per run and refresh: a huge log is read over a few refreshes
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._tails: dict[Path, tuple[Any, float | None]] = {}
+
+    def update(self, runs: Iterable[Any]) -> dict[Path, float]:
+        from seqtui.engine.rundir import RunDir
+
+        out: dict[Path, float] = {}
+        with self._lock:
+            for info in runs:
+                if getattr(info, "kind", "text") == "series":
+                    continue
+                tail, best = self._tails.get(info.path) or (RunDir(info.path).tail(), None)
+                before = tail.offset
+                events = tail.poll(max_bytes=self.MAX_BYTES)
+                if tail.offset < before:  # the log was replaced: start over
+                    best = None
+                for e in events:
+                    if e.get("type") == "val":
+                        bpc = _num(e.get("bits_per_char"))
+                        if bpc is not None and (best is None or bpc < best):
+                            best = bpc
+                self._tails[info.path] = (tail, best)
+                if best is not None:
+                    out[info.path] = best
+        return out

@@ -19,6 +19,11 @@ class ScreenEntry:
     letter: str    # letter key (works when no text field has the focus)
     label: str
     screen: str    # "module:Class"
+    short: str = ""  # the label when the nav bar needs room for a run name
+
+    @property
+    def short_label(self) -> str:
+        return self.short or self.label
 
     @property
     def css_path(self) -> str:
@@ -30,11 +35,12 @@ class ScreenEntry:
 
 
 SCREENS = (
-    ScreenEntry("corpora", "f2", "c", "Corpora", "seqtui.ui.screens.corpora:CorporaScreen"),
+    ScreenEntry("corpora", "f2", "c", "Corpora", "seqtui.ui.screens.corpora:CorporaScreen", "Corp"),
     ScreenEntry("train", "f3", "t", "Train", "seqtui.ui.screens.train:TrainScreen"),
-    ScreenEntry("gradients", "f4", "d", "Gradients", "seqtui.ui.screens.gradients:GradientsScreen"),
+    ScreenEntry("gradients", "f4", "d", "Gradients", "seqtui.ui.screens.gradients:GradientsScreen", "Grad"),
     ScreenEntry("runs", "f5", "r", "Runs", "seqtui.ui.screens.runs:RunsScreen"),
-    ScreenEntry("generate", "f6", "g", "Generate", "seqtui.ui.screens.generate:GenerateScreen"),
+    ScreenEntry("generate", "f6", "g", "Generate", "seqtui.ui.screens.generate:GenerateScreen", "Gen"),
+    ScreenEntry("series", "f7", "i", "Series", "seqtui.ui.screens.series:SeriesScreen"),
 )
 # Style sheets that belong to no mode: the shared one first, the help page's last.
 SHARED_CSS = "screens/app.tcss"

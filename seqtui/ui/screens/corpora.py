@@ -280,7 +280,7 @@ class CorporaScreen(WorkerErrors, Screen):
             if points:
                 plt.plot([math.log10(r) for r, _ in points], [math.log10(c) for _, c in points],
                          marker="braille", color=color)
-        plot.border_subtitle = Text.assemble(("━ unigram ", "cyan"), ("━ bigram ", "dark_orange"),
+        plot.border_subtitle = Text.assemble(("━ unigram ", "cyan"), ("━ bigram ", "yellow"),
                                              ("━ trigram", "green"))
         plot.refresh()
 

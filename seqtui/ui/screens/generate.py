@@ -25,7 +25,8 @@ from textual.worker import get_current_worker
 
 from seqtui.errors import SeqtuiError
 from textual import events
-from seqtui.ui.messages import GenerationUpdate, RunsChanged
+from seqtui.ui.memo import memo_line, memo_text
+from seqtui.ui.messages import GenerationUpdate, MemoScored, RunsChanged
 from seqtui.ui.widgets.choice import Choice
 from seqtui.ui.screens.base import WorkerErrors
 from seqtui.ui.widgets.nav import NavBar
@@ -121,6 +122,8 @@ class GenerateScreen(WorkerErrors, Screen):
         Binding("pageup", "length(1)", "length", key_display="PgUp/Dn", priority=True),
         Binding("pagedown", "length(-1)", "length", show=False, priority=True),
         Binding("ctrl+r", "reroll", "re-roll"),
+        # after esc the letters are shortcuts (other screens); these bring the prompt back
+        Binding("slash", "type", "prompt", key_display="/"),
     ]
 
     def __init__(self) -> None:
@@ -138,6 +141,8 @@ class GenerateScreen(WorkerErrors, Screen):
         self.unknown: list[str] = []
         self._paths: dict[str, Path] = {}
         self.updates_shown = 0  # text updates drawn (a few per second, not one per token)
+        self.memo_score = None  # memorization figures of the finished continuation
+        self._last: GenerationUpdate | None = None
 
     def compose(self) -> ComposeResult:
         yield NavBar("generate", id="nav")
@@ -145,7 +150,8 @@ class GenerateScreen(WorkerErrors, Screen):
             yield Label(" run ", id="gen-run-label")
             yield Choice([NO_RUNS], id="gen-run")
             yield Static("", id="gen-run-info")
-        yield PromptInput(placeholder="type a prompt; the continuation follows as you type", id="gen-prompt")
+        yield PromptInput(placeholder="type a prompt; the continuation follows as you type", id="gen-prompt",
+                          select_on_focus=False)
         with VerticalScroll(id="gen-out"):
             yield Static("", id="gen-text")
         yield Static("", id="gen-status")
@@ -220,6 +226,29 @@ class GenerateScreen(WorkerErrors, Screen):
         i = LENGTH_STEPS.index(self.length) if self.length in LENGTH_STEPS else 2
         self.length = LENGTH_STEPS[min(len(LENGTH_STEPS) - 1, max(0, i + delta))]
         self.restart(now=True)
+
+    @property
+    def typing(self) -> bool:
+        """True while the prompt has the focus (letters type); False after esc (letters are keys)."""
+        return self.focused is self.query_one("#gen-prompt", Input)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "type":
+            return not self.typing
+        return True
+
+    def action_type(self) -> None:
+        self.query_one("#gen-prompt", Input).focus()
+
+    def on_descendant_focus(self) -> None:
+        self._focus_changed()
+
+    def on_descendant_blur(self) -> None:
+        self.call_after_refresh(self._focus_changed)
+
+    def _focus_changed(self) -> None:
+        self.refresh_bindings()
+        self._show_status()
 
     def action_reroll(self) -> None:
         self.seed += 1
@@ -308,11 +337,11 @@ class GenerateScreen(WorkerErrors, Screen):
             self.notify(message.error, title="generate", severity="error")
             return
         self.updates_shown += 1
-        prompt = self.query_one("#gen-prompt", Input).value
-        sep = "" if (self.loaded.get(self.run_path) is None or self.loaded[self.run_path].is_char) else " "
-        text = Text(prompt, style="dim")
-        text.append(sep + message.text if message.text else "", style="bold")
-        self.query_one("#gen-text", Static).update(text)
+        self._last = message
+        self.memo_score = None
+        self._draw_text(message)
+        if message.done and message.text and self.run_path is not None:
+            self._score(message.serial, self.run_path, message.text)
         self.query_one("#gen-out", VerticalScroll).scroll_end(animate=False)  # newest text in view
         rate = message.tokens / message.seconds if message.seconds > 0 else 0
         state = "" if message.done else " …"
@@ -322,9 +351,44 @@ class GenerateScreen(WorkerErrors, Screen):
         self.unknown = message.unknown
         self._show_status()
 
+    def _draw_text(self, message: GenerationUpdate) -> None:
+        prompt = self.query_one("#gen-prompt", Input).value
+        sep = "" if self._is_char() else " "
+        text = Text(prompt, style="dim")
+        if message.text:
+            text.append(sep)
+            text.append(memo_text(message.text, self.memo_score, style="bold"))
+        self.query_one("#gen-text", Static).update(text)
+
+    def _is_char(self) -> bool:
+        loaded = self.loaded.get(self.run_path) if self.run_path is not None else None
+        return loaded is None or loaded.is_char
+
+    @work(thread=True, exclusive=True, group="memo", exit_on_error=False)
+    def _score(self, serial: int, path: Path, text: str) -> None:
+        """Thread worker: memorization figures of the continuation (the run's index, built once)."""
+        try:
+            score = self.app.memo.score(path, text)
+        except Exception as exc:  # noqa: BLE001 - no figures rather than an error dialog
+            self.post_message(MemoScored(serial, None, str(exc)))
+            return
+        self.post_message(MemoScored(serial, score))
+
+    @on(MemoScored)
+    def _memo_scored(self, message: MemoScored) -> None:
+        if message.key != self.serial or message.score is None or self._last is None:
+            return
+        self.memo_score = message.score
+        self._draw_text(self._last)
+        self._show_status()
+
     def _show_status(self) -> None:
         status = Text(settings_line(self.temperature, self.top_k, self.length, self.seed),
                       no_wrap=True, overflow="ellipsis")
+        if self.memo_score is not None:
+            status.append(f"\n {memo_line(self.memo_score, self._is_char())}", style="yellow")
+        if self.is_mounted and not self.typing:
+            status.append("\n letters are shortcuts now: / returns to the prompt", style="bold reverse")
         if self.unknown:
             shown = " ".join(repr(u) for u in dict.fromkeys(self.unknown))
             status.append(f"\n ⚠ not in the vocabulary, read as <unk>: {shown}", style="bold yellow")

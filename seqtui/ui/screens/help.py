@@ -41,9 +41,18 @@ SCREEN_NOTES = {
                      "errors show under the form as you type."),
     "Gradients": ("‖∂L/∂h_t‖ for each step t of a window, on a log scale, and its history: "
                   "vanishing and exploding gradients, and what clipping and truncation do."),
-    "Runs": "All runs: status, corpus, model, best validation perplexity; mark two with space to compare.",
+    "Runs": ("All runs: status (early-stopped runs say so), data, model, best validation perplexity "
+             "(series runs: MSE) and bits per character; o orders them by bits per character; mark two "
+             "with space to compare (ranked by bits per character)."),
+    "Series": ("A numeric series (sine, sunspots, …) and a τ-window model (linear, MLP, RNN, GRU, LSTM): "
+               "the data, the 1-step and the k-step predictions over time with the train/validation "
+               "boundary, the MSE against k and the linear τ-sweep. tab moves to the form; ctrl+s "
+               "starts a run in the background."),
     "Generate": ("Pick a run (tab, then ← / →), type a prompt; the continuation restarts as you type "
-                 "(enter re-rolls). "
+                 "(enter re-rolls). esc leaves the prompt: the letters are then shortcuts to the "
+                 "other screens (the status line says so) and / returns to the prompt. "
+                 "Spans copied from the training text are underlined, with the longest copy and the "
+                 "share of the continuation in copies of 20+ tokens. "
                  "Characters the model never saw are flagged and read as `<unk>`."),
 }
 
@@ -82,6 +91,7 @@ def help_markdown() -> str:
     from seqtui.ui.screens.generate import GenerateScreen
     from seqtui.ui.screens.gradients import GradientsScreen
     from seqtui.ui.screens.runs import RunsScreen, RunsTable
+    from seqtui.ui.screens.series import SeriesScreen
     from seqtui.ui.screens.train import TrainScreen
     from seqtui.ui.screens.train_form import TrainForm
     from seqtui.ui.screen_list import SCREENS
@@ -97,6 +107,7 @@ def help_markdown() -> str:
         ("Gradients", GradientsScreen.BINDINGS),
         ("Runs", RunsTable.BINDINGS + RunsScreen.BINDINGS),
         ("Generate", GenerateScreen.BINDINGS),
+        ("Series", SeriesScreen.BINDINGS),
     ):
         rows = binding_rows(bindings)
         parts.append(f"## {title}\n\n{SCREEN_NOTES[title]}\n\n{_table(rows)}")

@@ -4,6 +4,7 @@ resume, delete (after confirmation) and compare two runs' curves.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -16,27 +17,59 @@ from textual.widgets import Button, DataTable, Footer, Label, Static
 
 from seqtui.ui.messages import AttachRun, RemoveRun, ResumeRun, RunsChanged, StopRun
 from seqtui.ui.screens.base import WorkerErrors
+from seqtui.ui.screens.series import fmt_mse, run_label as series_label, short_source
 from seqtui.ui.widgets.nav import NavBar
 from seqtui.ui.widgets.ppl_plot import PerplexityPlot, Series, rich_color
 from seqtui.ui.run_state import STATUS_MARK, RunState, fmt_ppl, model_label
-from seqtui.ui.widgets.stats_panel import STATUS_STYLE
+from seqtui.ui.widgets.stats_panel import status_style
 
 REFRESH_SECONDS = 2.0
 COMPARE_COLORS = (("cyan", "blue"), ("orange", "red"))
 
 
-COLUMNS = ("", "run", "status", "corpus", "model", "step", "best val")
+COLUMNS = ("", "run", "status", "data", "model", "step", "best val", "bpc")
+EARLY = "early-stopped"
 
 
-def run_row(info, marked: bool) -> tuple:
-    """The table cells of one RunInfo."""
+def status_text(info) -> Text:
+    """``✓ finished``; a run that stopped itself for lack of progress says ``✓ early-stopped``."""
+    if info.status == "finished" and info.reason == EARLY:
+        return Text(f"{STATUS_MARK['finished']} {EARLY}", style="cyan")
+    return Text(f"{STATUS_MARK.get(info.status, '?')} {info.status}", style=status_style(info.status))
+
+
+def fmt_bpc(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def is_series(info) -> bool:
+    return getattr(info, "kind", "text") == "series"
+
+
+def run_model(info) -> str:
+    """``GRU 1×128`` for a text run, ``mlp τ=4 H=10`` for a series run."""
     cfg = info.config or {}
-    corpus = Path(str(cfg.get("corpus") or "?")).name
+    if is_series(info):
+        return series_label(cfg)
+    return model_label(cfg) if cfg else "?"
+
+
+def run_source(info) -> str:
+    cfg = info.config or {}
+    if is_series(info):
+        return short_source(cfg.get("source"))
+    return Path(str(cfg.get("corpus") or "?")).name
+
+
+def run_row(info, marked: bool, bpc: float | None = None) -> tuple:
+    """The table cells of one RunInfo (``bpc``: its best validation bits per character)."""
     step = f"{info.last_step:,}" + (f"/{info.total_steps:,}" if info.total_steps else "")
-    status = Text(f"{STATUS_MARK.get(info.status, '?')} {info.status}", style=STATUS_STYLE.get(info.status, ""))
+    status = status_text(info)
+    best = (Text(f"mse {fmt_mse(info.best_val_mse)}") if is_series(info)
+            else Text(fmt_ppl(info.best_val_ppl)))
     # Text, not str: a DataTable reads str cells as markup ("[x]" in a corpus path would vanish)
-    return ("◆" if marked else " ", Text(info.name), status, Text(corpus),
-            Text(model_label(cfg) if cfg else "?"), Text(step), fmt_ppl(info.best_val_ppl))
+    return ("◆" if marked else " ", Text(info.name), status, Text(run_source(info)),
+            Text(run_model(info)), Text(step), best, Text(fmt_bpc(bpc)))
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -71,9 +104,10 @@ class CompareScreen(WorkerErrors, Screen):
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], bpc: dict | None = None) -> None:
         super().__init__()
         self.paths = paths
+        self.bpc = bpc or {}
 
     def compose(self) -> ComposeResult:
         yield NavBar("runs", id="nav")
@@ -83,7 +117,7 @@ class CompareScreen(WorkerErrors, Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#compare-plot").border_title = "perplexity (log scale) · solid train, dotted val"
+        self.query_one("#compare-plot").border_title = "perplexity (log scale) · ⠤ train, ▄ val"
         self._load()
 
     @work(thread=True, exit_on_error=False)
@@ -93,22 +127,32 @@ class CompareScreen(WorkerErrors, Screen):
         states = []
         for path in self.paths:
             state = RunState(path)
-            state.ingest(RunDir(path).events())
+            events = RunDir(path).events()
+            state.ingest(events)
+            bpcs = [e["bits_per_char"] for e in events if e.get("type") == "val"
+                    and isinstance(e.get("bits_per_char"), (int, float))]
+            if bpcs:
+                self.bpc[path] = min(bpcs)
             states.append(state)
+        # ranked by bits per character (comparable across vocabularies), then by perplexity
+        states.sort(key=lambda s: (self.bpc.get(s.path, float("inf")), s.best_val or float("inf")))
         self.app.call_from_thread(self._show, states)
 
     def _show(self, states: list[RunState]) -> None:
         series = []
         legend = Text(no_wrap=True, overflow="ellipsis")
-        for state, (c_train, c_val) in zip(states, COMPARE_COLORS):
+        for rank, (state, (c_train, c_val)) in enumerate(zip(states, COMPARE_COLORS), 1):
             series.append(Series(f"{state.name} train", tuple(state.train), c_train))
             if state.val:
                 series.append(Series(f"{state.name} val", tuple(state.val), c_val, marker="hd"))
-            legend.append(f" {state.name}: {state.model_label}, best val {fmt_ppl(state.best_val)} ",
+            bpc = self.bpc.get(state.path)
+            legend.append(f" {rank}. {state.name}: {state.model_label}, val {fmt_ppl(state.best_val)}"
+                          + (f", {bpc:.3f} bpc " if bpc is not None else " "),
                           style=f"bold {rich_color(c_train)}")
         self.query_one(PerplexityPlot).set_curves(series)
         self.query_one("#compare-title", Static).update(
-            Text(" compare " + "  vs  ".join(s.name for s in states), style="bold"))
+            Text(" compare " + "  vs  ".join(s.name for s in states) + "  (best bits per char first)",
+                 style="bold", no_wrap=True, overflow="ellipsis"))
         self.query_one("#compare-legend", Static).update(legend)
 
 
@@ -127,6 +171,7 @@ class RunsScreen(Screen):
         Binding("x,delete", "delete", "Delete"),
         Binding("space", "mark", "Mark"),
         Binding("v", "compare", "Compare"),
+        Binding("o", "order", "Order"),
     ]
 
     def __init__(self) -> None:
@@ -135,6 +180,7 @@ class RunsScreen(Screen):
         self._shown_version = -1
         self._by_name: dict[str, object] = {}
         self._bindings_for: tuple | None = None
+        self.order = "newest"   # or "bpc": best bits per character first
 
     def compose(self) -> ComposeResult:
         yield NavBar("runs", id="nav")
@@ -149,8 +195,14 @@ class RunsScreen(Screen):
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
+        """Coming back: rows older than one refresh are hidden behind a loading indicator until
+        the fresh list arrives (a second or two of stale statuses and deleted runs otherwise)."""
         self.app.refresh_runs()
-        self.refresh_view()
+        when = getattr(self.app, "runs_time", None)
+        if when is not None and time.monotonic() - when > REFRESH_SECONDS:
+            self.query_one(DataTable).loading = True
+        else:
+            self.refresh_view()
 
     def _tick(self) -> None:
         if self.is_current:
@@ -158,25 +210,30 @@ class RunsScreen(Screen):
 
     @on(RunsChanged)
     def _runs_changed(self) -> None:
+        self.query_one(DataTable).loading = False
         self.refresh_view()
 
     def refresh_view(self) -> None:
-        if self.app.runs_version == self._shown_version:
-            return
+        if self.app.runs_version == self._shown_version or not self.query(DataTable):
+            return  # unchanged, or not composed yet (a runs list can arrive before the widgets)
         self._shown_version = self.app.runs_version
-        runs = self.app.runs
+        runs = list(self.app.runs)
+        bpc = getattr(self.app, "runs_bpc", {})
+        if self.order == "bpc":
+            runs.sort(key=lambda r: bpc.get(r.path, float("inf")))
         self._by_name = {r.name: r for r in runs}
         self.marked = [m for m in self.marked if m in self._by_name]
         table = self.query_one(DataTable)
         cursor_key = self.selected_name
-        rows = [run_row(info, info.name in self.marked) for info in runs]
+        rows = [run_row(info, info.name in self.marked, bpc.get(info.path)) for info in runs]
         table.clear(columns=True)
         self._add_columns(table, rows)
         for info, row in zip(runs, rows):
             table.add_row(*row, key=info.name)
         if cursor_key in self._by_name:
             table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
-        self.query_one(NavBar).set_status(f"{len(runs)} run" + ("" if len(runs) == 1 else "s"))
+        order = " · best bpc first" if self.order == "bpc" else ""
+        self.query_one(NavBar).set_status(f"{len(runs)} run" + ("" if len(runs) == 1 else "s") + order)
         self._show_detail()
 
     @staticmethod
@@ -217,7 +274,10 @@ class RunsScreen(Screen):
         cfg = info.config or {}
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {info.name}", style="bold")
-        if cfg:
+        if cfg and is_series(info):
+            text.append(f"  series {run_model(info)} on {run_source(info)} · {cfg.get('epochs')} epochs · "
+                        f"batch {cfg.get('batch')} · {cfg.get('optimizer')} lr {cfg.get('lr')}", style="dim")
+        elif cfg:
             text.append(f"  {model_label(cfg)} · B{cfg.get('batch_size')} T{cfg.get('num_steps')} · "
                         f"{cfg.get('optimizer')} lr {cfg.get('lr')} · bptt {cfg.get('bptt')}", style="dim")
         if info.path.parent != runs_root():
@@ -275,6 +335,14 @@ class RunsScreen(Screen):
 
         self.app.push_screen(ConfirmScreen(f"Delete run {info.name} and its checkpoints?"), done)
 
+    def action_order(self) -> None:
+        """Newest first, or best bits per character first (the ranking the compare view uses)."""
+        self.order = "bpc" if self.order == "newest" else "newest"
+        self._shown_version = -1
+        self.refresh_view()
+        self.notify("best bits per character first" if self.order == "bpc" else "newest first",
+                    title="runs order", timeout=2)
+
     def action_mark(self) -> None:
         name = self.selected_name
         if name is None:
@@ -295,4 +363,5 @@ class RunsScreen(Screen):
         if len(names) < 2:
             self.notify("mark two runs with space, then press v", severity="warning")
             return
-        self.app.push_screen(CompareScreen([self._by_name[n].path for n in names[:2]]))
+        self.app.push_screen(CompareScreen([self._by_name[n].path for n in names[:2]],
+                                           dict(getattr(self.app, "runs_bpc", {}))))

@@ -10,14 +10,15 @@ import time
 from pathlib import Path
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, Footer, Static
 
-from seqtui.ui.messages import ResumeRun, StartRun, StopRun
+from seqtui.ui.memo import memo_line, memo_text
+from seqtui.ui.messages import MemoScored, ResumeRun, StartRun, StopRun
 from seqtui.ui.screens.train_form import TrainForm
 from seqtui.ui.widgets.nav import NavBar
 from seqtui.ui.widgets.ppl_plot import PerplexityPlot, Series
@@ -62,6 +63,8 @@ class TrainScreen(Screen):
     AUTO_FOCUS = ""  # no auto focus: the form takes focus only when it is shown
     _plotted_at = 0.0
     _bindings_for: tuple | None = None
+    _memo_key: tuple | None = None     # the sample being (or last) scored for memorization
+    memo_score = None                  # its MemoScore (None: not yet, or no index)
 
     BINDINGS = [
         Binding("n", "new_run", "New run"),
@@ -143,8 +146,15 @@ class TrainScreen(Screen):
         sample = state.last_sample
         panel = self.query_one(SamplePanel)
         if sample:
-            panel.show(str(sample.get("text", "")),
-                       f"sample · step {int(sample.get('step') or 0):,} · T {sample.get('temperature', '?')}")
+            text = str(sample.get("text", ""))
+            key = (state.path, sample.get("step"), text)
+            if key != self._memo_key:
+                self._memo_key, self.memo_score = key, None
+                self._score_sample(key)
+            score = self.memo_score
+            panel.show(memo_text(text, score),
+                       f"sample · step {int(sample.get('step') or 0):,} · T {sample.get('temperature', '?')}",
+                       memo_line(score, str(state.config.get("tokens") or "char") == "char"))
         elif state.errors:
             panel.show(state.errors[-1], "error", style="bold red")
         else:
@@ -153,6 +163,23 @@ class TrainScreen(Screen):
         if key != self._bindings_for:  # the footer recomposes on every refresh_bindings
             self._bindings_for = key
             self.refresh_bindings()
+
+    @work(thread=True, exclusive=True, group="memo", exit_on_error=False)
+    def _score_sample(self, key: tuple) -> None:
+        """Thread worker: the sample's memorization figures (builds the run's index once)."""
+        path, _step, text = key
+        try:
+            score = self.app.memo.score(path, text)
+        except Exception as exc:  # noqa: BLE001 - no figures rather than an error dialog
+            self.post_message(MemoScored(key, None, str(exc)))
+            return
+        self.post_message(MemoScored(key, score))
+
+    @on(MemoScored)
+    def _memo_scored(self, message: MemoScored) -> None:
+        if message.key == self._memo_key and message.score is not None:
+            self.memo_score = message.score
+            self.refresh_view()
 
     # -- actions -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:

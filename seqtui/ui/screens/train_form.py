@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on
+import json
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -25,6 +27,19 @@ from textual.widgets import Button, Input, Label, Static
 from seqtui.engine.config import RunConfig, field_kind, settings
 from seqtui.errors import SeqtuiError
 from seqtui.ui.widgets.choice import Choice
+
+ESTIMATE_DEBOUNCE = 0.6   # seconds of no typing before the (calibrating) estimate starts
+
+
+def estimate_line(config: dict) -> str:
+    """Parameters, memory and the estimated duration of a validated config (``Estimate.line``).
+    Loads the corpus and may time a few steps (numba): call it in a worker thread."""
+    from seqtui.engine.config import RunConfig
+    from seqtui.engine.estimate import estimate_for
+    from seqtui.ui.screens.base import DATASET_LOCK
+
+    with DATASET_LOCK:
+        return estimate_for(RunConfig.from_dict(config)).line()
 
 
 @dataclass(frozen=True)
@@ -187,12 +202,21 @@ class TrainForm(Vertical):
         config: dict
         name: str | None
 
+    class Estimated(Message):
+        def __init__(self, key: str, line: str | None, error: str | None = None) -> None:
+            super().__init__()
+            self.key, self.line, self.error = key, line, error
+
     def __init__(self, corpus_names: list[str] | None = None, corpus: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.corpus_names = corpus_names or []
         self._values = default_values(corpus)
         self._lr_touched = False
         self.valid_config: dict | None = None
+        self.estimate: str | None = None      # the line shown for the current config
+        self._estimate_key: str | None = None
+        self._estimate_timer = None
+        self._estimates: dict[str, tuple[str | None, str | None]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("New run — every option of `seqtui train`; ctrl+s or Start launches it", id="form-title")
@@ -206,6 +230,7 @@ class TrainForm(Vertical):
                     yield Label(spec.label, classes="field-label")
                     yield self._control(spec)
         yield Static("", id="form-status")
+        yield Static("", id="form-estimate")
         with Horizontal(id="form-buttons"):
             yield Button("Start", id="form-start", variant="primary", compact=True)
             yield Button("Cancel", id="form-cancel", compact=True)
@@ -270,6 +295,52 @@ class TrainForm(Vertical):
         else:
             status.update(Text("✓ " + summary_line(cfg), style="green"))
         self.query_one("#form-start", Button).disabled = cfg is None
+        self._schedule_estimate(cfg)
+
+    # -- the estimate (parameters, memory, duration) ---------------------------------------------
+    def _schedule_estimate(self, cfg: dict | None) -> None:
+        key = json.dumps(cfg, sort_keys=True, default=str) if cfg is not None else None
+        if key == self._estimate_key:
+            return
+        self._estimate_key = key
+        if self._estimate_timer is not None:
+            self._estimate_timer.stop()
+            self._estimate_timer = None
+        line = self.query_one("#form-estimate", Static)
+        if key is None:
+            self.estimate = None
+            line.update("")
+            return
+        if key in self._estimates:
+            self._show_estimate(key, *self._estimates[key])
+            return
+        self.estimate = None
+        line.update(Text("  estimating parameters, memory and time…", style="dim italic"))
+        self._estimate_timer = self.set_timer(ESTIMATE_DEBOUNCE, lambda: self._estimate(key, cfg))
+
+    @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
+    def _estimate(self, key: str, cfg: dict) -> None:
+        estimator = getattr(self.app, "estimator", None) or estimate_line
+        try:
+            self.post_message(self.Estimated(key, estimator(cfg)))
+        except SeqtuiError as exc:
+            self.post_message(self.Estimated(key, None, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - the form stays usable without an estimate
+            self.post_message(self.Estimated(key, None, f"{type(exc).__name__}: {exc}"))
+
+    @on(Estimated)
+    def _estimated(self, message: "TrainForm.Estimated") -> None:
+        self._estimates[message.key] = (message.line, message.error)
+        if message.key == self._estimate_key:
+            self._show_estimate(message.key, message.line, message.error)
+
+    def _show_estimate(self, key: str, line: str | None, error: str | None) -> None:
+        self.estimate = line
+        widget = self.query_one("#form-estimate", Static)
+        if line:
+            widget.update(Text("  ≈ " + line, style="bold", no_wrap=True, overflow="ellipsis"))
+        else:
+            widget.update(Text(f"  no estimate: {error}", style="dim", no_wrap=True, overflow="ellipsis"))
 
     # -- submitting --------------------------------------------------------------------------------
     def action_submit(self) -> None:

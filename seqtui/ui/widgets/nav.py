@@ -8,15 +8,32 @@ from textual.widgets import Static
 from seqtui.ui.screen_list import SCREENS
 
 
-def nav_text(current: str, status: str = "", width: int = 80) -> Text:
-    """``seqtui  F2 Corpora  F3 Train ...`` with the current screen highlighted, status at the right."""
+def _tabs(current: str, style: str) -> Text:
+    """The screen tabs: ``full`` labels, ``short`` labels, or ``keys`` (labels only for the current one)."""
     out = Text(no_wrap=True, overflow="ellipsis")
-    out.append(" seqtui ", style="bold reverse")
+    if style == "full":
+        out.append(" seqtui ", style="bold reverse")
     for entry in SCREENS:
+        here = entry.mode == current
         out.append(" ")
-        style = "bold reverse" if entry.mode == current else ""
-        out.append(f"{entry.fkey.upper()}", style="dim" if entry.mode != current else style)
-        out.append(f" {entry.label} ", style=style or "")
+        out.append(f"{entry.fkey.upper()}", style="bold reverse" if here else "dim")
+        if here or style != "keys":
+            label = entry.label if style == "full" or here else entry.short_label
+            out.append(f" {label} ", style="bold reverse" if here else "")
+    return out
+
+
+def nav_text(current: str, status: str = "", width: int = 80) -> Text:
+    """``seqtui  F2 Corpora  F3 Train ...`` with the current screen highlighted, status at the right.
+
+    The status (the attached run's name) is shown whole: when it does not fit, the other screens'
+    labels get shorter, then only their function keys remain; only then is the name cut."""
+    out = _tabs(current, "full")
+    if status:
+        for style in ("full", "short", "keys"):
+            out = _tabs(current, style)
+            if width - out.cell_len - 2 >= len(status):
+                break
     room = width - out.cell_len - 2
     if status and room >= 4:
         if len(status) > room:

@@ -147,7 +147,7 @@ class PerplexityPlot(PlotextPlot):
             label, value = self._reference
             ys.append(value)
             if xs:
-                plt.plot([min(xs), max(xs)], [math.log(value)] * 2, marker="dot", color="gray")
+                plt.plot([min(xs), max(xs)], [math.log(value)] * 2, marker=REFERENCE_MARKER, color="gray")
         if not xs:
             plt.title(self.empty_message)
             plt.yticks([], [])
@@ -171,15 +171,27 @@ class PerplexityPlot(PlotextPlot):
         out = Text()
         for s in self._series:
             if s.points:
-                out.append(f" ━ {s.label}", style=rich_color(s.color))
+                out.append(f" {marker_glyph(s.marker)} {s.label}", style=rich_color(s.color))
         if self._reference is not None:
-            out.append(f" ┄ {self._reference[0]} {self._reference[1]:.3g}", style="dim")
+            out.append(f" {REFERENCE_MARKER} {self._reference[0]} {self._reference[1]:.3g}",
+                       style=rich_color("gray"))
         return out
 
 
-_RICH_COLORS = {"orange": "dark_orange", "gray": "grey50"}
+# plotext's colour names are the 16 ANSI colours ("orange" is ANSI 3): the legend uses the same
+# ones, so it matches the curves in every colour mode and --ansi never gets 256-colour styles.
+_RICH_COLORS = {"orange": "yellow", "orange+": "bright_yellow", "gray": "bright_black", "gray+": "white"}
+REFERENCE_MARKER = "┄"  # the n-gram line: drawn and listed with this glyph
+# The glyph a plotext marker draws, for legends: curves differ by glyph, not only by colour (NO_COLOR).
+_MARKER_GLYPHS = {"braille": "⠤", "hd": "▄", "fhd": "▟", "dot": "•", "sd": "█"}
+
+
+def marker_glyph(marker: str) -> str:
+    return _MARKER_GLYPHS.get(marker, marker[:1] or "━")
 
 
 def rich_color(plotext_color: str) -> str:
+    if plotext_color in _RICH_COLORS:
+        return _RICH_COLORS[plotext_color]
     name = plotext_color.rstrip("+")
-    return _RICH_COLORS.get(name, name)
+    return ("bright_" + name) if plotext_color.endswith("+") else _RICH_COLORS.get(name, name)

@@ -18,7 +18,8 @@ class SamplePanel(Static):
         self.border_title = title
         self._key: tuple | None = None
 
-    def show(self, text: str, title: str | None = None, subtitle: str = "", style: str = "") -> None:
+    def show(self, text: str | Text, title: str | None = None, subtitle: str = "", style: str = "") -> None:
+        """Show plain ``text`` (never markup) or a prepared Text (highlighted spans)."""
         key = (text, title, subtitle, style)
         if key == self._key:
             return
@@ -26,8 +27,11 @@ class SamplePanel(Static):
         if title is not None:
             self.border_title = title
         self.border_subtitle = subtitle
-        self.update(Text(text, style=style))
+        self.update(text if isinstance(text, Text) else Text(text, style=style))
 
     @property
     def text(self) -> str:
-        return self._key[0] if self._key else ""
+        if not self._key:
+            return ""
+        text = self._key[0]
+        return text.plain if isinstance(text, Text) else text

@@ -15,6 +15,16 @@ STATUS_STYLE = {"running": "bold green", "stopped": "yellow", "finished": "bold 
                 "gone": "bold yellow"}
 
 
+def status_style(status: str) -> str:
+    """The style of a status word; under NO_COLOR a failure is reversed (red turns to a grey that
+    vanished on the runs table's grey stripes)."""
+    import os
+
+    if status == "failed" and os.environ.get("NO_COLOR") is not None:
+        return "bold reverse"
+    return STATUS_STYLE.get(status, "")
+
+
 def sparkline(values: list[float], ceiling: float | None = None) -> str:
     """Block characters scaled to max(values, ceiling); empty input gives an empty string."""
     if not values:
@@ -37,7 +47,7 @@ def stats_table(state: RunState, now: float | None = None) -> Table:
     t.add_column(no_wrap=True, overflow="ellipsis")
     status = state.status
     mark = STATUS_MARK.get(status, "?")
-    status_text = Text(f"{mark} {status}", style=STATUS_STYLE.get(status, ""))
+    status_text = Text(f"{mark} {status}", style=status_style(status))
     if state.reason and status != "running" and state.reason != status:
         status_text.append(f" ({state.reason})", style="dim")
     t.add_row("status", status_text)
