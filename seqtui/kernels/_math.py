@@ -222,6 +222,23 @@ def _tile(typingctx, c, c_off, ldc, a, a_off, a_si, a_sk, mr, w, w_off, ldw, K, 
     return sig, codegen
 
 
+KB = 128  # k block of _strip_rows: a (KB, NR) block of a strip (16 KB fp32) stays in L1
+
+
+@njit(inline="always")
+def _strip_rows(buf, c_off, ldc, a, a_off, lda, B, wp, w_off, K):
+    """buf[i·ldc + c_off + n] = Σ_k a[a_off + i·lda + k] · wp[w_off + k·NR + n] for all B rows
+    i (rounded up to whole MR blocks: buf needs that many rows) and n < NR: one panel strip
+    (K, NR) times B rows of a, in k blocks of KB so that each block of the strip is loaded into
+    L1 once and reused by every MR-row block. Each element is the same fused multiply-add chain
+    over k = 0..K-1 as one unblocked ``_tile`` (the blocks accumulate in buf). K ≥ 1."""
+    for k0 in range(0, K, KB):
+        kc = min(KB, K - k0)
+        for r0 in range(0, B, MR):
+            _tile(buf, r0 * ldc + c_off, ldc, a, a_off + r0 * lda + k0, lda, 1, min(MR, B - r0),
+                  wp, w_off + k0 * NR, NR, kc, k0 > 0)
+
+
 def panel_index(H: int, gates: int, nparts: int, forward: bool) -> tuple[np.ndarray, np.ndarray]:
     """Which weight row (forward) or column (backward) feeds each panel column, and where each
     part's strips start.

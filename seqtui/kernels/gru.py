@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from seqtui.kernels._math import MR, NR, _add, _cols, _sigmoid_sum, _tanh, _tile
+from seqtui.kernels._math import MR, NR, _add, _cols, _sigmoid_sum, _strip_rows, _tanh
 from seqtui.kernels.config import NJIT_PARALLEL
 
 
@@ -39,7 +39,7 @@ def gru_forward(hs, acts, xg, wp, strip0, b_hh, nparts):
     smax = 0
     for p in range(nparts):
         smax = max(smax, strip0[p + 1] - strip0[p])
-    scratch = np.empty((nparts, MR * smax * NR), dtype=hs.dtype)
+    scratch = np.empty((nparts, -(-B // MR) * MR * smax * NR), dtype=hs.dtype)
     for t in range(T):
         for p in prange(nparts):
             c0, c1 = _cols(p, nparts, H)
@@ -49,30 +49,26 @@ def gru_forward(hs, acts, xg, wp, strip0, b_hh, nparts):
             ldc = ns * NR
             buf = scratch[p]
             bn = b_hh[2 * H + c0 : 2 * H + c1]
-            for r0 in range(0, B, MR):
-                mr = min(MR, B - r0)
-                for q in range(ns):
-                    _tile(buf, q * NR, ldc, hs, (t * B + r0) * H, H, 1, mr,
-                          wp, (s0 + q) * H * NR, NR, H, False)
-                for i in range(mr):
-                    b = r0 + i
-                    x = xg[t, b]
-                    a = buf[i * ldc : i * ldc + 3 * c]
-                    g = acts[t, b]
-                    r = g[c0:c1]
-                    z = g[H + c0 : H + c1]
-                    n = g[2 * H + c0 : 2 * H + c1]
-                    hn = g[3 * H + c0 : 3 * H + c1]
-                    _sigmoid_sum(r, x[c0:c1], a[:c])
-                    _sigmoid_sum(z, x[H + c0 : H + c1], a[c : 2 * c])
-                    _add(hn, a[2 * c :], bn)
-                    xn = x[2 * H + c0 : 2 * H + c1]
-                    for j in range(c):
-                        n[j] = _tanh(xn[j] + r[j] * hn[j])
-                    hp = hs[t, b, c0:c1]
-                    ho = hs[t + 1, b, c0:c1]
-                    for j in range(c):
-                        ho[j] = n[j] + z[j] * (hp[j] - n[j])
+            for q in range(ns):
+                _strip_rows(buf, q * NR, ldc, hs, t * B * H, H, B, wp, (s0 + q) * H * NR, H)
+            for b in range(B):
+                x = xg[t, b]
+                a = buf[b * ldc : b * ldc + 3 * c]
+                g = acts[t, b]
+                r = g[c0:c1]
+                z = g[H + c0 : H + c1]
+                n = g[2 * H + c0 : 2 * H + c1]
+                hn = g[3 * H + c0 : 3 * H + c1]
+                _sigmoid_sum(r, x[c0:c1], a[:c])
+                _sigmoid_sum(z, x[H + c0 : H + c1], a[c : 2 * c])
+                _add(hn, a[2 * c :], bn)
+                xn = x[2 * H + c0 : 2 * H + c1]
+                for j in range(c):
+                    n[j] = _tanh(xn[j] + r[j] * hn[j])
+                hp = hs[t, b, c0:c1]
+                ho = hs[t + 1, b, c0:c1]
+                for j in range(c):
+                    ho[j] = n[j] + z[j] * (hp[j] - n[j])
 
 
 @njit(**NJIT_PARALLEL)
@@ -90,7 +86,7 @@ def gru_backward(dgi, dgh, norms, dhs, hs, acts, wp, strip0, carry_scale, nparts
     smax = 0
     for p in range(nparts):
         smax = max(smax, strip0[p + 1] - strip0[p])
-    scratch = np.empty((nparts, MR * smax * NR), dtype=hs.dtype)
+    scratch = np.empty((nparts, -(-B // MR) * MR * smax * NR), dtype=hs.dtype)
     dh = np.zeros((B, H), dtype=hs.dtype)  # ∂L/∂h_t (then h_{t-1}); each part owns its columns
     for t in range(T - 1, -1, -1):
         s = carry_scale[t + 1] if t + 1 < T else 0.0
@@ -103,45 +99,41 @@ def gru_backward(dgi, dgh, norms, dhs, hs, acts, wp, strip0, carry_scale, nparts
             ldc = ns * NR
             buf = scratch[p]
             sq = 0.0
-            for r0 in range(0, B, MR):
-                mr = min(MR, B - r0)
+            if s != 0.0:
+                for q in range(ns):
+                    _strip_rows(buf, q * NR, ldc, dgh, (t + 1) * B * G, G, B, wp, (s0 + q) * G * NR, G)
+            for b in range(B):
+                d = dh[b, c0:c1]
+                up = dhs[t, b, c0:c1]
                 if s != 0.0:
-                    for q in range(ns):
-                        _tile(buf, q * NR, ldc, dgh, ((t + 1) * B + r0) * G, G, 1, mr,
-                              wp, (s0 + q) * G * NR, NR, G, False)
-                for i in range(mr):
-                    b = r0 + i
-                    d = dh[b, c0:c1]
-                    up = dhs[t, b, c0:c1]
-                    if s != 0.0:
-                        zn = acts[t + 1, b, H + c0 : H + c1]
-                        a = buf[i * ldc : i * ldc + c]
-                        for j in range(c):
-                            d[j] = up[j] + sc * (d[j] * zn[j] + a[j])
-                    else:
-                        d[:] = up
+                    zn = acts[t + 1, b, H + c0 : H + c1]
+                    a = buf[b * ldc : b * ldc + c]
                     for j in range(c):
-                        sq += np.float64(d[j]) * np.float64(d[j])
-                    g = acts[t, b]
-                    r = g[c0:c1]
-                    z = g[H + c0 : H + c1]
-                    n = g[2 * H + c0 : 2 * H + c1]
-                    hn = g[3 * H + c0 : 3 * H + c1]
-                    hp = hs[t, b, c0:c1]
-                    gi = dgi[t, b]
-                    gh = dgh[t, b]
-                    dr = gi[c0:c1]
-                    dz = gi[H + c0 : H + c1]
-                    dn = gi[2 * H + c0 : 2 * H + c1]
-                    for j in range(c):
-                        dn[j] = d[j] * (one - z[j]) * (one - n[j] * n[j])
-                    for j in range(c):
-                        dz[j] = d[j] * (hp[j] - n[j]) * z[j] * (one - z[j])
-                    for j in range(c):
-                        dr[j] = dn[j] * hn[j] * r[j] * (one - r[j])
-                    gh[c0:c1] = dr
-                    gh[H + c0 : H + c1] = dz
-                    dhn = gh[2 * H + c0 : 2 * H + c1]
-                    for j in range(c):
-                        dhn[j] = dn[j] * r[j]
+                        d[j] = up[j] + sc * (d[j] * zn[j] + a[j])
+                else:
+                    d[:] = up
+                for j in range(c):
+                    sq += np.float64(d[j]) * np.float64(d[j])
+                g = acts[t, b]
+                r = g[c0:c1]
+                z = g[H + c0 : H + c1]
+                n = g[2 * H + c0 : 2 * H + c1]
+                hn = g[3 * H + c0 : 3 * H + c1]
+                hp = hs[t, b, c0:c1]
+                gi = dgi[t, b]
+                gh = dgh[t, b]
+                dr = gi[c0:c1]
+                dz = gi[H + c0 : H + c1]
+                dn = gi[2 * H + c0 : 2 * H + c1]
+                for j in range(c):
+                    dn[j] = d[j] * (one - z[j]) * (one - n[j] * n[j])
+                for j in range(c):
+                    dz[j] = d[j] * (hp[j] - n[j]) * z[j] * (one - z[j])
+                for j in range(c):
+                    dr[j] = dn[j] * hn[j] * r[j] * (one - r[j])
+                gh[c0:c1] = dr
+                gh[H + c0 : H + c1] = dz
+                dhn = gh[2 * H + c0 : 2 * H + c1]
+                for j in range(c):
+                    dhn[j] = dn[j] * r[j]
             norms[p, t] = sq

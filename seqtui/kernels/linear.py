@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from seqtui.kernels._math import MR, NR, _tile
+from seqtui.kernels._math import MR, NR, _strip_rows, _tile
 from seqtui.kernels.config import NJIT_PARALLEL
 
 KC = 192  # k block of the weight-gradient product
+CHUNK = 4  # MR-row blocks per chunk of matmul_panel (each strip block is reused by all of them)
 
 
 @njit(**NJIT_PARALLEL)
@@ -63,8 +64,9 @@ def onehot_backward(dw_t, dbias, dxg, ids, nparts):
 def matmul_panel(out, a, wp, bias, nparts):
     """out (M, N) = a (M, K) @ W + bias, W given as NR-column panel strips wp (S·K·NR,) from
     ``pack_panel`` (S·NR ≥ N; e.g. Wᵀ of a weight W (N, K) packed by rows). ``bias`` (N,) or
-    empty. Parts own blocks of MR rows; each tile lands in the part's scratch and its N valid
-    columns are copied out with the bias added. Each element is one fused multiply-add chain
+    empty. Parts own blocks of MR rows, taken CHUNK blocks at a time: each k block of a strip is
+    reused from L1 by all of them (``_strip_rows``); the tiles land in the part's scratch and
+    their N valid columns are copied out with the bias added. Each element is one fused multiply-add chain
     over k = 0..K-1, so neither parts nor threads change a bit.
     """
     M, K = a.shape
@@ -72,15 +74,16 @@ def matmul_panel(out, a, wp, bias, nparts):
     S = wp.shape[0] // (K * NR) if K > 0 else 0
     ldc = S * NR
     nrb = -(-M // MR)
-    scratch = np.empty((nparts, MR * ldc), dtype=out.dtype)
+    scratch = np.empty((nparts, CHUNK * MR * ldc), dtype=out.dtype)
     with_bias = bias.shape[0] > 0
     for p in prange(nparts):
         buf = scratch[p]
-        for rb in range(p * nrb // nparts, (p + 1) * nrb // nparts):
+        rb1 = (p + 1) * nrb // nparts
+        for rb in range(p * nrb // nparts, rb1, CHUNK):
             i0 = rb * MR
-            mr = min(MR, M - i0)
+            mr = min(min(rb + CHUNK, rb1) * MR, M) - i0
             for s in range(S):
-                _tile(buf, s * NR, ldc, a, i0 * K, K, 1, mr, wp, s * K * NR, NR, K, False)
+                _strip_rows(buf, s * NR, ldc, a, i0 * K, K, mr, wp, s * K * NR, K)
             if K == 0:
                 buf[:] = 0
             for i in range(mr):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from seqtui.kernels._math import MR, NR, _cols, _sigmoid_sum, _tanh, _tanh_sum, _tile
+from seqtui.kernels._math import MR, NR, _cols, _sigmoid_sum, _strip_rows, _tanh, _tanh_sum
 from seqtui.kernels.config import NJIT_PARALLEL
 
 
@@ -35,7 +35,7 @@ def lstm_forward(hs, cs, acts, xg, wp, strip0, nparts):
     smax = 0
     for p in range(nparts):
         smax = max(smax, strip0[p + 1] - strip0[p])
-    scratch = np.empty((nparts, MR * smax * NR), dtype=hs.dtype)
+    scratch = np.empty((nparts, -(-B // MR) * MR * smax * NR), dtype=hs.dtype)
     for t in range(T):
         for p in prange(nparts):
             c0, c1 = _cols(p, nparts, H)
@@ -44,34 +44,30 @@ def lstm_forward(hs, cs, acts, xg, wp, strip0, nparts):
             ns = strip0[p + 1] - s0
             ldc = ns * NR
             buf = scratch[p]
-            for r0 in range(0, B, MR):
-                mr = min(MR, B - r0)
-                for q in range(ns):
-                    _tile(buf, q * NR, ldc, hs, (t * B + r0) * H, H, 1, mr,
-                          wp, (s0 + q) * H * NR, NR, H, False)
-                for ii in range(mr):
-                    b = r0 + ii
-                    x = xg[t, b]
-                    a = buf[ii * ldc : ii * ldc + 4 * c]
-                    g = acts[t, b]
-                    i = g[c0:c1]
-                    f = g[H + c0 : H + c1]
-                    gg = g[2 * H + c0 : 2 * H + c1]
-                    o = g[3 * H + c0 : 3 * H + c1]
-                    tc = g[4 * H + c0 : 4 * H + c1]
-                    _sigmoid_sum(i, x[c0:c1], a[:c])
-                    _sigmoid_sum(f, x[H + c0 : H + c1], a[c : 2 * c])
-                    _tanh_sum(gg, x[2 * H + c0 : 2 * H + c1], a[2 * c : 3 * c])
-                    _sigmoid_sum(o, x[3 * H + c0 : 3 * H + c1], a[3 * c :])
-                    cp = cs[t, b, c0:c1]
-                    cn = cs[t + 1, b, c0:c1]
-                    for j in range(c):
-                        cn[j] = f[j] * cp[j] + i[j] * gg[j]
-                    for j in range(c):
-                        tc[j] = _tanh(cn[j])
-                    h = hs[t + 1, b, c0:c1]
-                    for j in range(c):
-                        h[j] = o[j] * tc[j]
+            for q in range(ns):
+                _strip_rows(buf, q * NR, ldc, hs, t * B * H, H, B, wp, (s0 + q) * H * NR, H)
+            for b in range(B):
+                x = xg[t, b]
+                a = buf[b * ldc : b * ldc + 4 * c]
+                g = acts[t, b]
+                i = g[c0:c1]
+                f = g[H + c0 : H + c1]
+                gg = g[2 * H + c0 : 2 * H + c1]
+                o = g[3 * H + c0 : 3 * H + c1]
+                tc = g[4 * H + c0 : 4 * H + c1]
+                _sigmoid_sum(i, x[c0:c1], a[:c])
+                _sigmoid_sum(f, x[H + c0 : H + c1], a[c : 2 * c])
+                _tanh_sum(gg, x[2 * H + c0 : 2 * H + c1], a[2 * c : 3 * c])
+                _sigmoid_sum(o, x[3 * H + c0 : 3 * H + c1], a[3 * c :])
+                cp = cs[t, b, c0:c1]
+                cn = cs[t + 1, b, c0:c1]
+                for j in range(c):
+                    cn[j] = f[j] * cp[j] + i[j] * gg[j]
+                for j in range(c):
+                    tc[j] = _tanh(cn[j])
+                h = hs[t + 1, b, c0:c1]
+                for j in range(c):
+                    h[j] = o[j] * tc[j]
 
 
 @njit(**NJIT_PARALLEL)
@@ -88,7 +84,7 @@ def lstm_backward(dg, norms, dhs, cs, acts, wp, strip0, carry_scale, nparts):
     smax = 0
     for p in range(nparts):
         smax = max(smax, strip0[p + 1] - strip0[p])
-    scratch = np.empty((nparts, MR * smax * NR), dtype=cs.dtype)
+    scratch = np.empty((nparts, -(-B // MR) * MR * smax * NR), dtype=cs.dtype)
     dh = np.zeros((B, H), dtype=cs.dtype)  # ∂L/∂h_t; each part owns its columns
     dc = np.zeros((B, H), dtype=cs.dtype)  # ∂L/∂c_t (then c_{t-1})
     for t in range(T - 1, -1, -1):
@@ -102,48 +98,44 @@ def lstm_backward(dg, norms, dhs, cs, acts, wp, strip0, carry_scale, nparts):
             ldc = ns * NR
             buf = scratch[p]
             sq = 0.0
-            for r0 in range(0, B, MR):
-                mr = min(MR, B - r0)
+            if s != 0.0:
+                for q in range(ns):
+                    _strip_rows(buf, q * NR, ldc, dg, (t + 1) * B * G, G, B, wp, (s0 + q) * G * NR, G)
+            for b in range(B):
+                d = dh[b, c0:c1]
+                dcb = dc[b, c0:c1]
+                up = dhs[t, b, c0:c1]
+                g = acts[t, b]
+                o = g[3 * H + c0 : 3 * H + c1]
+                tc = g[4 * H + c0 : 4 * H + c1]
                 if s != 0.0:
-                    for q in range(ns):
-                        _tile(buf, q * NR, ldc, dg, ((t + 1) * B + r0) * G, G, 1, mr,
-                              wp, (s0 + q) * G * NR, NR, G, False)
-                for ii in range(mr):
-                    b = r0 + ii
-                    d = dh[b, c0:c1]
-                    dcb = dc[b, c0:c1]
-                    up = dhs[t, b, c0:c1]
-                    g = acts[t, b]
-                    o = g[3 * H + c0 : 3 * H + c1]
-                    tc = g[4 * H + c0 : 4 * H + c1]
-                    if s != 0.0:
-                        a = buf[ii * ldc : ii * ldc + c]
-                        for j in range(c):
-                            d[j] = up[j] + sc * a[j]
-                        fn = acts[t + 1, b, H + c0 : H + c1]
-                        for j in range(c):
-                            dcb[j] = sc * dcb[j] * fn[j] + d[j] * o[j] * (one - tc[j] * tc[j])
-                    else:
-                        d[:] = up
-                        for j in range(c):
-                            dcb[j] = d[j] * o[j] * (one - tc[j] * tc[j])
+                    a = buf[b * ldc : b * ldc + c]
                     for j in range(c):
-                        sq += np.float64(d[j]) * np.float64(d[j])
-                    i = g[c0:c1]
-                    f = g[H + c0 : H + c1]
-                    gg = g[2 * H + c0 : 2 * H + c1]
-                    cp = cs[t, b, c0:c1]
-                    dgb = dg[t, b]
-                    di = dgb[c0:c1]
-                    df = dgb[H + c0 : H + c1]
-                    dgg = dgb[2 * H + c0 : 2 * H + c1]
-                    do = dgb[3 * H + c0 : 3 * H + c1]
+                        d[j] = up[j] + sc * a[j]
+                    fn = acts[t + 1, b, H + c0 : H + c1]
                     for j in range(c):
-                        di[j] = dcb[j] * gg[j] * i[j] * (one - i[j])
+                        dcb[j] = sc * dcb[j] * fn[j] + d[j] * o[j] * (one - tc[j] * tc[j])
+                else:
+                    d[:] = up
                     for j in range(c):
-                        df[j] = dcb[j] * cp[j] * f[j] * (one - f[j])
-                    for j in range(c):
-                        dgg[j] = dcb[j] * i[j] * (one - gg[j] * gg[j])
-                    for j in range(c):
-                        do[j] = d[j] * tc[j] * o[j] * (one - o[j])
+                        dcb[j] = d[j] * o[j] * (one - tc[j] * tc[j])
+                for j in range(c):
+                    sq += np.float64(d[j]) * np.float64(d[j])
+                i = g[c0:c1]
+                f = g[H + c0 : H + c1]
+                gg = g[2 * H + c0 : 2 * H + c1]
+                cp = cs[t, b, c0:c1]
+                dgb = dg[t, b]
+                di = dgb[c0:c1]
+                df = dgb[H + c0 : H + c1]
+                dgg = dgb[2 * H + c0 : 2 * H + c1]
+                do = dgb[3 * H + c0 : 3 * H + c1]
+                for j in range(c):
+                    di[j] = dcb[j] * gg[j] * i[j] * (one - i[j])
+                for j in range(c):
+                    df[j] = dcb[j] * cp[j] * f[j] * (one - f[j])
+                for j in range(c):
+                    dgg[j] = dcb[j] * i[j] * (one - gg[j] * gg[j])
+                for j in range(c):
+                    do[j] = d[j] * tc[j] * o[j] * (one - o[j])
             norms[p, t] = sq

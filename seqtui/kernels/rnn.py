@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from seqtui.kernels._math import MR, NR, _cols, _tanh, _tile
+from seqtui.kernels._math import MR, NR, _cols, _strip_rows, _tanh
 from seqtui.kernels.config import NJIT_PARALLEL
 
 
@@ -33,7 +33,7 @@ def rnn_forward(hs, xg, wp, strip0, nparts):
     smax = 0
     for p in range(nparts):
         smax = max(smax, strip0[p + 1] - strip0[p])
-    scratch = np.empty((nparts, MR * smax * NR), dtype=hs.dtype)
+    scratch = np.empty((nparts, -(-B // MR) * MR * smax * NR), dtype=hs.dtype)
     for t in range(T):
         for p in prange(nparts):
             c0, c1 = _cols(p, nparts, H)
@@ -42,17 +42,14 @@ def rnn_forward(hs, xg, wp, strip0, nparts):
             ns = strip0[p + 1] - s0
             ldc = ns * NR
             buf = scratch[p]
-            for r0 in range(0, B, MR):
-                mr = min(MR, B - r0)
-                for s in range(ns):
-                    _tile(buf, s * NR, ldc, hs, (t * B + r0) * H, H, 1, mr,
-                          wp, (s0 + s) * H * NR, NR, H, False)
-                for i in range(mr):
-                    x = xg[t, r0 + i, c0:c1]
-                    ho = hs[t + 1, r0 + i, c0:c1]
-                    a = buf[i * ldc : i * ldc + c]
-                    for j in range(c):
-                        ho[j] = _tanh(x[j] + a[j])
+            for s in range(ns):
+                _strip_rows(buf, s * NR, ldc, hs, t * B * H, H, B, wp, (s0 + s) * H * NR, H)
+            for b in range(B):
+                x = xg[t, b, c0:c1]
+                ho = hs[t + 1, b, c0:c1]
+                a = buf[b * ldc : b * ldc + c]
+                for j in range(c):
+                    ho[j] = _tanh(x[j] + a[j])
 
 
 @njit(**NJIT_PARALLEL)
@@ -69,7 +66,7 @@ def rnn_backward(dxg, norms, dhs, hs, wp, strip0, carry_scale, nparts):
     smax = 0
     for p in range(nparts):
         smax = max(smax, strip0[p + 1] - strip0[p])
-    scratch = np.empty((nparts, MR * smax * NR), dtype=hs.dtype)
+    scratch = np.empty((nparts, -(-B // MR) * MR * smax * NR), dtype=hs.dtype)
     for t in range(T - 1, -1, -1):
         s = carry_scale[t + 1] if t + 1 < T else 0.0
         sc = hs.dtype.type(s)
@@ -81,25 +78,21 @@ def rnn_backward(dxg, norms, dhs, hs, wp, strip0, carry_scale, nparts):
             ldc = ns * NR
             buf = scratch[p]
             sq = 0.0
-            for r0 in range(0, B, MR):
-                mr = min(MR, B - r0)
+            if s != 0.0:
+                for q in range(ns):
+                    _strip_rows(buf, q * NR, ldc, dxg, (t + 1) * B * H, H, B, wp, (s0 + q) * H * NR, H)
+            for b in range(B):
+                up = dhs[t, b, c0:c1]
+                h = hs[t + 1, b, c0:c1]
+                d = dxg[t, b, c0:c1]
                 if s != 0.0:
-                    for q in range(ns):
-                        _tile(buf, q * NR, ldc, dxg, ((t + 1) * B + r0) * H, H, 1, mr,
-                              wp, (s0 + q) * H * NR, NR, H, False)
-                for i in range(mr):
-                    b = r0 + i
-                    up = dhs[t, b, c0:c1]
-                    h = hs[t + 1, b, c0:c1]
-                    d = dxg[t, b, c0:c1]
-                    if s != 0.0:
-                        a = buf[i * ldc : i * ldc + c]
-                        for j in range(c):
-                            d[j] = up[j] + sc * a[j]
-                    else:
-                        d[:] = up
+                    a = buf[b * ldc : b * ldc + c]
                     for j in range(c):
-                        sq += np.float64(d[j]) * np.float64(d[j])
-                    for j in range(c):
-                        d[j] = d[j] * (one - h[j] * h[j])
+                        d[j] = up[j] + sc * a[j]
+                else:
+                    d[:] = up
+                for j in range(c):
+                    sq += np.float64(d[j]) * np.float64(d[j])
+                for j in range(c):
+                    d[j] = d[j] * (one - h[j] * h[j])
             norms[p, t] = sq
