@@ -105,13 +105,20 @@ def test_keys_only_session_survives_quit_and_reattaches(tmp_path, monkeypatch):
         tmux.start(SEQTUI)
         tmux.wait(lambda s: "New run" in s and "corpus genesis" in s, 30, "the new-run form")
         # The form has the focus on the corpus field; fields are in rows of two (tab goes across).
+        tmux.wait(lambda s: "parameters" in s, 60, "the form's estimate (the app has settled)")
         tmux.keys("C-u", str(corpus))
+        tmux.wait(lambda s: "on tiny.txt" in s, 20, "the corpus accepted")
         # tab order is row by row over the two columns, as the form lays them out
         order = tab_order()
         at = "corpus"
+        from seqtui.ui.screens.train_form import FIELDS
+
         for key, value in (("steps", "10000000"), ("hidden", "16"), ("progress_every", "50"),
                            ("batch_size", "4"), ("num_steps", "8")):
             tmux.keys(*["Tab"] * tab_distance(order, at, key), "C-u", value)
+            label = re.escape(FIELDS[key].label.strip())  # each field shows its value before the next
+            tmux.wait(lambda s, label=label, value=value: re.search(label + r"\s+" + value + r"\b", s),
+                      20, f"{key} = {value}")
             at = key
         # the summary may wrap (a long corpus path): read it with whitespace collapsed
         tmux.wait(lambda s: "✓ GRU 1×16 on" in s and "B4 T8" in " ".join(s.split()), 10, "a valid form")

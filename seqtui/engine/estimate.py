@@ -165,3 +165,27 @@ def estimate_for(cfg: RunConfig) -> Estimate:
     return estimate(cfg, len(data.dataset.vocab), len(data.train_ids),
                     len(data.val_ids) if data.val_batch else 0)
 
+
+
+def main() -> int:
+    """``python -m seqtui.engine.estimate`` < config JSON: print the estimate line (exit 0) or a
+    one-line error on stderr (exit 2). The app runs this in a child process, so the calibration's
+    compile and timed steps never hold its GIL (its screen keeps its beat)."""
+    import sys
+
+    from seqtui.errors import SeqtuiError
+
+    try:
+        cfg = RunConfig.from_dict(json.loads(sys.stdin.read() or "null"))
+        print(estimate_for(cfg).line())
+    except SeqtuiError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"bad config: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,13 +33,19 @@ ESTIMATE_DEBOUNCE = 0.6   # seconds of no typing before the (calibrating) estima
 
 def estimate_line(config: dict) -> str:
     """Parameters, memory and the estimated duration of a validated config (``Estimate.line``).
-    Loads the corpus and may time a few steps (numba): call it in a worker thread."""
-    from seqtui.engine.config import RunConfig
-    from seqtui.engine.estimate import estimate_for
-    from seqtui.ui.screens.base import DATASET_LOCK
+    It loads the corpus and may compile and time a few steps, so it runs in a child process (the
+    app never trains or compiles in its own: that would hold its GIL); call it from a worker."""
+    import json
+    import subprocess
+    import sys
 
-    with DATASET_LOCK:
-        return estimate_for(RunConfig.from_dict(config)).line()
+    from seqtui.errors import ConfigError
+
+    out = subprocess.run([sys.executable, "-m", "seqtui.engine.estimate"], input=json.dumps(config),
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise ConfigError((out.stderr.strip().splitlines() or ["the estimate failed"])[-1])
+    return out.stdout.strip()
 
 
 @dataclass(frozen=True)
