@@ -28,12 +28,14 @@ def main(argv: list[str] | None = None) -> None:
         run = ["train", args.corpus, "--cell", "gru", "--hidden", "128", "--epochs", str(args.epochs),
                "--val-every", "100", "--sample-every", "200", "--grad-profile-every", "25"]
         subprocess.run([sys.executable, "-m", "seqtui", "warmup", "-q"], env=env, check=True)
-        out = subprocess.run([sys.executable, "-m", "seqtui", *run, "--estimate"], env=env, check=True,
-                             capture_output=True, text=True).stdout.strip()
-        seconds = float(out.split("≈ ")[1].split(" at")[0].replace(" min ", "*60+").replace(" s", "")
-                        .replace(" h ", "*3600+").replace(" min", "*60")) if "≈" in out else float("nan")
-        subprocess.run([sys.executable, "-m", "seqtui", *run, "-q", "--name", "real"], env=env, check=True)
         os.environ.update(env)
+        from seqtui.engine.config import RunConfig
+        from seqtui.engine.estimate import estimate_for
+
+        est = estimate_for(RunConfig(corpus=args.corpus, cell="gru", hidden=128, epochs=args.epochs,
+                                     val_every=100, sample_every=200, grad_profile_every=25))
+        out, seconds = est.line(), est.seconds
+        subprocess.run([sys.executable, "-m", "seqtui", *run, "-q", "--name", "real"], env=env, check=True)
         from seqtui.engine.rundir import RunDir
 
         events = RunDir(Path(tmp) / "data" / "runs" / "real").events()

@@ -46,13 +46,16 @@ class Estimate:
                 f"{self.steps:,} steps ≈ {format_seconds(self.seconds)} at ~{self.tokens_per_s:,.0f} tok/s")
 
 
-def format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float | None) -> str:
+    """``45s``, ``3m 12s``, ``1h 04m``; ``—`` for unknown (the app's ETA uses it too)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
     s = int(round(seconds))
-    if s < 90:
-        return f"{s} s"
-    if s < 5400:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
 def _machine() -> str:

@@ -16,6 +16,10 @@ Part p owns hidden columns [c0, c1). W_hh is packed into NR-column panel strips
 side; its backward strips W_hh's columns [c0, c1).
 Products run MR rows at a time with the register-tiled ``_tile``; the gate arithmetic runs on
 each row block while it is still in L1.
+The part loop, scratch and strip-blocked tile calls repeat in rnn.py, gru.py and lstm.py on
+purpose: each cell fuses its own gate arithmetic into that loop, written in place beside its
+forward/backward twin (a shared driver taking the epilogue as a function is a possible
+follow-up, to be measured first: this loop is the hot path).
 """
 
 from __future__ import annotations

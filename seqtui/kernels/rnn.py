@@ -15,6 +15,10 @@ Each step is one parallel region: part p computes hidden columns [pÂ·H/P, (p+1)Â
 whole previous state with its own panel strips (which stay in its core's L2), MR rows at a time
 with the register-tiled ``_tile`` product, and the elementwise work runs on each row block
 while it is still in L1.
+The part loop, scratch and strip-blocked tile calls repeat in rnn.py, gru.py and lstm.py on
+purpose: each cell fuses its own gate arithmetic into that loop, written in place beside its
+forward/backward twin (a shared driver taking the epilogue as a function is a possible
+follow-up, to be measured first: this loop is the hot path).
 """
 
 from __future__ import annotations

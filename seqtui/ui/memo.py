@@ -70,6 +70,16 @@ class MemoIndexes:
             return None
         return index.score(text, threshold=THRESHOLD)
 
+    def scored(self, key: Any, path: Path, text: str):
+        """The ``MemoScored`` message a screen's worker posts: the figures, or why there are none
+        (an error becomes no figures, never an error dialog)."""
+        from seqtui.ui.messages import MemoScored
+
+        try:
+            return MemoScored(key, self.score(path, text))
+        except Exception as exc:  # noqa: BLE001 - no figures rather than an error dialog
+            return MemoScored(key, None, str(exc))
+
 
 def memo_text(text: str, score: Any, style: str = "") -> Text:
     """The sample with its copied spans highlighted (spans index ``score.text``; when the index

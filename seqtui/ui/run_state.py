@@ -236,15 +236,10 @@ _HANDLERS = {
 
 # -- formatting helpers shared by the widgets ----------------------------------------------------
 def fmt_duration(seconds: float | None) -> str:
-    """``3m 12s``, ``1h 04m``, ``—`` for unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    """``3m 12s``, ``1h 04m``, ``—`` for unknown (one format with the engine's estimate)."""
+    from seqtui.engine.estimate import format_seconds
+
+    return format_seconds(seconds)
 
 
 def fmt_ppl(value: float | None) -> str:

@@ -367,12 +367,7 @@ class GenerateScreen(WorkerErrors, Screen):
     @work(thread=True, exclusive=True, group="memo", exit_on_error=False)
     def _score(self, serial: int, path: Path, text: str) -> None:
         """Thread worker: memorization figures of the continuation (the run's index, built once)."""
-        try:
-            score = self.app.memo.score(path, text)
-        except Exception as exc:  # noqa: BLE001 - no figures rather than an error dialog
-            self.post_message(MemoScored(serial, None, str(exc)))
-            return
-        self.post_message(MemoScored(serial, score))
+        self.post_message(self.app.memo.scored(serial, path, text))
 
     @on(MemoScored)
     def _memo_scored(self, message: MemoScored) -> None:

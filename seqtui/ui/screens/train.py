@@ -168,12 +168,7 @@ class TrainScreen(Screen):
     def _score_sample(self, key: tuple) -> None:
         """Thread worker: the sample's memorization figures (builds the run's index once)."""
         path, _step, text = key
-        try:
-            score = self.app.memo.score(path, text)
-        except Exception as exc:  # noqa: BLE001 - no figures rather than an error dialog
-            self.post_message(MemoScored(key, None, str(exc)))
-            return
-        self.post_message(MemoScored(key, score))
+        self.post_message(self.app.memo.scored(key, path, text))
 
     @on(MemoScored)
     def _memo_scored(self, message: MemoScored) -> None:
