@@ -46,3 +46,33 @@ def test_a_trainer_waits_for_a_running_warmup(tmp_path, monkeypatch):
 def test_warmup_refuses_an_unknown_cell(capsys):
     code, _, err = run_main(["warmup", "--cells", "tcn"], capsys)
     assert code == 2 and "unknown cell 'tcn'" in err
+
+
+def test_two_runs_train_side_by_side(tmp_path):
+    """The compile lock is held for the warm-up only: a second run starts training while the
+    first one still trains (before, it waited for the whole first run)."""
+    import json
+    import os
+
+    from _fixtures_engine import tiny_config, tiny_corpus
+
+    from seqtui.engine import runs
+    from seqtui.engine.rundir import RunDir
+
+    corpus = tiny_corpus(tmp_path)
+    a = runs.start_run(tiny_config(corpus, epochs=None, steps=1_000_000, progress_every=50), name="side-a")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(e["type"] == "progress" for e in a.events()):
+        time.sleep(0.1)
+    b = runs.start_run(tiny_config(corpus, epochs=None, steps=20, progress_every=5), name="side-b")
+    try:
+        while time.monotonic() < deadline and not any(e["type"] == "end" for e in b.events()):
+            time.sleep(0.1)
+        assert any(e["type"] == "end" for e in b.events()), "the second run never finished"
+        assert a.info().status == "running"  # b finished while a was still training
+    finally:
+        for run in ("side-a", "side-b"):
+            try:
+                runs.stop_run(run, timeout=60)
+            except Exception:  # noqa: BLE001 - already ended
+                pass

@@ -119,9 +119,11 @@ class Trainer(RunProcess):
 
     @contextlib.contextmanager
     def _compiling(self):
-        """Report each kernel Numba compiles (cache hits are silent), and wait for a running
-        ``seqtui warmup`` instead of compiling the same kernels again."""
-        from seqtui.engine.warmup import compile_lock, watch_compiles
+        """Report each kernel Numba compiles (cache hits are silent), and hold the compile lock
+        until the warm-up is done: a running ``seqtui warmup`` (or another trainer's warm-up) is
+        waited for instead of compiling the same kernels twice. The lock is released after the
+        warm-up (``_release_compile_lock``), so runs train side by side."""
+        from seqtui.engine.warmup import compile_lock, start_extras, watch_compiles
 
         self._compiled = 0
 
@@ -129,15 +131,21 @@ class Trainer(RunProcess):
             self._compiled += 1
             self._try_emit("compile", state="kernel", kernel=name, seconds=seconds, count=self._compiled)
 
-        from seqtui.engine.warmup import start_extras
-
         helper = start_extras(self.cfg.cell, self.cfg.dtype)  # sampling + n-gram on the other core
+        self._lock = contextlib.ExitStack()
         try:
-            with compile_lock(shared=False), watch_compiles(compiled):
+            self._lock.enter_context(compile_lock(shared=False))
+            with watch_compiles(compiled):
                 yield
         finally:
+            self._lock.close()
             if helper is not None and helper.poll() is None:
                 helper.terminate()
+
+    def _release_compile_lock(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.close()
 
     # -- the run, top to bottom -----------------------------------------------------------------
     def _train(self) -> str:
@@ -158,6 +166,7 @@ class Trainer(RunProcess):
         self._baseline_due = bool(self.data.val_batch and not resumed)  # after the first progress
         if self.stop_reason is None:  # a signal during data loading: stop without compiling
             self._warm_up(*first.batch(0))
+        self._release_compile_lock()
         self.sampler = _Sampler(cfg, self.vocab,
                                 self.data.val_ids if self.data.val_batch else self.data.train_ids)
         self._interval = _Interval()
@@ -345,6 +354,7 @@ class Trainer(RunProcess):
         # the sampling kernels are not compiled here: a helper process compiles them meanwhile
         # (``_compiling``), so the first sample loads them from the cache
         self._emit("compile", state="done", seconds=time.perf_counter() - t0)
+        self._release_compile_lock()  # compiled: other runs may start compiling now
 
     def _validate(self, num_batches: int, carried: bool) -> None:
         """Perplexity on (at most VAL_TOKENS_LIMIT of) the held-out tail; a new best is saved."""
