@@ -36,10 +36,11 @@ def run(corpus: str = "kjv", preset: str = "raw", repeat: int = 5, python_repeat
     out_dir = Path(tempfile.mkdtemp(prefix="seqtui-bench-words-"))
 
     def numba_path():
-        return text_mod._encode_words(data, path, cfg, out_dir / "numba.npy", None)
+        return text_mod._encode_words(data, text_mod._Where(path, 0), cfg, out_dir / "numba.npy", None)[:3]
 
     def python_path():
-        return text_mod._encode_words_reference(data, path, cfg, out_dir / "python.npy", None)
+        return text_mod._encode_words_reference(data, text_mod._Where(path, 0), cfg, out_dir / "python.npy",
+                                                None)[:3]
 
     t0 = time.perf_counter()
     v1, c1, tmp1 = numba_path()  # first call: loads or compiles the kernel
