@@ -44,7 +44,8 @@ def encode_python(raw: bytes):
     return vocab, ids
 
 
-def _time(fn, repeat: int) -> list[float]:
+def time_calls(fn, repeat: int) -> list[float]:
+    """Wall seconds of ``repeat`` calls of ``fn`` (the benches' one timing loop)."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -66,8 +67,8 @@ def run(corpus: str = "kjv", repeat: int = 5, python_repeat: int = 2) -> dict:
     v_py, ids_py = encode_python(raw)
     if v_fast != v_py or not np.array_equal(ids_fast, ids_py):
         raise AssertionError("Numba and Python encodings differ")
-    numba_s = statistics.median(_time(lambda: encode_numba(data), repeat))
-    python_s = statistics.median(_time(lambda: encode_python(raw), python_repeat))
+    numba_s = statistics.median(time_calls(lambda: encode_numba(data), repeat))
+    python_s = statistics.median(time_calls(lambda: encode_python(raw), python_repeat))
     mb = len(raw) / 1e6
     return {
         "corpus": corpus,

@@ -16,14 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _time(fn, repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+from .bench_encode import time_calls
 
 
 def run(corpus: str = "kjv", preset: str = "raw", repeat: int = 5, python_repeat: int = 3) -> dict:
@@ -49,8 +42,8 @@ def run(corpus: str = "kjv", preset: str = "raw", repeat: int = 5, python_repeat
     if v1 != v2 or not np.array_equal(c1, c2) or not np.array_equal(np.load(tmp1), np.load(tmp2)):
         raise AssertionError("Numba and Python word tokenizations differ")
     # best of N: other processes on a shared machine only ever add time
-    numba_s = min(_time(numba_path, repeat))
-    python_s = min(_time(python_path, python_repeat))
+    numba_s = min(time_calls(numba_path, repeat))
+    python_s = min(time_calls(python_path, python_repeat))
     mb = data.shape[0] / 1e6
     return {"corpus": corpus, "preset": preset, "bytes": int(data.shape[0]), "words": int(c1.sum()),
             "vocab_size": len(v1), "numba_first_call_s": first, "numba_s": numba_s, "python_s": python_s,

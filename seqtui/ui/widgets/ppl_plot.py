@@ -90,7 +90,26 @@ def fmt_step(n: int) -> str:
     return str(n)
 
 
-class PerplexityPlot(PlotextPlot):
+class FramelessPlot(PlotextPlot):
+    """A plotext plot rebuilt for its width on every render, on a cleared, frameless canvas."""
+
+    def render(self):
+        self._build(max(self.size.width, 20))
+        return super().render()
+
+    def _build(self, width: int) -> None:  # pragma: no cover - every plot draws its own
+        raise NotImplementedError
+
+    def _fresh(self):
+        """The cleared canvas (``plotext``) to draw on."""
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.frame(False)
+        return plt
+
+
+class PerplexityPlot(FramelessPlot):
     """Training/validation perplexity against step, with an optional horizontal reference line."""
 
     DEFAULT_CSS = """
@@ -122,15 +141,8 @@ class PerplexityPlot(PlotextPlot):
     def reference(self) -> tuple[str, float] | None:
         return self._reference
 
-    def render(self):
-        self._build(max(self.size.width, 20))
-        return super().render()
-
     def _build(self, width: int) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.frame(False)
+        plt = self._fresh()
         plt.xlabel("")
         ys: list[float] = []
         xs: list[float] = []

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from rich.text import Text
-from textual_plotext import PlotextPlot
+
+from seqtui.ui.widgets.ppl_plot import FramelessPlot
 
 # (legend glyph, plotext marker, colour) of each curve
 DATA_STYLE = ("⠒", "braille", "gray")
@@ -45,7 +46,7 @@ def strided(x: Sequence[float], y: Sequence[float], max_points: int) -> tuple[li
     return [p[0] for p in keep], [p[1] for p in keep]
 
 
-class SeriesPlot(PlotextPlot):
+class SeriesPlot(FramelessPlot):
     DEFAULT_CSS = """
     SeriesPlot { width: 1fr; height: 1fr; min-height: 6; }
     """
@@ -78,15 +79,8 @@ class SeriesPlot(PlotextPlot):
             out.append(" │ val→ ", style="bold")
         return out
 
-    def render(self):
-        self._build(max(self.size.width, 20))
-        return super().render()
-
     def _build(self, width: int) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.frame(False)
+        plt = self._fresh()
         v = self.view
         if v is None or not v.values:
             plt.title(self.empty_message)
