@@ -8,18 +8,12 @@ import sys
 
 import pytest
 
-from seqtui.cli import main
+from _fixtures_engine import run_main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    """Run `seqtui ARGV` in-process through the real entry point; (exit code, stdout, stderr)."""
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+    """`seqtui ARGV` in-process through the real entry point (the shared fixture)."""
+    return run_main(list(argv), capsys)
 
 
 def assert_one_line_error(code: int, err: str, *needles: str) -> None:
