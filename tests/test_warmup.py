@@ -76,3 +76,49 @@ def test_two_runs_train_side_by_side(tmp_path):
                 runs.stop_run(run, timeout=60)
             except Exception:  # noqa: BLE001 - already ended
                 pass
+
+
+def test_the_helper_compiles_the_backward_pass_alone_and_says_when_it_is_done(tmp_path):
+    """A trainer's helper (``--part backward --report``) compiles the backward kernels, not the
+    forward ones (the trainer compiles those meanwhile), reports each as a JSON line and then
+    that the part is done; a trainer using that cache compiles none of them again."""
+    import json
+    import os
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    env.pop("SEQTUI_NUMBA_CACHE_BASE", None)
+    out = subprocess.run([sys.executable, "-m", "seqtui.engine.warmup", "--cells", "rnn", "--part",
+                          "backward", "--report", "--no-lock"], env=env, capture_output=True,
+                         text=True, timeout=600, check=True).stdout
+    lines = [json.loads(line) for line in out.splitlines()]
+    kernels = {m["kernel"] for m in lines if "kernel" in m}
+    assert {"rnn.rnn_backward", "linear.matmul_tn", "output.softmax_ce_forward_backward"} <= kernels
+    assert "rnn.rnn_forward" not in kernels and "linear.onehot_forward" not in kernels
+    assert lines[-1] == {"done": "backward"}
+    again = subprocess.run(
+        [sys.executable, "-c",
+         "from seqtui.engine.warmup import part_cached, warm, watch_compiles\n"
+         "print(part_cached('backward', 'rnn'), part_cached('backward', 'gru'))\n"
+         "seen = []\n"
+         "with watch_compiles(lambda name, s: seen.append(name)):\n"
+         "    warm('rnn', 'float32', ('model',))\n"
+         "print(','.join(seen))\n"], env=env, capture_output=True, text=True, timeout=600,
+        check=True).stdout.splitlines()
+    assert again[0] == "True False"
+    compiled_after = set(again[1].split(","))
+    assert "rnn.rnn_forward" in compiled_after  # the forward pass was still to compile …
+    assert not compiled_after & {"rnn.rnn_backward", "linear.matmul_tn"}  # … the backward was not
+
+
+def test_a_helper_that_dies_is_not_waited_for(monkeypatch):
+    from seqtui.engine import warmup
+
+    monkeypatch.setattr(warmup, "part_cached", lambda part, cell: False)
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # a helper that exits at once
+    helper = warmup.Helper("rnn", "float32")
+    t0 = time.monotonic()
+    assert helper.wait_for("backward", lambda *a: None, lambda: False, timeout=60) is False
+    assert time.monotonic() - t0 < 30
+    t0 = time.monotonic()
+    assert helper.wait_for("extras", lambda *a: None, lambda: False, timeout=60) is False
+    assert time.monotonic() - t0 < 1  # ended: asking again does not wait

@@ -123,24 +123,23 @@ class Trainer(RunProcess):
         until the warm-up is done: a running ``seqtui warmup`` (or another trainer's warm-up) is
         waited for instead of compiling the same kernels twice. The lock is released after the
         warm-up (``_release_compile_lock``), so runs train side by side."""
-        from seqtui.engine.warmup import compile_lock, start_extras, watch_compiles
+        from seqtui.engine.warmup import Helper, compile_lock, watch_compiles
 
         self._compiled = 0
-
-        def compiled(name: str, seconds: float) -> None:
-            self._compiled += 1
-            self._try_emit("compile", state="kernel", kernel=name, seconds=seconds, count=self._compiled)
-
-        helper = start_extras(self.cfg.cell, self.cfg.dtype)  # sampling + n-gram on the other core
+        # the backward pass, then the n-gram and sampling kernels, compile on the other core
+        self._helper = Helper(self.cfg.cell, self.cfg.dtype)
         self._lock = contextlib.ExitStack()
         try:
             self._lock.enter_context(compile_lock(shared=False))
-            with watch_compiles(compiled):
+            with watch_compiles(self._on_compiled):
                 yield
         finally:
             self._lock.close()
-            if helper is not None and helper.poll() is None:
-                helper.terminate()
+            self._helper.terminate()
+
+    def _on_compiled(self, name: str, seconds: float) -> None:
+        self._compiled += 1
+        self._try_emit("compile", state="kernel", kernel=name, seconds=seconds, count=self._compiled)
 
     def _release_compile_lock(self) -> None:
         lock = getattr(self, "_lock", None)
@@ -348,11 +347,15 @@ class Trainer(RunProcess):
         self._emit("compile", state="start")
         t0 = time.perf_counter()
         B, T = X.shape
-        model.loss_and_grad(X, Y, model.init_state(B), carry_scale_for("full", T))
+        # the forward pass and the optimizer here, while the helper (``_compiling``) compiles the
+        # backward pass; then the first step loads that from the cache. The sampling kernels
+        # follow in the helper, so the first sample loads them too.
         model.evaluate(X[:1], Y[:1], model.init_state(1))
         type(self.opt)(self.cfg.lr).step(model.params.copy(), model.grads.copy())
-        # the sampling kernels are not compiled here: a helper process compiles them meanwhile
-        # (``_compiling``), so the first sample loads them from the cache
+        helper = getattr(self, "_helper", None)
+        if helper is not None:
+            helper.wait_for("backward", self._on_compiled, lambda: self.stop_reason is not None)
+        model.loss_and_grad(X, Y, model.init_state(B), carry_scale_for("full", T))
         self._emit("compile", state="done", seconds=time.perf_counter() - t0)
         self._release_compile_lock()  # compiled: other runs may start compiling now
 

@@ -7,6 +7,9 @@ on disk; a fresh install pays that once. This module:
   event; cache hits are silent), so the trainer and ``seqtui warmup`` can show progress;
 - ``warm(cell, dtype)``: runs every path a training run of that cell uses (encoding, the n-gram
   baseline, forward/backward, clipping, both optimizers, evaluation, sampling) on tiny data;
+- ``Helper``: a trainer's own helper process, compiling the backward pass and then the n-gram and
+  sampling kernels on the other core while the trainer compiles the forward pass; it reports each
+  kernel on a pipe, and the trainer waits for the backward part before its first step;
 - ``python -m seqtui.engine.warmup [--cells gru,lstm] [--jobs N]``: warms several cells in
   parallel processes (each kernel has its own cache file, so N cores cut the wall time by ~N),
   holding a shared lock so a trainer that starts meanwhile waits for the cache instead of
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -79,6 +83,7 @@ def compile_lock(shared: bool) -> Iterator[None]:
 
 
 PARTS = ("model", "extras")  # split so that even one cell compiles on two cores at once
+HELPER_PARTS = ("backward", "extras")  # a trainer's helper: what the trainer itself does not compile
 
 
 def _cached(dispatcher) -> bool:
@@ -89,30 +94,87 @@ def _cached(dispatcher) -> bool:
         return False
 
 
-def extras_cached() -> bool:
-    """Are the kernels beside the training path (n-gram, sampling) compiled already?"""
-    from seqtui.kernels import ngram, sample
+def part_cached(part: str, cell: str) -> bool:
+    """Are the kernels of a helper part (``HELPER_PARTS``) compiled already?"""
+    import importlib
 
+    from seqtui.kernels import linear, ngram, sample
+
+    if part == "backward":
+        cell_kernels = importlib.import_module(f"seqtui.kernels.{cell}")
+        return all(map(_cached, (getattr(cell_kernels, f"{cell}_backward"), linear.matmul_tn)))
     return all(map(_cached, (ngram.count_dense, sample.feed, sample.generate)))
 
 
-def start_extras(cell: str, dtype: str) -> subprocess.Popen | None:
-    """Compile the n-gram and sampling kernels in a second process while this one compiles the
-    training path (a fresh install's first run uses both cores); None when they are cached."""
-    if extras_cached():
-        return None
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "seqtui.engine.warmup", "--part", "extras", "--cells", cell,
-             "--dtype", dtype, "--no-lock", "-q"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except OSError:
-        return None
+class Helper:
+    """A process compiling ``HELPER_PARTS`` of a run's kernels into the shared cache. It prints one
+    JSON line per compiled kernel and per finished part; a thread reads them into a queue."""
+
+    def __init__(self, cell: str, dtype: str) -> None:
+        import queue
+        import threading
+
+        self.parts = [p for p in HELPER_PARTS if not part_cached(p, cell)]
+        self.done: set[str] = set()
+        self.ended = False  # its pipe closed: nothing more will come
+        self.proc: subprocess.Popen | None = None
+        self._lines: queue.Queue = queue.Queue()
+        if not self.parts:
+            return
+        argv = [sys.executable, "-m", "seqtui.engine.warmup", "--cells", cell, "--dtype", dtype,
+                "--no-lock", "--report"]
+        for part in self.parts:
+            argv += ["--part", part]
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            self.parts = []
+            return
+        threading.Thread(target=self._read, name="seqtui-compile-helper", daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict):
+                self._lines.put(msg)
+        self._lines.put(None)  # the helper ended
+
+    def wait_for(self, part: str, on_kernel: Callable[[str, float], None],
+                 stopping: Callable[[], bool], timeout: float = 600.0) -> bool:
+        """Block until the helper has compiled ``part`` (calling ``on_kernel`` for each kernel it
+        reports), it ended, ``stopping()`` or ``timeout``. True if the part is in the cache."""
+        import queue
+
+        if part not in self.parts:
+            return False
+        deadline = time.monotonic() + timeout
+        while (part not in self.done and not self.ended and time.monotonic() < deadline
+               and not stopping()):
+            try:
+                msg = self._lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if msg is None:
+                self.ended = True
+            elif "done" in msg:
+                self.done.add(str(msg["done"]))
+            elif "kernel" in msg:
+                on_kernel(str(msg["kernel"]), float(msg.get("seconds", 0.0)))
+        return part in self.done
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
 
 
 def warm(cell: str = "gru", dtype: str = "float32", parts: tuple[str, ...] = PARTS) -> None:
     """Run, on tiny data, every kernel path a training run of ``cell`` uses: ``model`` (forward,
-    backward, clipping, optimizers, evaluation) and ``extras`` (encoding, n-gram, sampling)."""
+    backward, clipping, optimizers, evaluation) and ``extras`` (encoding, n-gram, sampling);
+    ``backward`` is the backward pass alone (a trainer's helper, ``Helper``)."""
     import numpy as np
 
     from seqtui.data.text import TextConfig, load_dataset
@@ -129,6 +191,9 @@ def warm(cell: str = "gru", dtype: str = "float32", parts: tuple[str, ...] = PAR
                       seed=0, dtype=np.dtype(dtype))
     if "model" in parts:
         _warm_model(model, ids)
+    if "backward" in parts:
+        B, T = 4, 8
+        model.compile_backward(ids[: B * T].reshape(B, T), ids[1: B * T + 1].reshape(B, T))
     if "extras" in parts:
         _warm_extras(model, ds, ids)
 
@@ -166,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--jobs", type=int, default=0, help="parallel processes (default: the cores)")
     parser.add_argument("--quiet", "-q", action="store_true")
-    parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)  # a child: one task here
+    parser.add_argument("--part", action="append", choices=PARTS + HELPER_PARTS[:1],
+                        help=argparse.SUPPRESS)  # a child: these tasks, in order
     parser.add_argument("--no-lock", action="store_true", help=argparse.SUPPRESS)  # a trainer's own helper
+    parser.add_argument("--report", action="store_true", help=argparse.SUPPRESS)  # JSON lines for a Helper
     args = parser.parse_args(argv)
     cells = [c for c in args.cells.split(",") if c]
     from seqtui.models.choices import CELLS, DTYPES
@@ -181,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def say(name: str, seconds: float) -> None:
-        if not args.quiet:
+        if args.report:
+            print(json.dumps({"kernel": name, "seconds": round(seconds, 3)}), flush=True)
+        elif not args.quiet:
             print(f"compiled {name} in {seconds:.1f} s", flush=True)
 
     with (contextlib.nullcontext() if args.no_lock else compile_lock(shared=True)):
@@ -190,8 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         jobs = args.jobs or available_cpus()
         if args.part or jobs == 1:
             with watch_compiles(say):
-                for cell in cells:
-                    warm(cell, args.dtype, (args.part,) if args.part else PARTS)
+                for part in args.part or [",".join(PARTS)]:
+                    for cell in cells:
+                        warm(cell, args.dtype, tuple(part.split(",")))
+                    if args.report:
+                        print(json.dumps({"done": part}), flush=True)
             return 0
         # extras are the same kernels for every cell: compile them once
         pending = [(cell, "model") for cell in cells] + [(cells[0], "extras")]

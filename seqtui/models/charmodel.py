@@ -366,19 +366,32 @@ class CharModel:
     def loss_and_grad(self, X: np.ndarray, Y: np.ndarray, state: np.ndarray | None,
                       carry_scale: np.ndarray | None) -> StepStats:
         """Forward + backward over one window; overwrites ``grads`` with ∂(mean NLL)/∂params."""
+        ids, targets, carry_scale = self._train_args(X, Y, carry_scale)
+        T, B = ids.shape
+        state = self._check_state(state, B)
+        with self._timed("train", T, B):
+            return self._backward(self._forward(ids, state), ids, targets, carry_scale)
+
+    def compile_backward(self, X: np.ndarray, Y: np.ndarray) -> None:
+        """Run only the backward kernels, on a workspace no forward pass has filled (the values
+        mean nothing): a helper process compiles them so while the trainer compiles the forward
+        ones (``engine.warmup``). Leaves ``grads`` undefined."""
+        ids, targets, carry_scale = self._train_args(X, Y, None)
+        self._backward(self._workspace(*ids.shape), ids, targets, carry_scale)
+
+    def _train_args(self, X, Y, carry_scale):
+        """The checked ids, targets (T, B) and carry scale (T,) float64 of a training call."""
         ids = self._check_ids(X, "X")
         targets = self._check_ids(Y, "Y")
         if targets.shape != ids.shape:
             raise ConfigError(f"Y has shape {np.shape(Y)}, expected {np.shape(X)}")
-        T, B = ids.shape
+        T = ids.shape[0]
         if carry_scale is None:
             carry_scale = np.ones(T)
         carry_scale = np.ascontiguousarray(carry_scale, dtype=np.float64)
         if carry_scale.shape != (T,):
             raise ConfigError(f"carry_scale has shape {carry_scale.shape}, expected ({T},)")
-        state = self._check_state(state, B)
-        with self._timed("train", T, B):
-            return self._loss_and_grad(ids, targets, state, carry_scale)
+        return ids, targets, carry_scale
 
     @contextmanager
     def _timed(self, kind: str, T: int, B: int):
@@ -398,13 +411,13 @@ class CharModel:
             yield
         tuner.record(threads, time.perf_counter() - start)
 
-    def _loss_and_grad(self, ids, targets, state, carry_scale) -> StepStats:
+    def _backward(self, ws: _Workspace, ids, targets, carry_scale) -> StepStats:
+        """The loss of the forward pass in ``ws`` and every gradient (into ``grads``)."""
         from seqtui.kernels import gru, linear, lstm, optim, output, rnn
 
         T, B = ids.shape
         cfg, P, p, g = self.cfg, self.parts, self._p, self._g
         H, G, N, L = cfg.hidden, cfg.gates * cfg.hidden, T * B, cfg.num_layers
-        ws = self._forward(ids, state)
 
         # output layer: fused softmax-CE, then its weight and bias gradients and ∂L/∂h of the top layer
         loss_sum = output.softmax_ce_forward_backward(ws.logits, targets.reshape(-1), 1.0 / N, P)
