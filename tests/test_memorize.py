@@ -203,3 +203,32 @@ def test_cache_build_load_and_corrupt_rebuild(dataset):
     assert MemoIndex.build_or_load(dataset, n_train).loaded
     with pytest.raises(ConfigError):
         MemoIndex.build_or_load(dataset, 0)
+
+
+def test_bpe_spans_are_character_offsets_of_the_decoded_text():
+    """BPE tokens' display strings are byte-level symbols ("Ġ", "Ã©"): the highlighted spans
+    count the decoded text's characters instead, and never split a multi-byte character."""
+    from seqtui.data.bpe import learn_bpe
+    from seqtui.data.memorize import bpe_offsets
+
+    train = "café au lait, s'il vous plaît — 東京タワー\n" * 30
+    vocab = learn_bpe(train, 280, cache=False)
+    ids = vocab.encode(train)
+    index = MemoIndex.from_ids(ids, vocab=vocab, tokens="bpe", newline_id=None)
+    sample = "zz café au lait, s'il vous plaît — 東京 yy"
+    s = index.score(sample, threshold=4)
+    assert s.text == sample and s.char_spans
+    for (a, b) in s.char_spans:
+        assert 0 <= a < b <= len(sample)
+    longest = max(s.char_spans, key=lambda ab: ab[1] - ab[0])
+    assert "café au lait, s'il vous plaît" in sample[longest[0]: longest[1]]
+    by_ids = index.score(vocab.encode(sample), threshold=4)  # as generation scores a sample
+    assert (by_ids.text, by_ids.char_spans) == (s.text, s.char_spans)
+    # a token split inside a character: byte tokens of "é" (2 bytes) and "東" (3 bytes)
+    byte_ids = [b + 1 for b in "é東x".encode()]  # id 0 is reserved: byte b is id b + 1
+    starts, ends, text = bpe_offsets(vocab, np.array(byte_ids))
+    assert text == "é東x"
+    assert list(starts) == [0, 0, 1, 1, 1, 2] and list(ends) == [1, 1, 2, 2, 2, 3]
+    # invalid UTF-8 (a lone continuation byte) is replaced as decode does, offsets stay in range
+    starts, ends, text = bpe_offsets(vocab, np.array([0x80 + 1, ord("a") + 1]))
+    assert text == "\ufffda" and list(starts) == [0, 1] and list(ends) == [1, 2]

@@ -249,9 +249,9 @@ class MemoIndex:
         """Ids of a text sample, tokenized as the dataset was (needs the vocabulary)."""
         if self.vocab is None:
             raise ConfigError("this memorization index has no vocabulary: score token ids instead")
-        from seqtui.data.text import tokenize
+        from seqtui.data.text import encode_prompt
 
-        return self.vocab.encode(tokenize(text, self.tokens, self.preset))
+        return encode_prompt(self.vocab, text, self.tokens, self.preset)
 
     def score(self, sample: str | Sequence[int] | np.ndarray, threshold: int = DEFAULT_THRESHOLD,
               ) -> MemoScore:
@@ -296,7 +296,9 @@ class MemoIndex:
         vocab = self.vocab
         if score.longest_len:
             score.longest_text = vocab.decode(self.ids[score.longest_at: score.longest_at + score.longest_len])
-        if text is None:  # spans over vocab.decode(ids)
+        if vocab.kind == "bpe":  # byte-level tokens: decode(encode(text)) == text
+            starts, ends, text = bpe_offsets(vocab, ids)
+        elif text is None:  # spans over vocab.decode(ids)
             text = vocab.decode(ids)
             sep = 0 if vocab.is_char else 1
             lens = np.array([len(vocab.itos[i]) for i in ids.tolist()], dtype=np.int64)
@@ -306,6 +308,28 @@ class MemoIndex:
             starts, ends, text = token_offsets(text, self.tokens, self.preset)
         score.text = text
         score.char_spans = [(int(starts[s]), int(ends[e - 1])) for s, e in score.spans]
+
+
+def bpe_offsets(vocab, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(start, end) character offsets of each BPE token in the decoded text, and that text
+    (invalid UTF-8 replaced, as ``decode`` does). A token whose bytes begin or end inside a
+    multi-byte character covers the whole character, so a span never splits one; offsets count
+    characters, not the tokens' display strings."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    out: list[str] = []
+    n = 0  # characters decoded so far
+    starts, ends = [], []
+    for i in np.asarray(ids).tolist():
+        starts.append(n)  # a pending partial character is the one at n: it starts there
+        piece = decoder.decode(vocab.token_bytes(i))
+        out.append(piece)
+        n += len(piece)
+        ends.append(n + (1 if decoder.getstate()[0] else 0))  # … and ends with its character
+    out.append(decoder.decode(b"", final=True))
+    text = "".join(out)
+    return np.array(starts, np.int64), np.minimum(np.array(ends, np.int64), len(text)), text
 
 
 def token_offsets(text: str, tokens: str, preset: str) -> tuple[np.ndarray, np.ndarray, str]:
