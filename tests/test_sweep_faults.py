@@ -1,6 +1,7 @@
 """Faults: a worker killed (-9) mid-trial has its trial re-run from the last checkpoint the client
 received, and the sweep finishes with every trial accounted for; Ctrl-C on the client stops
-running trials with a checkpoint (status stopped), and the same command resumes the sweep."""
+running trials with a checkpoint (status stopped), and the same command resumes the sweep;
+`runs stop TRIAL` stops that trial alone."""
 
 from __future__ import annotations
 
@@ -142,3 +143,41 @@ def test_ctrl_c_stops_trials_with_a_checkpoint_and_the_command_resumes(tmp_path,
         if r["run"] in stop_step:  # continued from where Ctrl-C stopped it
             assert starts[-1]["resumed"] and starts[-1]["step"] == stop_step[r["run"]]
         assert events[-1]["step"] == CC_BUDGET
+
+
+def test_runs_stop_on_a_trial_stops_that_trial_alone(tmp_path, capsys):
+    """`seqtui runs stop TRIAL`: the trial's pid file names the sweep's client, so the stop goes
+    through a request in the run dir; the client stops that trial (with a checkpoint) and the
+    sweep goes on with the others."""
+    corpus = tiny_corpus(tmp_path)
+    slow = [f"{CC_BUDGET}steps" if a == f"{BUDGET}steps" else a for a in SLOW]
+    args = ["sweep", str(corpus), *slow, "--study", "one", "--no-prune", "--sample-every", "1",
+            "--sample-length", "400"]
+    proc = seqtui_subprocess(args, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        target = None
+        while target is None and time.monotonic() < deadline:
+            target = next((p for p in _runs("one") if _training(p, 2)), None)
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        assert target is not None, "no trial was caught mid-way"
+        code, out, err = run_main(["runs", "stop", target.name], capsys)
+        assert code == 0, err
+        assert proc.poll() is None  # the sweep itself goes on
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"({target.name}): stop requested" in err
+    events = read_events(target)
+    assert events[-1]["type"] == "end" and events[-1]["reason"] == "stop requested"
+    assert events[-1]["status"] == "stopped" and 0 < events[-1]["step"] < CC_BUDGET
+    data = _show("one", capsys)
+    assert len(data["rows"]) == 4
+    others = [r for r in data["rows"] if r["run"] != target.name]
+    assert all(r["status"] == "finished" and r["step"] == CC_BUDGET for r in others), others
+    row = next(r for r in data["rows"] if r["run"] == target.name)  # out of the search
+    assert row["status"] == "failed" and row["reason"] == "stop requested"
+    assert row["error"] == "stopped by `seqtui runs stop`"

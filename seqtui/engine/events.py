@@ -68,7 +68,8 @@ SCHEMA: dict[str, EventType] = {t.name: t for t in (
               "the run starts over from step 0 (`runs resume --fresh`), after reaching `previous_step`"),
     EventType("error", ("message",), (), "a one-line error; an `end` with status failed follows"),
     EventType("end", ("step", "reason", "status"), ("train_ppl", "train_mse", "val_mse"),
-              "reason finished|early-stopped|interrupted|SIGTERM|SIGHUP|diverged|error|run dir gone|pruned; "
+              "reason finished|early-stopped|interrupted|SIGTERM|SIGHUP|diverged|error|run dir gone|pruned|"
+              "stop requested; "
               "status finished|stopped|failed"),
 )}
 TYPES = tuple(SCHEMA)

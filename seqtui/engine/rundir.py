@@ -43,6 +43,7 @@ PID = "pid"
 LOG = "train.log"
 CHECKPOINTS = "checkpoints"
 PREDICTIONS = "predictions.safetensors"
+STOP_REQUEST = "stop.request"  # `runs stop` of a sweep trial: its sweep's client stops that trial
 RUN_KINDS = ("text", "series")
 PREDICTIONS_FORMAT = 1
 MAX_PREDICTIONS_HEADER = 64 * MiB
@@ -424,6 +425,18 @@ class RunDir:
                 (self.path / PID).unlink()
             except OSError:
                 pass
+
+    def request_stop(self) -> None:
+        """Ask the process that trains this run by proxy (a sweep's client) to stop it alone."""
+        atomic_write(self.path / STOP_REQUEST, f"{os.getpid()}\n")
+
+    def take_stop_request(self) -> bool:
+        """True (once) if a stop was requested: the request is removed as it is read."""
+        try:
+            (self.path / STOP_REQUEST).unlink()
+            return True
+        except OSError:
+            return False
 
     def info(self) -> RunInfo:
         """Status and summary, from the config, the pid and the events after the last start."""

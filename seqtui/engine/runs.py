@@ -232,14 +232,18 @@ def stop_run(name_or_path: str | os.PathLike, timeout: float = 60.0,
     run = get_run(name_or_path)
     if run.status != "running" or run.pid is None:
         raise RunError(f"run {run.name!r} is not running ({run.status})")
-    try:
-        os.kill(run.pid, sig)
-    except ProcessLookupError:
-        return get_run(run.path)
+    trial = (run.config or {}).get("sweep") is not None
+    if trial:  # its pid is the sweep's client, which stops this trial alone and goes on
+        run.dir.request_stop()
+    else:
+        try:
+            os.kill(run.pid, sig)
+        except ProcessLookupError:
+            return get_run(run.path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         reap_children()
-        if not pid_is_training(run.pid):
+        if not pid_is_training(run.pid) or (trial and get_run(run.path).status != "running"):
             return get_run(run.path)
         time.sleep(0.05)
     raise RunError(f"run {run.name!r} (pid {run.pid}) did not stop within {timeout:g} s")

@@ -35,6 +35,7 @@ from seqtui.sweep.results import trial_timing
 STOP_TIMEOUT = 120.0      # seconds Ctrl-C waits for running trials to checkpoint
 BYE_TIMEOUT = 15.0        # seconds to wait for a finished trial's last messages
 POLL_SECONDS = 0.1
+STOP_REQUESTED = "stop requested"  # the end reason of a trial stopped by `seqtui runs stop`
 LOST_SCHEDULER_SECONDS = 60.0  # no answer from the scheduler for this long ends the sweep
 _BUDGET = re.compile(r"^\s*(\d+)\s*(steps?|epochs?)?\s*$", re.IGNORECASE)
 
@@ -193,6 +194,7 @@ class Sweep:
             while True:
                 self._pump()
                 self._reap()
+                self._stop_requested()
                 if self.interrupted:
                     if not self.live or time.monotonic() > self._interrupt_deadline:
                         break
@@ -243,6 +245,13 @@ class Sweep:
                       "run the same command again to resume)…")
         for live in list(self.live.values()):
             self._stop(live, "interrupted")
+
+    def _stop_requested(self) -> None:
+        """`seqtui runs stop TRIAL` (a request file in its run dir): stop that trial alone."""
+        for live in list(self.live.values()):
+            if live.rd.take_stop_request() and not live.stop_sent:
+                self.echo(f"trial {live.number} ({live.rd.name}): stop requested")
+                self._stop(live, STOP_REQUESTED)
 
     def _stop(self, live: _Live, reason: str) -> None:
         if live.stop_sent:
@@ -498,6 +507,8 @@ class Sweep:
             self.echo(f"trial {live.number} ({rd.name}) stopped at step {result.get('step')}; "
                       "resumable")
             return
+        elif status == "stopped" and reason == STOP_REQUESTED:  # out of the search, not resumed
+            self._record(trial, rd, "failed", reason, "stopped by `seqtui runs stop`")
         elif status == "stopped":
             self._record(trial, rd, "failed", reason, f"stopped: {reason}")
         else:
