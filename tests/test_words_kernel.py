@@ -57,37 +57,52 @@ def _kernel_words(s: str, d2l: bool, cut: int | None = None) -> list[str]:
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.sampled_from(_ALPHABET), max_size=60), st.integers(0, 40))
 def test_kernel_words_equal_str_split_and_d2l_letters(s, cut):
-    assert _kernel_words(s, False) == s.split()
+    raw = tokenize(s, "word", "raw")  # str.split(), but U+001E is a word (SPACES holds it)
+    assert _kernel_words(s, False) == raw
     assert _kernel_words(s, True) == tokenize(s, "word", "d2l")
-    assert _kernel_words(s, False, cut) == s.split()  # a cut anywhere, even inside a character
+    assert _kernel_words(s, False, cut) == raw  # a cut anywhere, even inside a character
     assert _kernel_words(s, True, cut) == tokenize(s, "word", "d2l")
 
 
 _PIECES = ["a", "Bc", "word", "eightchr", "ninechars", "x" * 15, "Y" * 63, "z" * 64, "q" * 70, " ", " ",
-           "  ", "\n", "\t", "\x1c", "\x1f", "\x7f", ".", "é", "\u00a0", "\u3000"]
+           "  ", "\n", "\t", "\x1c", "\x1f", "\x7f", ".", "é", "\u00a0", "\u3000", "\x1e", "\x1e\n"]
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(_PIECES), max_size=120).map("".join), st.integers(0, 400))
 def test_long_texts_through_the_block_path(s, cut):
     """Mostly-ASCII texts long enough for the 64-byte block path, words of every length."""
-    assert _kernel_words(s, False) == s.split()
+    raw = tokenize(s, "word", "raw")
+    assert _kernel_words(s, False) == raw
     assert _kernel_words(s, True) == tokenize(s, "word", "d2l")
-    assert _kernel_words(s, False, cut) == s.split()
+    assert _kernel_words(s, False, cut) == raw
     assert _kernel_words(s, True, cut) == tokenize(s, "word", "d2l")
 
 
 def test_each_unicode_space_splits():
     s = "".join(f"w{i}{sp}" for i, sp in enumerate(SPACES)) + "end\u180e\ufeffx"  # not spaces
-    assert _kernel_words(s, False) == s.split()
+    assert _kernel_words(s, False) == tokenize(s, "word", "raw")
     assert len(s.split()) == len(SPACES) + 1
+    assert tokenize(s, "word", "raw").count("\x1e") == 1  # the document separator: a word
+
+
+def test_a_document_separator_is_a_word_of_its_own():
+    """A folder corpus ends each document with U+001E: word models see it (and can stop at it)."""
+    s = "end of one\x1e\nthe next\x1eglued\x1e\x1e"
+    want = ["end", "of", "one", "\x1e", "the", "next", "\x1e", "glued", "\x1e", "\x1e"]
+    assert tokenize(s, "word", "raw") == want == _kernel_words(s, False)
+    d2l = ["end", "of", "one", "\x1e", "the", "next", "\x1e", "glued", "\x1e", "\x1e"]
+    assert tokenize(s.upper(), "word", "d2l") == d2l == _kernel_words(s.upper(), True)
+    long = ("word " * 30 + "\x1e\n") * 5  # through the 64-byte block path
+    assert _kernel_words(long, False) == tokenize(long, "word", "raw")
+    assert tokenize(long, "word", "raw").count("\x1e") == 5
 
 
 def _varied_text(seed: int, n_words: int = 3000) -> str:
     rng = np.random.default_rng(seed)
     vocab = ["the", "The", "THE", "and", "<unk>", "naïve", "café", "Ωmega", "x", "état", "😀", "co-op", "don't",
              "a\u200bb", "1984", "ok!", "ok"] + [f"w{i}" for i in range(400)]
-    seps = [" ", "  ", "\n", "\r\n", "\t", "\u00a0", "\u2003", "\u3000", "\x1c", "\x85", "\u2028", " , "]
+    seps = [" ", "  ", "\n", "\r\n", "\t", "\u00a0", "\u2003", "\u3000", "\x1c", "\x85", "\u2028", " , ", "\x1e\n"]
     out = []
     for _ in range(n_words):
         out.append(vocab[int(rng.zipf(1.3)) % len(vocab)])

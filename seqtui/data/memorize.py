@@ -344,7 +344,8 @@ def token_offsets(text: str, tokens: str, preset: str) -> tuple[np.ndarray, np.n
         text = preprocess_text(text, preset)
         pos = np.arange(len(text), dtype=np.int64)
         return pos, pos + 1, text
-    pattern = r"[A-Za-z]+" if preset == "d2l" else r"\S+"  # re's \s is str.isspace()
+    # as tokenize: re's \s is str.isspace(); the document separator is a word of its own
+    pattern = (r"[A-Za-z]+" if preset == "d2l" else r"[^\s]+") + "|\x1e"
     found = [(m.start(), m.end()) for m in re.finditer(pattern, text)]
     a = np.array(found, dtype=np.int64).reshape(-1, 2)
     return a[:, 0], a[:, 1], text

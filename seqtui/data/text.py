@@ -4,9 +4,10 @@ Presets: ``raw`` keeps every character (as char-rnn does); ``d2l`` is d2l 0.17's
 ``re.sub('[^A-Za-z]+', ' ', line).strip().lower()`` applied per line with the lines joined
 without a separator (which is what gives The Time Machine its 170,580 characters).
 Tokens: ``char`` (Unicode code points), ``word`` (whitespace-separated; under ``d2l`` the
-runs of letters) or ``bpe`` (byte-level byte-pair encoding, ``seqtui.data.bpe``: ``bpe_vocab``
-tokens whose merges are learned from the training part of the text only — see
-:func:`_encode_bpe` for how the held-out tail is kept out).
+runs of letters; a folder corpus's document separator is a word of its own) or ``bpe``
+(byte-level byte-pair encoding, ``seqtui.data.bpe``: ``bpe_vocab`` tokens whose merges are
+learned from the training part of the text only — see :func:`_encode_bpe` for how the held-out
+tail is kept out).
 
 Char tokens are encoded in two passes over a memory-mapped file, chunk by chunk (count, then
 encode straight into a memory-mapped ``.npy``), so a 1 GB file needs memory near its token array.
@@ -38,6 +39,7 @@ import numpy as np
 from seqtui import paths
 from seqtui.data.corpora import (
     BOM,
+    DOCUMENT_SEPARATOR,
     CorpusInfo,
     bad_utf8_error,
     binary_error,
@@ -51,11 +53,11 @@ from seqtui.data.notices import notice
 from seqtui.files import MiB, atomic_write, commit_temp, locked, read_text_bounded, temp_path, unwritable_dir
 from seqtui.data.vocab import UNK, Vocab
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: a document separator is a word token of its own
 CHUNK_BYTES = 1 << 24  # bytes per kernel call: bounds the scratch memory of a pass
 BINARY_SNIFF = 8192  # a NUL among the first bytes reports "binary" before any UTF-8 error
 _NON_LETTERS = re.compile(r"[^A-Za-z]+")
-_LETTERS = re.compile(r"[A-Za-z]+")
+_LETTERS_OR_SEP = re.compile(r"[A-Za-z]+|" + DOCUMENT_SEPARATOR)
 _ASCII_SPACE = b" \n\t\r\x0b\x0c"
 
 Progress = Callable[[str, float], None]  # (phase, fraction done)
@@ -149,11 +151,18 @@ def tokenize(text: str, tokens: str = "char", preset: str = "raw") -> list[str]:
     """Tokens of ``text`` under a preset, exactly as :func:`load_dataset` would count them."""
     if tokens == "char":
         return list(preprocess_text(text, preset))
-    if tokens == "word":
+    if tokens == "word":  # a document separator (a folder corpus) is a word of its own
         if preset == "d2l":
-            return [w.lower() for w in _LETTERS.findall(text)]
+            return [w.lower() for w in _LETTERS_OR_SEP.findall(text)]
         preprocess_text("", preset)  # validates the preset name
-        return text.split()
+        if DOCUMENT_SEPARATOR not in text:
+            return text.split()
+        words: list[str] = []
+        for k, doc in enumerate(text.split(DOCUMENT_SEPARATOR)):
+            if k:
+                words.append(DOCUMENT_SEPARATOR)
+            words += doc.split()
+        return words
     if tokens == "bpe":
         raise ConfigError("bpe tokens need their vocabulary: use encode_prompt(vocab, text, 'bpe', preset)")
     raise ConfigError(f"tokens must be one of {', '.join(TOKENS)}; got {tokens!r}")

@@ -272,6 +272,7 @@ def ngram_keys(ids, n, V):
 # A bytes of distinct words, S table slots (a power of two, >= 1.6·D).
 WORD_TABLE_START = 1 << 12  # initial distinct-word capacity
 _GROW = 3  # internal status: an array is full
+RECORD = 0x1E  # U+001E, the document separator of a folder corpus: a word of its own
 _MIX1 = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64
 _MIX2 = -49064778989728563  # 0xff51afd7ed558ccd as int64
 
@@ -418,7 +419,7 @@ def _scan_words(buf, i, final, d2l, replace, word, cur, table, words, arena, sta
             for j in range(64):
                 b = buf[i + j]
                 acc |= b
-                nul |= b == 0
+                nul |= b == 0 or b == RECORD  # NUL or a document separator: byte by byte
                 m |= np.uint64(word[b & 127]) << np.uint64(j)
             if acc >= 128 or nul:
                 block_from = i + 64
@@ -514,21 +515,31 @@ def _scan_words(buf, i, final, d2l, replace, word, cur, table, words, arena, sta
                 status = NUL
                 where = i
                 break
-        if sep and k > 0:  # the word ends: look it up, add it if new
-            slot, idx = _find(table, words, arena, packed, tail, k, cur, 0, np.uint8(0), mask)
-            if idx < 0:
-                if not _fits(table, words, arena, nd, au, k):
-                    status = _GROW
-                    break
-                _add(table, words, arena, nd, au, slot, packed, k, cur, 0, np.uint8(0))
-                idx = nd
-                nd += 1
-                au += k + 1
-            out[written] = idx
-            written += 1
-            k = 0
-            packed = np.int64(0)
-            tail = np.int64(0)
+        # the word ends: look it up, add it if new; a document separator then is a word itself
+        flushes = 2 if not at_end and buf[i] == RECORD else 1
+        while flushes > 0:
+            if sep and k > 0:
+                slot, idx = _find(table, words, arena, packed, tail, k, cur, 0, np.uint8(0), mask)
+                if idx < 0:
+                    if not _fits(table, words, arena, nd, au, k):
+                        status = _GROW
+                        break
+                    _add(table, words, arena, nd, au, slot, packed, k, cur, 0, np.uint8(0))
+                    idx = nd
+                    nd += 1
+                    au += k + 1
+                out[written] = idx
+                written += 1
+                k = 0
+                packed = np.int64(0)
+                tail = np.int64(0)
+            flushes -= 1
+            if flushes:  # the separator, as a one-byte word (resumed from here if it must grow)
+                wstart = i
+                packed, tail = _push(cur, 0, np.uint8(RECORD), packed, tail)
+                k = 1
+        if status != OK:
+            break
         if at_end:
             break
         i += length
@@ -546,7 +557,8 @@ def scan_words(buf, final, d2l, replace, table, words, arena, state, out):
 
     ``state`` = [distinct words, arena bytes used], carried across chunks with the arrays. A word
     is a maximal run of non-``str.isspace()`` code points (raw), or of ASCII letters lowercased
-    (``d2l``: everything else separates). Invalid UTF-8 is reported (strict) or becomes U+FFFD
+    (``d2l``: everything else separates); U+001E (``RECORD``, which ends each document of a folder
+    corpus) is a word of its own in both. Invalid UTF-8 is reported (strict) or becomes U+FFFD
     (``replace``; a word character under raw, a separator under d2l); NUL is reported. Unless
     ``final``, a word touching the end of the chunk is left for the next call (bytes consumed
     stops before it; 0 means one word fills the chunk: pass a bigger one).
