@@ -279,6 +279,10 @@ def test_text_bits_per_char_bpe_char_and_word(vocab):
     chars = Vocab.build("abc")
     toks = list("abca")
     assert text_bits_per_char(4.0, chars.encode(toks), chars, toks) == pytest.approx(4 / math.log(2) / 4)
+    # no <unk>: the ids alone give the length, no token list needed (a 30M-token held-out part)
+    assert text_bits_per_char(4.0, chars.encode(toks), chars) == pytest.approx(4 / math.log(2) / 4)
+    known = Vocab.build(["the", "cat", "sat"], is_char=False)
+    assert text_bits_per_char(2.0, known.encode(["the", "cat"]), known) == pytest.approx(2 / math.log(2) / 7)
     words = Vocab.build(["the", "cat", "the"], is_char=False)
     toks = ["the", "dog", "cat"]
     spell = CharUnigram.fit("the cat the dog")

@@ -129,10 +129,8 @@ def eval_bits_per_char(result: dict, ids: np.ndarray, vocab, config, corpus: str
     if pos.shape[0] != int(result["tokens"]):  # pragma: no cover - evaluate_ids changed its windows
         return None
     sub = np.asarray(ids)[pos]
-    if getattr(vocab, "kind", None) == "bpe":
-        return text_bits_per_char(total, sub, vocab)
-    if not np.any(sub == vocab.unk):
-        return text_bits_per_char(total, sub, vocab, [vocab.itos[i] for i in sub.tolist()])
+    if getattr(vocab, "kind", None) == "bpe" or not np.any(sub == vocab.unk):
+        return text_bits_per_char(total, sub, vocab)  # counted from the ids, no token list
     # <unk> hides a token's spelling: read the real tokens and fit the spelling on the training text
     run_tokens = _run_tokens(config)
     n_train = _train_count(len(run_tokens), config.val_fraction)

@@ -113,7 +113,7 @@ def _val_bits_per_char(model, ds, train, val, tokens, preprocess, max_tokens, er
         return None
     vocab = ds.vocab
     if not np.any(val == vocab.unk):
-        return text_bits_per_char(total, val, vocab, [vocab.itos[i] for i in val.tolist()])
+        return text_bits_per_char(total, val, vocab)  # counted from the ids, no token list
     from seqtui.cli.evaluate import spelling_model
     from seqtui.data.corpora import read_corpus_text
     from seqtui.data.text import tokenize

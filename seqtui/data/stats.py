@@ -161,10 +161,11 @@ def text_bits_per_char(total_nll: float, ids: np.ndarray, vocab: Vocab, tokens: 
     (char tokens: the character alone, no end) — to ``total_nll``.
     """
     ids = np.asarray(ids)
-    if getattr(vocab, "kind", None) == "bpe":
-        return bits_per_char(total_nll, len(vocab.decode(ids)))
+    known = text_chars(ids, vocab)
+    if known is not None:  # BPE, or no <unk>: the ids tell the length (no tokens needed)
+        return bits_per_char(total_nll, known)
     if tokens is None:
-        raise ConfigError("char and word bits per character need the tokens the ids stand for")
+        raise ConfigError("char and word bits per character with <unk> need the tokens the ids stand for")
     if len(tokens) != ids.shape[0]:
         raise ConfigError(f"{len(tokens)} tokens for {ids.shape[0]} ids")
     joiner = "" if vocab.is_char else " "
@@ -178,20 +179,25 @@ def text_bits_per_char(total_nll: float, ids: np.ndarray, vocab: Vocab, tokens: 
     return bits_per_char(float(total_nll) + extra, len(joiner.join(tokens)))
 
 
-def chars_per_token(ids: np.ndarray, vocab: Vocab) -> float | None:
-    """Characters per token of the text ``ids`` encode, when the ids alone tell it exactly:
-    always for BPE, and for char/word tokens when no ``<unk>`` hides a token's spelling (the
-    vocabulary is built from the whole corpus, so held-out text has none unless min_freq > 0).
-    None otherwise; ``seqtui eval`` then charges each ``<unk>`` its spelling (text_bits_per_char)."""
+def text_chars(ids: np.ndarray, vocab: Vocab) -> int | None:
+    """Characters of the text ``ids`` encode, when the ids alone tell it exactly: always for BPE,
+    and for char/word tokens when no ``<unk>`` hides a token's spelling (word tokens: one space
+    between words). Counted in NumPy: no string of the text is built. None otherwise."""
     ids = np.asarray(ids)
     n = int(ids.shape[0])
-    if n == 0:
-        return None
     if getattr(vocab, "kind", None) == "bpe":
-        return vocab.num_chars(ids) / n
+        return int(vocab.num_chars(ids)) if n else 0
     if np.any(ids == vocab.unk):
         return None
     if vocab.is_char:
-        return 1.0
+        return n
     lengths = np.fromiter((len(t) for t in vocab.itos), dtype=np.int64, count=len(vocab))
-    return float(lengths[ids].sum() + (n - 1)) / n
+    return int(lengths[ids].sum()) + max(n - 1, 0)
+
+
+def chars_per_token(ids: np.ndarray, vocab: Vocab) -> float | None:
+    """Characters per token of the text ``ids`` encode (``text_chars``), or None when unknown (an
+    ``<unk>`` hides a spelling: ``seqtui eval`` then charges it, ``text_bits_per_char``)."""
+    n = int(np.asarray(ids).shape[0])
+    chars = text_chars(ids, vocab) if n else None
+    return None if chars is None else chars / n
