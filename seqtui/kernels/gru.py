@@ -7,7 +7,9 @@ Sizes: T steps, B batch, H hidden, G = 3H, P parts (hidden columns split over th
 The caller computes xg = x W_ihᵀ + b_ih + (b_hr, b_hz, 0) for all steps at once and the weight
 gradients as big products; these kernels hold the recurrence. Buffers are time-major, C-contiguous:
   hs   (T+1, B, H)  hs[0] = h_{-1}, hs[t+1] = h_t
-  xg   (T, B, G)    input projection (with b_ih and the r, z parts of b_hh)
+  xsrc, xrow        input projection (with b_ih and the r, z parts of b_hh) of row b at step
+                    t: xsrc[xrow[t, b]] (layer 0: a gather of W_ihᵀ rows by token id; above it:
+                    (T·B, G) from one product, xrow[t, b] = t·B + b)
   acts (T, B, 4H)   r | z | n | hn  (hn = h_{t-1} W_hnᵀ + b_hn, needed for ∂r)
   dgi  (T, B, G)    ∂L/∂xg  (gradient of W_ih, b_ih and of the layer input)
   dgh  (T, B, G)    ∂L/∂(h_{t-1} W_hhᵀ + b_hh)  (gradient of W_hh, b_hh and of h_{t-1})
@@ -32,13 +34,15 @@ from seqtui.kernels.config import NJIT_PARALLEL
 
 
 @njit(**NJIT_PARALLEL)
-def gru_forward(hs, acts, xg, wp, strip0, b_hh, nparts):
+def gru_forward(hs, acts, xsrc, xrow, wp, strip0, b_hh, nparts):
     """Run the GRU over T steps from hs[0]; write hs[1:] and the gate activations.
 
-    xg must already hold b_ih + (b_hr, b_hz, 0); b_hh is only read for b_hn (inside r ⊙ (…)).
-    wp, strip0: the forward panels.
+    The input projection of row b at step t is xsrc[xrow[t, b]] and must already hold
+    b_ih + (b_hr, b_hz, 0); b_hh is only read for b_hn (inside r ⊙ (…)). wp, strip0: the forward
+    panels.
     """
-    T, B, G = xg.shape
+    T, B = xrow.shape
+    G = xsrc.shape[1]
     H = G // 3
     smax = 0
     for p in range(nparts):
@@ -56,7 +60,7 @@ def gru_forward(hs, acts, xg, wp, strip0, b_hh, nparts):
             for q in range(ns):
                 _strip_rows(buf, q * NR, ldc, hs, t * B * H, H, B, wp, (s0 + q) * H * NR, H)
             for b in range(B):
-                x = xg[t, b]
+                x = xsrc[xrow[t, b]]
                 a = buf[b * ldc : b * ldc + 3 * c]
                 g = acts[t, b]
                 r = g[c0:c1]

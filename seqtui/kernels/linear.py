@@ -1,14 +1,15 @@
-"""Batched (non-recurrent) layers: the one-hot input gather and the big products of a step.
+"""Batched (non-recurrent) layers: the one-hot input's gradient and the big products of a step.
 
-The product x_t W_ihᵀ for one-hot x_t is a row gather of W_ihᵀ. Products over all T·B rows
-(input projections, output layer, weight gradients) run on the register-tiled ``_math._tile``
-over packed panels, split over the cores by blocks of rows, so one thread pool (OpenMP) does
-all the parallel work and no result depends on how the work is split.
+The product x_t W_ihᵀ for one-hot x_t is a row of W_ihᵀ: the recurrence kernels gather it by
+token id from W_ihᵀ + biases (``transpose`` makes that copy), and ``onehot_backward`` scatters
+the gradient back. Products over all T·B rows (input projections, output layer, weight
+gradients) run on the register-tiled ``_math._tile`` over packed panels, split over the cores by
+blocks of rows, so one thread pool (OpenMP) does all the parallel work and no result depends on
+how the work is split.
 
 Sizes: T steps, B batch, V vocabulary, G gates·H, K/M/N matrix sizes.
   ids  (T, B) int32 token ids (time-major)
   w_t  (V, G)  W_ihᵀ (a C-contiguous transposed copy, so each gather reads one row)
-  xg   (T, B, G) the projection, biases included
 """
 
 from __future__ import annotations
@@ -21,18 +22,6 @@ from seqtui.kernels.config import NJIT_PARALLEL
 
 KC = 192  # k block of the weight-gradient product
 CHUNK = 4  # MR-row blocks per chunk of matmul_panel (each strip block is reused by all of them)
-
-
-@njit(**NJIT_PARALLEL)
-def onehot_forward(xg, ids, w_t, bias, nparts):
-    """xg[t, b] = w_t[ids[t, b]] + bias  (bias = b_ih, plus b_hh when the cell folds it in)."""
-    T, B, G = xg.shape
-    for p in prange(nparts):
-        for t in range(p * T // nparts, (p + 1) * T // nparts):
-            for b in range(B):
-                row = w_t[ids[t, b]]
-                for g in range(G):
-                    xg[t, b, g] = row[g] + bias[g]
 
 
 @njit(**NJIT_PARALLEL)
@@ -104,9 +93,9 @@ def matmul_tn(out, sums, a, b, nparts):
     sums (M,) = Σ_k a[k] (the matching bias gradient) in the same pass over a.
 
     k runs in blocks of KC. For each block, b's rows are packed into NR-column strips (kc, NR)
-    and each part packs its own MR-row blocks of aᵀ into (kc, MR) blocks (both contiguous: the
-    tile then streams through L1 and the prefetchers keep up); parts own blocks of MR rows of
-    out. Each element is one chain of fused multiply-adds over k = 0..K-1, so neither the parts
+    (unless out has few rows: then the tile reads b in place) and each part packs its own MR-row
+    blocks of aᵀ into (kc, MR) blocks (contiguous: the tile then streams through L1 and the
+    prefetchers keep up); parts own blocks of MR rows of out. Each element is one chain of fused multiply-adds over k = 0..K-1, so neither the parts
     nor the threads change a bit. Shapes that are not whole tiles go through a padded out.
     """
     K, M = a.shape
@@ -117,7 +106,10 @@ def matmul_tn(out, sums, a, b, nparts):
     nrb = Mp // MR
     direct = Mp == M and Np == N
     cp = out if direct else np.empty((Mp, Np), dtype=out.dtype)
-    bpk = np.zeros(ns * KC * NR, dtype=out.dtype)
+    # few rows of out reuse a packed strip of b too little to pay for packing it: the tile then
+    # reads b's rows in place (whole strips only; measured in bench/results, same bits either way)
+    in_place = Np == N and (M <= 64 or (N <= 256 and M <= 768))
+    bpk = np.zeros(0 if in_place else ns * KC * NR, dtype=out.dtype)
     most = 0
     for p in range(nparts):
         most = max(most, (p + 1) * nrb // nparts - p * nrb // nparts)
@@ -129,7 +121,7 @@ def matmul_tn(out, sums, a, b, nparts):
         sums[:] = 0
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
-        for p in prange(nparts):
+        for p in prange(0 if in_place else nparts):
             for s in range(p * ns // nparts, (p + 1) * ns // nparts):
                 n0 = s * NR
                 w = min(N, n0 + NR) - n0
@@ -175,8 +167,12 @@ def matmul_tn(out, sums, a, b, nparts):
             for s in range(ns):
                 for rb in range(rb0, rb1):
                     i0 = rb * MR
-                    _tile(cp, i0 * Np + s * NR, Np, mine, (rb - rb0) * KC * MR, 1, MR, min(MR, M - i0),
-                          bpk, s * KC * NR, NR, kc, k0 > 0)
+                    if in_place:
+                        _tile(cp, i0 * Np + s * NR, Np, mine, (rb - rb0) * KC * MR, 1, MR, min(MR, M - i0),
+                              bf, k0 * N + s * NR, N, kc, k0 > 0)
+                    else:
+                        _tile(cp, i0 * Np + s * NR, Np, mine, (rb - rb0) * KC * MR, 1, MR, min(MR, M - i0),
+                              bpk, s * KC * NR, NR, kc, k0 > 0)
     if not direct:
         out[:, :] = cp[:M, :N]
 

@@ -7,7 +7,9 @@ Sizes: T steps, B batch, H hidden, G = 4H, P parts (hidden columns split over th
 The caller computes xg = x W_ihᵀ + b_ih + b_hh for all steps at once and the weight gradients
 as big products; these kernels hold the recurrence. Buffers are time-major, C-contiguous:
   hs, cs (T+1, B, H)  [0] = initial state, [t+1] = state after step t
-  xg     (T, B, G)    input projection with both biases
+  xsrc, xrow          input projection with both biases of row b at step t: xsrc[xrow[t, b]]
+                      (layer 0: a gather of W_ihᵀ rows by token id; above it (T·B, G) from one
+                      product, xrow[t, b] = t·B + b)
   acts   (T, B, 5H)   i | f | g | o | tanh(c_t)
   dg     (T, B, G)    ∂L/∂(gate pre-activations): the gradient of W_ih, W_hh, both biases, inputs
 Part p owns hidden columns [c0, c1). W_hh is packed into NR-column panel strips
@@ -31,10 +33,11 @@ from seqtui.kernels.config import NJIT_PARALLEL
 
 
 @njit(**NJIT_PARALLEL)
-def lstm_forward(hs, cs, acts, xg, wp, strip0, nparts):
+def lstm_forward(hs, cs, acts, xsrc, xrow, wp, strip0, nparts):
     """Run the LSTM over T steps from (hs[0], cs[0]); write hs[1:], cs[1:] and the activations.
     wp, strip0: the forward panels."""
-    T, B, G = xg.shape
+    T, B = xrow.shape
+    G = xsrc.shape[1]
     H = G // 4
     smax = 0
     for p in range(nparts):
@@ -51,7 +54,7 @@ def lstm_forward(hs, cs, acts, xg, wp, strip0, nparts):
             for q in range(ns):
                 _strip_rows(buf, q * NR, ldc, hs, t * B * H, H, B, wp, (s0 + q) * H * NR, H)
             for b in range(B):
-                x = xg[t, b]
+                x = xsrc[xrow[t, b]]
                 a = buf[b * ldc : b * ldc + 4 * c]
                 g = acts[t, b]
                 i = g[c0:c1]

@@ -6,7 +6,10 @@ Everything that is not sequential (the input projection x_t W_ihᵀ + b_ih + b_h
 weight gradients) is done by the caller as a few big products; these kernels hold only the
 recurrence. Buffers are time-major and C-contiguous:
   hs  (T+1, B, H)  hs[0] = the initial state h_{-1}, hs[t+1] = h_t
-  xg  (T, B, H)    the input projection of every step (biases included)
+  xsrc, xrow       the input projection of every step (biases included): row b of step t is
+                   xsrc[xrow[t, b]] — for the first layer xsrc is W_ihᵀ + biases (V, H) and xrow
+                   the token ids (a one-hot product is a gather), above it xsrc is (T·B, H) from
+                   one big product and xrow[t, b] = t·B + b
   dxg (T, B, H)    ∂L/∂(pre-activation) of every step — the gradient of W_ih, W_hh and both biases
   wp, strip0       W_hh packed into NR-column panel strips (``linear.pack_panel`` with
                    ``_math.panel_index``): forward panels hold W_hhᵀ's columns of each part,
@@ -31,9 +34,11 @@ from seqtui.kernels.config import NJIT_PARALLEL
 
 
 @njit(**NJIT_PARALLEL)
-def rnn_forward(hs, xg, wp, strip0, nparts):
-    """h_t = tanh(xg_t + h_{t-1} W_hhᵀ) for t = 0..T-1, written to hs[1:] (hs[0] is h_{-1})."""
-    T, B, H = xg.shape
+def rnn_forward(hs, xsrc, xrow, wp, strip0, nparts):
+    """h_t = tanh(x_t + h_{t-1} W_hhᵀ) for t = 0..T-1, written to hs[1:] (hs[0] is h_{-1}); x_t of
+    row b is xsrc[xrow[t, b]] (see the module docstring)."""
+    T, B = xrow.shape
+    H = xsrc.shape[1]
     smax = 0
     for p in range(nparts):
         smax = max(smax, strip0[p + 1] - strip0[p])
@@ -49,7 +54,7 @@ def rnn_forward(hs, xg, wp, strip0, nparts):
             for s in range(ns):
                 _strip_rows(buf, s * NR, ldc, hs, t * B * H, H, B, wp, (s0 + s) * H * NR, H)
             for b in range(B):
-                x = xg[t, b, c0:c1]
+                x = xsrc[xrow[t, b], c0:c1]
                 ho = hs[t + 1, b, c0:c1]
                 a = buf[b * ldc : b * ldc + c]
                 for j in range(c):

@@ -113,12 +113,13 @@ class StepStats:
 class _Layer:
     """Per-layer work buffers for one (B, T) shape: what backward needs from forward."""
 
-    def __init__(self, cell: str, T: int, B: int, H: int, G: int, dtype: np.dtype) -> None:
+    def __init__(self, cell: str, T: int, B: int, H: int, G: int, dtype: np.dtype, first: bool) -> None:
         self.hs = np.zeros((T + 1, B, H), dtype)
         self.cs = np.zeros((T + 1, B, H), dtype) if cell == "lstm" else None
         width = {"rnn": 0, "gru": 4 * H, "lstm": 5 * H}[cell]
         self.acts = np.zeros((T, B, width), dtype)
-        self.xg = np.zeros((T, B, G), dtype)
+        # the input projection of every step; the first layer gathers rows of W_ihᵀ + biases instead
+        self.xg = np.zeros((0 if first else T * B, G), dtype)
         self.dgi = np.zeros((T, B, G), dtype)
         self.dgh = np.zeros((T, B, G), dtype) if cell == "gru" else self.dgi
 
@@ -129,7 +130,9 @@ class _Workspace:
     def __init__(self, cfg: ModelConfig, T: int, B: int, parts: int, dtype: np.dtype,
                  panel_sizes: tuple[int, int]) -> None:
         H, V, G = cfg.hidden, cfg.vocab_size, cfg.gates * cfg.hidden
-        self.layers = [_Layer(cfg.cell, T, B, H, G, dtype) for _ in range(cfg.num_layers)]
+        self.layers = [_Layer(cfg.cell, T, B, H, G, dtype, k == 0) for k in range(cfg.num_layers)]
+        self.rows = np.arange(T * B, dtype=np.int32).reshape(T, B)  # xg's row of (t, b)
+        self.x0 = np.zeros((V, G), dtype)  # layer 0: W_ihᵀ + biases, one row per token
         self.logits = np.zeros((T * B, V), dtype)
         self.panel_f = np.zeros(panel_sizes[0], dtype)  # W_hh packed for h W_hhᵀ (forward)
         self.panel_b = np.zeros(panel_sizes[1], dtype)  # W_hh packed for δ W_hh (backward)
@@ -310,22 +313,23 @@ class CharModel:
             bias = b_ih + b_hh  # folded into the input projection (GRU: all but b_hn)
             if cfg.cell == "gru":
                 bias[2 * H:] = b_ih[2 * H:]
-            if k == 0:
+            if k == 0:  # a one-hot input: x_t W_ihᵀ + bias is a row of W_ihᵀ + bias, gathered by id
                 linear.transpose(ws.w_ih0_t, w_ih, P)
-                linear.onehot_forward(lay.xg, ids, ws.w_ih0_t, bias, P)
+                np.add(ws.w_ih0_t, bias, out=ws.x0)
+                xsrc, xrow = ws.x0, ids
             else:
-                xg = lay.xg.reshape(N, G)
-                linear.matmul_panel(xg, ws.layers[k - 1].hs[1:].reshape(N, H),
+                linear.matmul_panel(lay.xg, ws.layers[k - 1].hs[1:].reshape(N, H),
                                     self._pack_dense(ws, w_ih, True), bias, P)
+                xsrc, xrow = lay.xg, ws.rows
             lay.hs[0] = state[0, k]
             wp, s0 = self._pack(ws, w_hh, True)
             if cfg.cell == "rnn":
-                rnn.rnn_forward(lay.hs, lay.xg, wp, s0, P)
+                rnn.rnn_forward(lay.hs, xsrc, xrow, wp, s0, P)
             elif cfg.cell == "gru":
-                gru.gru_forward(lay.hs, lay.acts, lay.xg, wp, s0, b_hh, P)
+                gru.gru_forward(lay.hs, lay.acts, xsrc, xrow, wp, s0, b_hh, P)
             else:
                 lay.cs[0] = state[1, k]
-                lstm.lstm_forward(lay.hs, lay.cs, lay.acts, lay.xg, wp, s0, P)
+                lstm.lstm_forward(lay.hs, lay.cs, lay.acts, xsrc, xrow, wp, s0, P)
         top = ws.layers[-1].hs[1:].reshape(N, H)
         linear.matmul_panel(ws.logits, top, self._pack_dense(ws, p["fc.weight"], True), p["fc.bias"], P)
         return ws

@@ -434,15 +434,17 @@ class _Recurrence:
         H = self.H
         buf = {"hs": np.zeros((T + 1, B, H)), "xg": xg}
         wp, s0 = self._pack(w_hh, True)
+        xsrc = np.ascontiguousarray(xg).reshape(T * B, -1)  # row t·B + b is step t of sequence b
+        xrow = np.arange(T * B, dtype=np.int32).reshape(T, B)
         if self.cell == "rnn":
-            rnn.rnn_forward(buf["hs"], xg, wp, s0, 1)
+            rnn.rnn_forward(buf["hs"], xsrc, xrow, wp, s0, 1)
         elif self.cell == "gru":
             buf["acts"] = np.zeros((T, B, 4 * H))
-            gru.gru_forward(buf["hs"], buf["acts"], xg, wp, s0, np.ascontiguousarray(b_hh), 1)
+            gru.gru_forward(buf["hs"], buf["acts"], xsrc, xrow, wp, s0, np.ascontiguousarray(b_hh), 1)
         else:
             buf["cs"] = np.zeros((T + 1, B, H))
             buf["acts"] = np.zeros((T, B, 5 * H))
-            lstm.lstm_forward(buf["hs"], buf["cs"], buf["acts"], xg, wp, s0, 1)
+            lstm.lstm_forward(buf["hs"], buf["cs"], buf["acts"], xsrc, xrow, wp, s0, 1)
         return buf
 
     def _backward(self, dhs, buf, w_hh):
