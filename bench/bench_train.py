@@ -86,7 +86,7 @@ def seqtui_step(cell: str, H: int, layers: int, threads: int | None):
 
     def step():
         stats = model.loss_and_grad(X, Y, state, None)
-        clip_grad_norm(model.grads, 1.0)
+        clip_grad_norm(model.grads, 1.0, norm=stats.grad_norm)  # as the trainer: one norm pass
         opt.step(model.params, model.grads)
         return stats.loss
 

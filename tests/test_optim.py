@@ -29,6 +29,21 @@ def test_clip_leaves_small_gradients_alone():
     assert not clipped
 
 
+def test_a_step_reports_the_norm_that_clipping_would_compute():
+    """loss_and_grad's grad_norm is grad_norm(grads), bit for bit: the trainer passes it to
+    clip_grad_norm instead of a second pass over the gradient, with the same result."""
+    from seqtui.models.charmodel import CharModel, ModelConfig
+
+    model = CharModel(ModelConfig("gru", 11, 16, 1), seed=0)
+    rng = np.random.default_rng(0)
+    X, Y = rng.integers(0, 11, (4, 6)), rng.integers(0, 11, (4, 6))
+    stats = model.loss_and_grad(X, Y, None, None)
+    assert stats.grad_norm == grad_norm(model.grads) and stats.finite
+    a, b = model.grads.copy(), model.grads.copy()
+    assert clip_grad_norm(a, 0.01, norm=stats.grad_norm) == clip_grad_norm(b, 0.01)
+    np.testing.assert_array_equal(a, b)
+
+
 def test_clip_norm_accumulates_in_float64():
     g = np.full(1_000_003, 1e-3, np.float32)
     assert grad_norm(g) == pytest.approx(math.sqrt(1_000_003) * float(np.float32(1e-3)), rel=1e-9)

@@ -231,7 +231,8 @@ class Trainer(RunProcess):
             loss = float(stats.loss)
             if not stats.finite or not math.isfinite(loss) or not math.isfinite(_ppl(loss)):
                 self._diverged("loss", loss)
-            norm, clipped = clip_grad_norm(model.grads, cfg.clip if cfg.clip else math.inf)
+            norm, clipped = clip_grad_norm(model.grads, cfg.clip if cfg.clip else math.inf,
+                                           norm=stats.grad_norm)
             if not math.isfinite(norm):
                 self._diverged("gradient norm", norm)
             self.opt.step(model.params, model.grads, lr=pos.lr)

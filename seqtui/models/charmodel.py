@@ -108,6 +108,7 @@ class StepStats:
     state: np.ndarray         # final state (S, L, B, H), detached: the next window's initial state
     h_grad_norms: np.ndarray  # (T,) float64: ‖∂L/∂h_t‖ of the top layer for t = 1..T
     finite: bool              # False when the loss or any gradient is NaN/Inf
+    grad_norm: float = math.nan  # global L2 norm of the gradient (optim.grad_norm): clip reuses it
 
 
 class _Layer:
@@ -464,6 +465,6 @@ class CharModel:
                 g[f"rnn.bias_ih_l{k}"][...] = g[f"rnn.bias_hh_l{k}"]
 
         loss = loss_sum / N
-        finite = math.isfinite(loss) and math.isfinite(optim.sum_squares(self.grads))
-        return StepStats(loss=float(loss), state=self._final_state(ws),
-                         h_grad_norms=h_norms, finite=bool(finite))
+        norm = math.sqrt(optim.sum_squares(self.grads))
+        return StepStats(loss=float(loss), state=self._final_state(ws), h_grad_norms=h_norms,
+                         finite=math.isfinite(loss) and math.isfinite(norm), grad_norm=norm)

@@ -20,17 +20,18 @@ def grad_norm(grads: np.ndarray) -> float:
     return math.sqrt(k.sum_squares(np.ascontiguousarray(grads).reshape(-1)))
 
 
-def clip_grad_norm(grads: np.ndarray, theta: float) -> tuple[float, bool]:
+def clip_grad_norm(grads: np.ndarray, theta: float, norm: float | None = None) -> tuple[float, bool]:
     """Scale ``grads`` in place to norm θ when its norm exceeds θ (d2l's ``grad_clipping``).
 
     Returns (pre-clip norm, clipped?). A non-finite norm is returned as is and nothing is scaled:
-    the caller reports the divergence instead of hiding it.
+    the caller reports the divergence instead of hiding it. ``norm``: ``grad_norm(grads)`` if the
+    caller has it already (``StepStats.grad_norm``), which saves a pass over the gradient.
     """
     from seqtui.kernels import optim as k
 
     if not theta > 0:
         raise ConfigError(f"clip θ must be > 0, got {theta!r}")
-    norm = grad_norm(grads)
+    norm = grad_norm(grads) if norm is None else float(norm)
     if not math.isfinite(norm) or norm <= theta:
         return norm, False
     k.scale(grads.reshape(-1), theta / norm)
