@@ -79,7 +79,7 @@ _THREADS_SCRIPT = textwrap.dedent(r"""
     bad = []
     for cell in ("rnn", "gru", "lstm"):
         for dtype in (np.float32, np.float64):
-            for H, B in ((40, 3), (70, 9)):
+            for H, B in ((40, 3), (70, 9), (70, 33)):  # 1, 2 and 5 row blocks
                 rng = np.random.default_rng(0)
                 X = rng.integers(0, 6, (B, 5)).astype(np.int32)
                 Y = rng.integers(0, 6, (B, 5)).astype(np.int32)
@@ -137,3 +137,17 @@ def test_cache_dir_is_keyed_and_shared_with_child_processes():
     # a child given a fresh base (the bench's cold-compile run) keys that base instead
     fresh = dict(os.environ, NUMBA_CACHE_DIR="/tmp/elsewhere")
     assert config.cache_dir(fresh) == os.path.join("/tmp/elsewhere", config.source_key())
+
+
+def test_row_split_cuts_rows_first_and_columns_for_big_panels():
+    """Row groups (whole MR-row blocks) while the W_hh panel fits in half a core's L2; columns
+    (part chunks) past that, or for threads beyond the row blocks. Any cut gives the same bits
+    (the threads test above runs 1, 2 and 5 row blocks on 1–4 threads)."""
+    from seqtui.kernels._math import L2_BYTES, MR, row_split
+
+    small, big = L2_BYTES // 4, L2_BYTES
+    assert row_split(2, 32, small) == (2, 1)
+    assert row_split(1, 32, small) == (1, 1)
+    assert row_split(16, 4 * MR, small) == (4, 4)  # 4 row blocks, then columns
+    assert row_split(2, MR - 1, small) == (1, 2)  # one row block: columns only
+    assert row_split(2, 32, big) == (1, 2) and row_split(4, 32, big) == (1, 4)

@@ -140,6 +140,38 @@ def _add(out, x, y):
         out[j] = x[j] + y[j]
 
 
+def _l2_bytes() -> int:
+    """One core's L2 cache (sysfs), or 1 MiB where it cannot be read."""
+    try:
+        text = open("/sys/devices/system/cpu/cpu0/cache/index2/size").read().strip().upper()
+        return int(text[:-1]) * {"K": 1 << 10, "M": 1 << 20}[text[-1]]
+    except (OSError, ValueError, KeyError, IndexError):
+        return 1 << 20
+
+
+L2_BYTES = _l2_bytes()
+
+
+def row_split(threads: int, B: int, panel_bytes: int) -> tuple[int, int]:
+    """How the recurrence kernels cut one step over ``threads``: (row groups, part chunks).
+
+    Rows first — a row's recurrence needs only its own previous state, so row groups never read
+    what another core just wrote — in whole MR-row blocks, while every core can keep the whole
+    W_hh panel (``panel_bytes``) in half its L2; a larger panel is cut by columns (the parts), so
+    each core streams only its share (measured: row groups 1.26× faster for RNN 256, 1.4× slower
+    for GRU 512's 3 MB panel). The cut never changes a result."""
+    if panel_bytes > L2_BYTES // 2:
+        return 1, max(1, threads)
+    groups = max(1, min(threads, -(-B // MR)))
+    return groups, max(1, threads // groups)
+
+
+@njit(inline="always")
+def _rows(g, groups, nblk, B):
+    """Batch rows [r0, r1) of row group g: whole MR-row blocks (nblk in all) split evenly."""
+    return (g * nblk // groups) * MR, min(B, ((g + 1) * nblk // groups) * MR)
+
+
 @njit(inline="always")
 def _cols(p, nparts, H):
     """Hidden columns [c0, c1) of part p."""

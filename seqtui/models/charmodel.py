@@ -143,7 +143,19 @@ class _Workspace:
         self.db0 = np.zeros(G, dtype)
         self.no_sums = np.zeros(0, dtype)  # "no bias gradient wanted" for matmul_tn
         self.dense = np.zeros(0, dtype)    # panel strips of a dense weight (see _pack_dense)
-        self.norms = np.zeros((parts, T), np.float64)
+        from seqtui.kernels._math import MR
+
+        self.parts = parts
+        self.norms = np.zeros((parts * -(-B // MR), T), np.float64)  # per (part, MR-row block)
+
+
+def _row_split(B: int, panel: np.ndarray) -> tuple[int, int]:
+    """(row groups, part chunks) of the recurrence kernels for the threads in force now."""
+    from numba import get_num_threads
+
+    from seqtui.kernels._math import row_split
+
+    return row_split(get_num_threads(), B, panel.nbytes)
 
 
 class CharModel:
@@ -258,7 +270,7 @@ class CharModel:
 
     def _workspace(self, T: int, B: int) -> _Workspace:
         ws = self._workspaces.get((T, B))
-        if ws is None or ws.norms.shape[0] != self.parts:
+        if ws is None or ws.parts != self.parts:
             if len(self._workspaces) > 4:
                 self._workspaces.clear()
             cols_f, _, cols_b, _ = self._panel_layout()
@@ -308,6 +320,7 @@ class CharModel:
         cfg, P, p = self.cfg, self.parts, self._p
         H, G, N = cfg.hidden, cfg.gates * cfg.hidden, T * B
         ws = self._workspace(T, B)
+        split = _row_split(B, ws.panel_f)
         for k, lay in enumerate(ws.layers):
             w_ih, w_hh = p[f"rnn.weight_ih_l{k}"], p[f"rnn.weight_hh_l{k}"]
             b_ih, b_hh = p[f"rnn.bias_ih_l{k}"], p[f"rnn.bias_hh_l{k}"]
@@ -325,12 +338,12 @@ class CharModel:
             lay.hs[0] = state[0, k]
             wp, s0 = self._pack(ws, w_hh, True)
             if cfg.cell == "rnn":
-                rnn.rnn_forward(lay.hs, xsrc, xrow, wp, s0, P)
+                rnn.rnn_forward(lay.hs, xsrc, xrow, wp, s0, P, *split)
             elif cfg.cell == "gru":
-                gru.gru_forward(lay.hs, lay.acts, xsrc, xrow, wp, s0, b_hh, P)
+                gru.gru_forward(lay.hs, lay.acts, xsrc, xrow, wp, s0, b_hh, P, *split)
             else:
                 lay.cs[0] = state[1, k]
-                lstm.lstm_forward(lay.hs, lay.cs, lay.acts, xsrc, xrow, wp, s0, P)
+                lstm.lstm_forward(lay.hs, lay.cs, lay.acts, xsrc, xrow, wp, s0, P, *split)
         top = ws.layers[-1].hs[1:].reshape(N, H)
         linear.matmul_panel(ws.logits, top, self._pack_dense(ws, p["fc.weight"], True), p["fc.bias"], P)
         return ws
@@ -423,6 +436,7 @@ class CharModel:
         T, B = ids.shape
         cfg, P, p, g = self.cfg, self.parts, self._p, self._g
         H, G, N, L = cfg.hidden, cfg.gates * cfg.hidden, T * B, cfg.num_layers
+        split = _row_split(B, ws.panel_b)
 
         # output layer: fused softmax-CE, then its weight and bias gradients and ∂L/∂h of the top layer
         loss_sum = output.softmax_ce_forward_backward(ws.logits, targets.reshape(-1), 1.0 / N, P)
@@ -437,12 +451,13 @@ class CharModel:
             lay = ws.layers[k]
             wp, s0 = self._pack(ws, p[f"rnn.weight_hh_l{k}"], False)
             if cfg.cell == "rnn":
-                rnn.rnn_backward(lay.dgi, ws.norms, ws.dh, lay.hs, wp, s0, carry_scale, P)
+                rnn.rnn_backward(lay.dgi, ws.norms, ws.dh, lay.hs, wp, s0, carry_scale, P, *split)
             elif cfg.cell == "gru":
                 gru.gru_backward(lay.dgi, lay.dgh, ws.norms, ws.dh, lay.hs, lay.acts, wp, s0,
-                                 carry_scale, P)
+                                 carry_scale, P, *split)
             else:
-                lstm.lstm_backward(lay.dgi, ws.norms, ws.dh, lay.cs, lay.acts, wp, s0, carry_scale, P)
+                lstm.lstm_backward(lay.dgi, ws.norms, ws.dh, lay.cs, lay.acts, wp, s0, carry_scale, P,
+                                   *split)
             if k == L - 1:
                 h_norms = np.sqrt(ws.norms.sum(axis=0))
             dgi = lay.dgi.reshape(N, G)

@@ -428,7 +428,10 @@ class _Recurrence:
         return wp, strip0
 
     def _forward(self, xg, w_hh, b_hh):
+        from numba import get_num_threads
+
         from seqtui.kernels import gru, lstm, rnn
+        from seqtui.kernels._math import row_split
 
         T, B, _ = xg.shape
         H = self.H
@@ -436,33 +439,39 @@ class _Recurrence:
         wp, s0 = self._pack(w_hh, True)
         xsrc = np.ascontiguousarray(xg).reshape(T * B, -1)  # row t·B + b is step t of sequence b
         xrow = np.arange(T * B, dtype=np.int32).reshape(T, B)
+        split = row_split(get_num_threads(), B, wp.nbytes)
         if self.cell == "rnn":
-            rnn.rnn_forward(buf["hs"], xsrc, xrow, wp, s0, 1)
+            rnn.rnn_forward(buf["hs"], xsrc, xrow, wp, s0, 1, *split)
         elif self.cell == "gru":
             buf["acts"] = np.zeros((T, B, 4 * H))
-            gru.gru_forward(buf["hs"], buf["acts"], xsrc, xrow, wp, s0, np.ascontiguousarray(b_hh), 1)
+            gru.gru_forward(buf["hs"], buf["acts"], xsrc, xrow, wp, s0, np.ascontiguousarray(b_hh), 1,
+                            *split)
         else:
             buf["cs"] = np.zeros((T + 1, B, H))
             buf["acts"] = np.zeros((T, B, 5 * H))
-            lstm.lstm_forward(buf["hs"], buf["cs"], buf["acts"], xsrc, xrow, wp, s0, 1)
+            lstm.lstm_forward(buf["hs"], buf["cs"], buf["acts"], xsrc, xrow, wp, s0, 1, *split)
         return buf
 
     def _backward(self, dhs, buf, w_hh):
+        from numba import get_num_threads
+
         from seqtui.kernels import gru, lstm, rnn
+        from seqtui.kernels._math import MR, row_split
 
         T, B, H = dhs.shape
         wp, s0 = self._pack(w_hh, False)
-        norms = np.zeros((1, T), np.float64)
+        split = row_split(get_num_threads(), B, wp.nbytes)
+        norms = np.zeros((-(-B // MR), T), np.float64)  # per MR-row block (one part)
         carry = np.ones(T, np.float64)
         dgi = np.zeros((T, B, self.G))
         if self.cell == "rnn":
-            rnn.rnn_backward(dgi, norms, dhs, buf["hs"], wp, s0, carry, 1)
+            rnn.rnn_backward(dgi, norms, dhs, buf["hs"], wp, s0, carry, 1, *split)
             return dgi, dgi
         if self.cell == "gru":
             dgh = np.zeros((T, B, self.G))
-            gru.gru_backward(dgi, dgh, norms, dhs, buf["hs"], buf["acts"], wp, s0, carry, 1)
+            gru.gru_backward(dgi, dgh, norms, dhs, buf["hs"], buf["acts"], wp, s0, carry, 1, *split)
             return dgi, dgh
-        lstm.lstm_backward(dgi, norms, dhs, buf["cs"], buf["acts"], wp, s0, carry, 1)
+        lstm.lstm_backward(dgi, norms, dhs, buf["cs"], buf["acts"], wp, s0, carry, 1, *split)
         return dgi, dgi
 
 
