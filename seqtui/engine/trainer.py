@@ -356,7 +356,8 @@ class Trainer(RunProcess):
         helper = getattr(self, "_helper", None)
         if helper is not None:
             helper.wait_for("backward", self._on_compiled, lambda: self.stop_reason is not None)
-        model.loss_and_grad(X, Y, model.init_state(B), carry_scale_for("full", T))
+        if self.stop_reason is None:  # stopped while waiting: no step will run, compile no more
+            model.loss_and_grad(X, Y, model.init_state(B), carry_scale_for("full", T))
         self._emit("compile", state="done", seconds=time.perf_counter() - t0)
         self._release_compile_lock()  # compiled: other runs may start compiling now
 
