@@ -263,3 +263,15 @@ def test_help_does_not_import_the_app():
             "print('seqtui.ui.app' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_runs_list_arriving_while_the_app_closes_is_dropped(tmp_path, monkeypatch):
+    """The runs-list worker can finish after the last screen is gone (quitting under load): its
+    result must not raise ScreenStackError (it ended the app with a traceback)."""
+    from seqtui.ui.app import make_app
+    from seqtui.ui.messages import RunsListed
+
+    monkeypatch.setenv("SEQTUI_DATA_DIR", str(tmp_path / "data"))
+    app = make_app(attach=False)  # not running: no screen on the stack, as while closing
+    app._runs_listed(RunsListed([], {}))
+    assert app.runs == [] and app._active_screen() is None

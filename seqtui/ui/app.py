@@ -318,7 +318,18 @@ class SeqtuiApp(App):
         self.runs_bpc = message.bpc
         self.runs_time = time.monotonic()
         self.runs_version += 1
-        self.screen.post_message(RunsChanged())
+        screen = self._active_screen()
+        if screen is not None:
+            screen.post_message(RunsChanged())
+
+    def _active_screen(self):
+        """The screen on top, or None while the app is closing (a worker's late result)."""
+        from textual.app import ScreenStackError
+
+        try:
+            return self.screen
+        except ScreenStackError:
+            return None
 
     # -- what screens ask for (messages; the screens never call the engine) ---------------------
     @on(StartRun)
@@ -376,7 +387,7 @@ class SeqtuiApp(App):
         self.refresh_runs()
         if self.current_mode != "train":
             self.switch_mode("train")
-        screen = self.screen
+        screen = self._active_screen()
         if isinstance(screen, TrainScreen):
             screen.show_live()
 
@@ -401,8 +412,9 @@ class SeqtuiApp(App):
 
     def _series_failed(self, message: str) -> None:
         self.notify(message, title="cannot start", severity="error")
-        if self.current_mode == "series":
-            self.screen.post_message(SeriesRunFailed(message))
+        screen = self._active_screen()
+        if self.current_mode == "series" and screen is not None:
+            screen.post_message(SeriesRunFailed(message))
 
     def _series_started(self, info: Any) -> None:
         self.notify(f"training in the background (pid {info.pid}); quitting the app does not stop it",
@@ -415,7 +427,7 @@ class SeqtuiApp(App):
     def _show_series(self, path: Path, info: Any = None, started: bool = False) -> None:
         from seqtui.ui.screens.series import SeriesScreen
 
-        screen = self.screen
+        screen = self._active_screen()
         if isinstance(screen, SeriesScreen):
             if started:
                 screen.started(info)
