@@ -30,6 +30,14 @@ SLOW = ["--hidden", "8", "--batch-size", "4", "--num-steps", "8", "--budget", f"
 CC_BUDGET = 300
 
 
+def _long_trials(tmp_path: Path, study: str) -> list[str]:
+    """A sweep of CC_BUDGET-step trials; --no-prune gives no verdict round trips, so samples at
+    every step slow the trials down instead."""
+    slow = [f"{CC_BUDGET}steps" if a == f"{BUDGET}steps" else a for a in SLOW]
+    return ["sweep", str(tiny_corpus(tmp_path)), *slow, "--study", study, "--no-prune",
+            "--sample-every", "1", "--sample-length", "400"]
+
+
 def _runs(name: str) -> list[Path]:
     from seqtui.engine.runs import runs_root
 
@@ -91,11 +99,7 @@ def test_a_killed_worker_loses_no_trial(tmp_path, capsys):
 
 
 def test_ctrl_c_stops_trials_with_a_checkpoint_and_the_command_resumes(tmp_path, capsys):
-    corpus = tiny_corpus(tmp_path)
-    slow = [f"{CC_BUDGET}steps" if a == f"{BUDGET}steps" else a for a in SLOW]
-    args = ["sweep", str(corpus), *slow, "--study", "cc", "--no-prune"]
-    # --no-prune: no verdicts, so slow the trials down with samples instead
-    args += ["--sample-every", "1", "--sample-length", "400"]
+    args = _long_trials(tmp_path, "cc")
     proc = seqtui_subprocess(args, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -149,10 +153,7 @@ def test_runs_stop_on_a_trial_stops_that_trial_alone(tmp_path, capsys):
     """`seqtui runs stop TRIAL`: the trial's pid file names the sweep's client, so the stop goes
     through a request in the run dir; the client stops that trial (with a checkpoint) and the
     sweep goes on with the others."""
-    corpus = tiny_corpus(tmp_path)
-    slow = [f"{CC_BUDGET}steps" if a == f"{BUDGET}steps" else a for a in SLOW]
-    args = ["sweep", str(corpus), *slow, "--study", "one", "--no-prune", "--sample-every", "1",
-            "--sample-length", "400"]
+    args = _long_trials(tmp_path, "one")
     proc = seqtui_subprocess(args, start_new_session=True)
     try:
         deadline = time.monotonic() + 120

@@ -51,13 +51,9 @@ def test_warmup_refuses_an_unknown_cell(capsys):
 def test_two_runs_train_side_by_side(tmp_path):
     """The compile lock is held for the warm-up only: a second run starts training while the
     first one still trains (before, it waited for the whole first run)."""
-    import json
-    import os
-
     from _fixtures_engine import tiny_config, tiny_corpus
 
     from seqtui.engine import runs
-    from seqtui.engine.rundir import RunDir
 
     corpus = tiny_corpus(tmp_path)
     a = runs.start_run(tiny_config(corpus, epochs=None, steps=1_000_000, progress_every=50), name="side-a")

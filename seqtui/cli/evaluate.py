@@ -120,7 +120,7 @@ def spelling_model(train_tokens: list[str], is_char: bool):
 def eval_bits_per_char(result: dict, ids: np.ndarray, vocab, config, corpus: str | None,
                        errors: str | None) -> float | None:
     """Exact bits per character of the tokens evaluate_ids scored (None when no token was)."""
-    from seqtui.data.stats import text_bits_per_char
+    from seqtui.data.stats import bits_per_char, text_bits_per_char, text_chars
 
     if not result.get("tokens"):
         return None
@@ -129,8 +129,9 @@ def eval_bits_per_char(result: dict, ids: np.ndarray, vocab, config, corpus: str
     if pos.shape[0] != int(result["tokens"]):  # pragma: no cover - evaluate_ids changed its windows
         return None
     sub = np.asarray(ids)[pos]
-    if getattr(vocab, "kind", None) == "bpe" or not np.any(sub == vocab.unk):
-        return text_bits_per_char(total, sub, vocab)  # counted from the ids, no token list
+    chars = text_chars(sub, vocab)  # from the ids alone (BPE, or no <unk> hiding a spelling)
+    if chars is not None:
+        return bits_per_char(total, chars)
     # <unk> hides a token's spelling: read the real tokens and fit the spelling on the training text
     run_tokens = _run_tokens(config)
     n_train = _train_count(len(run_tokens), config.val_fraction)

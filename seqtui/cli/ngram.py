@@ -99,9 +99,7 @@ def _val_bits_per_char(model, ds, train, val, tokens, preprocess, max_tokens, er
     """Exact bits per character of the held-out tokens (<unk> charged its spelling)."""
     import math
 
-    import numpy as np
-
-    from seqtui.data.stats import text_bits_per_char
+    from seqtui.data.stats import bits_per_char, text_bits_per_char, text_chars
 
     total = 0.0
     from seqtui.models.ngram import CHUNK
@@ -112,8 +110,9 @@ def _val_bits_per_char(model, ds, train, val, tokens, preprocess, max_tokens, er
     if not math.isfinite(total):
         return None
     vocab = ds.vocab
-    if not np.any(val == vocab.unk):
-        return text_bits_per_char(total, val, vocab)  # counted from the ids, no token list
+    chars = text_chars(val, vocab)  # from the ids alone unless an <unk> hides a spelling
+    if chars is not None:
+        return bits_per_char(total, chars)
     from seqtui.cli.evaluate import spelling_model
     from seqtui.data.corpora import read_corpus_text
     from seqtui.data.text import tokenize

@@ -167,15 +167,38 @@ def row_split(threads: int, B: int, panel_bytes: int) -> tuple[int, int]:
 
 
 @njit(inline="always")
-def _rows(g, groups, nblk, B):
-    """Batch rows [r0, r1) of row group g: whole MR-row blocks (nblk in all) split evenly."""
-    return (g * nblk // groups) * MR, min(B, ((g + 1) * nblk // groups) * MR)
+def _task_span(task, ngroups, nchunks, nparts, B):
+    """Batch rows [r0, r1) and parts [p0, p1) of one task of a recurrence step (``row_split``):
+    row group task // nchunks (whole MR-row blocks, split evenly), chunk task % nchunks of parts."""
+    nblk = -(-B // MR)
+    g, pc = task // nchunks, task % nchunks
+    r0 = (g * nblk // ngroups) * MR
+    r1 = min(B, ((g + 1) * nblk // ngroups) * MR)
+    return r0, r1, pc * nparts // nchunks, (pc + 1) * nparts // nchunks
+
+
+@njit(inline="always")
+def _task_scratch(like, strip0, nparts, B, ntasks):
+    """One tile buffer per task: every MR-row block of the batch × the widest part's strips."""
+    smax = 0
+    for p in range(nparts):
+        smax = max(smax, strip0[p + 1] - strip0[p])
+    return np.empty((ntasks, -(-B // MR) * MR * smax * NR), dtype=like.dtype)
 
 
 @njit(inline="always")
 def _cols(p, nparts, H):
     """Hidden columns [c0, c1) of part p."""
     return p * H // nparts, (p + 1) * H // nparts
+
+
+@njit(inline="always")
+def _part(p, nparts, H, strip0):
+    """Part p's hidden columns [c0, c1), its first panel strip, strip count and tile row length."""
+    c0, c1 = _cols(p, nparts, H)
+    s0 = strip0[p]
+    ns = strip0[p + 1] - s0
+    return c0, c1, s0, ns, ns * NR
 
 
 # --- the tile product -------------------------------------------------------------------------

@@ -19,8 +19,10 @@ in rnn.py (``_math.row_split``). W_hh is packed into NR-column panel strips
 side; its backward strips W_hh's columns [c0, c1).
 Products run MR rows at a time with the register-tiled ``_tile``; the gate arithmetic runs on
 each row block while it is still in L1.
-The part loop, scratch and strip-blocked tile calls repeat in rnn.py, gru.py and lstm.py on
-purpose: each cell fuses its own gate arithmetic into that loop, written in place beside its
+Each task's rows and parts, each part's columns and strips and the tile scratch come from
+``_math`` (``_task_span``, ``_part``, ``_task_scratch``); the part loop and its strip-blocked tile
+calls repeat in rnn.py, gru.py and lstm.py on purpose: each cell fuses its own gate arithmetic
+into that loop, written in place beside its
 forward/backward twin (a shared driver taking the epilogue as a function is a possible
 follow-up, to be measured first: this loop is the hot path).
 """
@@ -30,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from seqtui.kernels._math import MR, NR, _add, _cols, _rows, _sigmoid_sum, _strip_rows, _tanh
+from seqtui.kernels._math import (MR, NR, _add, _part, _sigmoid_sum, _strip_rows, _tanh, _task_scratch,
+                                  _task_span)
 from seqtui.kernels.config import NJIT_PARALLEL
 
 
@@ -45,22 +48,14 @@ def gru_forward(hs, acts, xsrc, xrow, wp, strip0, b_hh, nparts, ngroups, nchunks
     T, B = xrow.shape
     G = xsrc.shape[1]
     H = G // 3
-    smax = 0
-    for p in range(nparts):
-        smax = max(smax, strip0[p + 1] - strip0[p])
-    nblk = -(-B // MR)  # MR-row blocks of the batch
-    scratch = np.empty((ngroups * nchunks, nblk * MR * smax * NR), dtype=hs.dtype)
+    scratch = _task_scratch(hs, strip0, nparts, B, ngroups * nchunks)
     for t in range(T):
         for task in prange(ngroups * nchunks):  # row group × chunk of parts (``row_split``)
-            r0, r1 = _rows(task // nchunks, ngroups, nblk, B)
+            r0, r1, p0, p1 = _task_span(task, ngroups, nchunks, nparts, B)
             buf = scratch[task]
-            pc = task % nchunks
-            for p in range(pc * nparts // nchunks, (pc + 1) * nparts // nchunks):
-                c0, c1 = _cols(p, nparts, H)
+            for p in range(p0, p1):
+                c0, c1, s0, ns, ldc = _part(p, nparts, H, strip0)
                 c = c1 - c0
-                s0 = strip0[p]
-                ns = strip0[p + 1] - s0
-                ldc = ns * NR
                 bn = b_hh[2 * H + c0 : 2 * H + c1]
                 for q in range(ns):
                     _strip_rows(buf, q * NR, ldc, hs, t * B * H + r0 * H, H, r1 - r0,
@@ -97,25 +92,18 @@ def gru_backward(dgi, dgh, norms, dhs, hs, acts, wp, strip0, carry_scale, nparts
     T, B, H = dhs.shape
     G = 3 * H
     one = hs.dtype.type(1.0)
-    smax = 0
-    for p in range(nparts):
-        smax = max(smax, strip0[p + 1] - strip0[p])
-    nblk = -(-B // MR)  # MR-row blocks of the batch
-    scratch = np.empty((ngroups * nchunks, nblk * MR * smax * NR), dtype=hs.dtype)
+    nblk = -(-B // MR)  # MR-row blocks of the batch (the norms' rows)
+    scratch = _task_scratch(hs, strip0, nparts, B, ngroups * nchunks)
     dh = np.zeros((B, H), dtype=hs.dtype)  # ∂L/∂h_t (then h_{t-1}); each part owns its columns
     for t in range(T - 1, -1, -1):
         s = carry_scale[t + 1] if t + 1 < T else 0.0
         sc = hs.dtype.type(s)
         for task in prange(ngroups * nchunks):  # row group × chunk of parts (``row_split``)
-            r0, r1 = _rows(task // nchunks, ngroups, nblk, B)
+            r0, r1, p0, p1 = _task_span(task, ngroups, nchunks, nparts, B)
             buf = scratch[task]
-            pc = task % nchunks
-            for p in range(pc * nparts // nchunks, (pc + 1) * nparts // nchunks):
-                c0, c1 = _cols(p, nparts, H)
+            for p in range(p0, p1):
+                c0, c1, s0, ns, ldc = _part(p, nparts, H, strip0)
                 c = c1 - c0
-                s0 = strip0[p]
-                ns = strip0[p + 1] - s0
-                ldc = ns * NR
                 sq = 0.0
                 if s != 0.0:
                     for q in range(ns):

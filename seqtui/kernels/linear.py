@@ -165,14 +165,12 @@ def matmul_tn(out, sums, a, b, nparts):
                     for i in range(h):
                         sums[i0 + i] = acc[i]
             for s in range(ns):
+                # strip s of b for this k block: b's rows in place, or the packed strip
+                w, w_off, ldw = (bf, k0 * N + s * NR, N) if in_place else (bpk, s * KC * NR, NR)
                 for rb in range(rb0, rb1):
                     i0 = rb * MR
-                    if in_place:
-                        _tile(cp, i0 * Np + s * NR, Np, mine, (rb - rb0) * KC * MR, 1, MR, min(MR, M - i0),
-                              bf, k0 * N + s * NR, N, kc, k0 > 0)
-                    else:
-                        _tile(cp, i0 * Np + s * NR, Np, mine, (rb - rb0) * KC * MR, 1, MR, min(MR, M - i0),
-                              bpk, s * KC * NR, NR, kc, k0 > 0)
+                    _tile(cp, i0 * Np + s * NR, Np, mine, (rb - rb0) * KC * MR, 1, MR, min(MR, M - i0),
+                          w, w_off, ldw, kc, k0 > 0)
     if not direct:
         out[:, :] = cp[:M, :N]
 

@@ -18,8 +18,10 @@ in rnn.py (``_math.row_split``). W_hh is packed into NR-column panel strips
 side; its backward strips W_hh's columns [c0, c1). Products run MR rows at a time with the
 register-tiled ``_tile``; the gate arithmetic and the cell update run on each row block while
 it is still in L1.
-The part loop, scratch and strip-blocked tile calls repeat in rnn.py, gru.py and lstm.py on
-purpose: each cell fuses its own gate arithmetic into that loop, written in place beside its
+Each task's rows and parts, each part's columns and strips and the tile scratch come from
+``_math`` (``_task_span``, ``_part``, ``_task_scratch``); the part loop and its strip-blocked tile
+calls repeat in rnn.py, gru.py and lstm.py on purpose: each cell fuses its own gate arithmetic
+into that loop, written in place beside its
 forward/backward twin (a shared driver taking the epilogue as a function is a possible
 follow-up, to be measured first: this loop is the hot path).
 """
@@ -29,7 +31,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from seqtui.kernels._math import MR, NR, _cols, _rows, _sigmoid_sum, _strip_rows, _tanh, _tanh_sum
+from seqtui.kernels._math import (MR, NR, _part, _sigmoid_sum, _strip_rows, _tanh, _tanh_sum,
+                                  _task_scratch, _task_span)
 from seqtui.kernels.config import NJIT_PARALLEL
 
 
@@ -40,22 +43,14 @@ def lstm_forward(hs, cs, acts, xsrc, xrow, wp, strip0, nparts, ngroups, nchunks)
     T, B = xrow.shape
     G = xsrc.shape[1]
     H = G // 4
-    smax = 0
-    for p in range(nparts):
-        smax = max(smax, strip0[p + 1] - strip0[p])
-    nblk = -(-B // MR)  # MR-row blocks of the batch
-    scratch = np.empty((ngroups * nchunks, nblk * MR * smax * NR), dtype=hs.dtype)
+    scratch = _task_scratch(hs, strip0, nparts, B, ngroups * nchunks)
     for t in range(T):
         for task in prange(ngroups * nchunks):  # row group × chunk of parts (``row_split``)
-            r0, r1 = _rows(task // nchunks, ngroups, nblk, B)
+            r0, r1, p0, p1 = _task_span(task, ngroups, nchunks, nparts, B)
             buf = scratch[task]
-            pc = task % nchunks
-            for p in range(pc * nparts // nchunks, (pc + 1) * nparts // nchunks):
-                c0, c1 = _cols(p, nparts, H)
+            for p in range(p0, p1):
+                c0, c1, s0, ns, ldc = _part(p, nparts, H, strip0)
                 c = c1 - c0
-                s0 = strip0[p]
-                ns = strip0[p + 1] - s0
-                ldc = ns * NR
                 for q in range(ns):
                     _strip_rows(buf, q * NR, ldc, hs, t * B * H + r0 * H, H, r1 - r0,
                                 wp, (s0 + q) * H * NR, H)
@@ -95,26 +90,19 @@ def lstm_backward(dg, norms, dhs, cs, acts, wp, strip0, carry_scale, nparts, ngr
     T, B, H = dhs.shape
     G = 4 * H
     one = cs.dtype.type(1.0)
-    smax = 0
-    for p in range(nparts):
-        smax = max(smax, strip0[p + 1] - strip0[p])
-    nblk = -(-B // MR)  # MR-row blocks of the batch
-    scratch = np.empty((ngroups * nchunks, nblk * MR * smax * NR), dtype=cs.dtype)
+    nblk = -(-B // MR)  # MR-row blocks of the batch (the norms' rows)
+    scratch = _task_scratch(cs, strip0, nparts, B, ngroups * nchunks)
     dh = np.zeros((B, H), dtype=cs.dtype)  # ∂L/∂h_t; each part owns its columns
     dc = np.zeros((B, H), dtype=cs.dtype)  # ∂L/∂c_t (then c_{t-1})
     for t in range(T - 1, -1, -1):
         s = carry_scale[t + 1] if t + 1 < T else 0.0
         sc = cs.dtype.type(s)
         for task in prange(ngroups * nchunks):  # row group × chunk of parts (``row_split``)
-            r0, r1 = _rows(task // nchunks, ngroups, nblk, B)
+            r0, r1, p0, p1 = _task_span(task, ngroups, nchunks, nparts, B)
             buf = scratch[task]
-            pc = task % nchunks
-            for p in range(pc * nparts // nchunks, (pc + 1) * nparts // nchunks):
-                c0, c1 = _cols(p, nparts, H)
+            for p in range(p0, p1):
+                c0, c1, s0, ns, ldc = _part(p, nparts, H, strip0)
                 c = c1 - c0
-                s0 = strip0[p]
-                ns = strip0[p + 1] - s0
-                ldc = ns * NR
                 sq = 0.0
                 if s != 0.0:
                     for q in range(ns):

@@ -21,8 +21,10 @@ elementwise work following on each row block while it is in L1. Rows are split f
 recurrence needs only its own previous state, so a core never waits for the lines another core
 just wrote (cutting the columns instead made two threads only 1.1–1.4× faster than one). No cut
 changes a bit of the result.
-The part loop, scratch and strip-blocked tile calls repeat in rnn.py, gru.py and lstm.py on
-purpose: each cell fuses its own gate arithmetic into that loop, written in place beside its
+Each task's rows and parts, each part's columns and strips and the tile scratch come from
+``_math`` (``_task_span``, ``_part``, ``_task_scratch``); the part loop and its strip-blocked tile
+calls repeat in rnn.py, gru.py and lstm.py on purpose: each cell fuses its own gate arithmetic
+into that loop, written in place beside its
 forward/backward twin (a shared driver taking the epilogue as a function is a possible
 follow-up, to be measured first: this loop is the hot path).
 """
@@ -32,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from seqtui.kernels._math import MR, NR, _cols, _rows, _strip_rows, _tanh
+from seqtui.kernels._math import MR, NR, _part, _strip_rows, _tanh, _task_scratch, _task_span
 from seqtui.kernels.config import NJIT_PARALLEL
 
 
@@ -42,22 +44,14 @@ def rnn_forward(hs, xsrc, xrow, wp, strip0, nparts, ngroups, nchunks):
     row b is xsrc[xrow[t, b]] (see the module docstring)."""
     T, B = xrow.shape
     H = xsrc.shape[1]
-    smax = 0
-    for p in range(nparts):
-        smax = max(smax, strip0[p + 1] - strip0[p])
-    nblk = -(-B // MR)  # MR-row blocks of the batch
-    scratch = np.empty((ngroups * nchunks, nblk * MR * smax * NR), dtype=hs.dtype)
+    scratch = _task_scratch(hs, strip0, nparts, B, ngroups * nchunks)
     for t in range(T):
         for task in prange(ngroups * nchunks):  # row group × chunk of parts (``row_split``)
-            r0, r1 = _rows(task // nchunks, ngroups, nblk, B)
+            r0, r1, p0, p1 = _task_span(task, ngroups, nchunks, nparts, B)
             buf = scratch[task]
-            pc = task % nchunks
-            for p in range(pc * nparts // nchunks, (pc + 1) * nparts // nchunks):
-                c0, c1 = _cols(p, nparts, H)
+            for p in range(p0, p1):
+                c0, c1, s0, ns, ldc = _part(p, nparts, H, strip0)
                 c = c1 - c0
-                s0 = strip0[p]
-                ns = strip0[p + 1] - s0
-                ldc = ns * NR
                 for s in range(ns):
                     _strip_rows(buf, s * NR, ldc, hs, t * B * H + r0 * H, H, r1 - r0,
                                 wp, (s0 + s) * H * NR, H)
@@ -81,24 +75,17 @@ def rnn_backward(dxg, norms, dhs, hs, wp, strip0, carry_scale, nparts, ngroups, 
     """
     T, B, H = dhs.shape
     one = hs.dtype.type(1.0)
-    smax = 0
-    for p in range(nparts):
-        smax = max(smax, strip0[p + 1] - strip0[p])
-    nblk = -(-B // MR)  # MR-row blocks of the batch
-    scratch = np.empty((ngroups * nchunks, nblk * MR * smax * NR), dtype=hs.dtype)
+    nblk = -(-B // MR)  # MR-row blocks of the batch (the norms' rows)
+    scratch = _task_scratch(hs, strip0, nparts, B, ngroups * nchunks)
     for t in range(T - 1, -1, -1):
         s = carry_scale[t + 1] if t + 1 < T else 0.0
         sc = hs.dtype.type(s)
         for task in prange(ngroups * nchunks):  # row group × chunk of parts (``row_split``)
-            r0, r1 = _rows(task // nchunks, ngroups, nblk, B)
+            r0, r1, p0, p1 = _task_span(task, ngroups, nchunks, nparts, B)
             buf = scratch[task]
-            pc = task % nchunks
-            for p in range(pc * nparts // nchunks, (pc + 1) * nparts // nchunks):
-                c0, c1 = _cols(p, nparts, H)
+            for p in range(p0, p1):
+                c0, c1, s0, ns, ldc = _part(p, nparts, H, strip0)
                 c = c1 - c0
-                s0 = strip0[p]
-                ns = strip0[p + 1] - s0
-                ldc = ns * NR
                 sq = 0.0
                 if s != 0.0:
                     for q in range(ns):

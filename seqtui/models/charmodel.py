@@ -318,7 +318,7 @@ class CharModel:
 
         T, B = ids.shape
         cfg, P, p = self.cfg, self.parts, self._p
-        H, G, N = cfg.hidden, cfg.gates * cfg.hidden, T * B
+        H, N = cfg.hidden, T * B
         ws = self._workspace(T, B)
         split = _row_split(B, ws.panel_f)
         for k, lay in enumerate(ws.layers):
