@@ -361,3 +361,19 @@ def test_progress_since_restart_counts_back_to_the_last_restart(tmp_path):
     assert rd.progress_since_restart() == 0
     rd.append_event("progress", step=2)
     assert rd.progress_since_restart() == 2
+
+
+def test_a_stop_request_into_a_vanished_run_dir_is_one_clear_error(tmp_path):
+    """`runs stop TRIAL` writes a request into the trial's run dir: a dir that is gone is the
+    usual one-line RunError, not a traceback."""
+    from seqtui.engine.rundir import RunDir
+    from seqtui.errors import RunError
+
+    rd = RunDir(tmp_path / "gone")
+    with pytest.raises(RunError, match="cannot write to run dir"):
+        rd.request_stop()
+    assert rd.take_stop_request() is False
+    (tmp_path / "here").mkdir()
+    here = RunDir(tmp_path / "here")
+    here.request_stop()
+    assert here.take_stop_request() is True and here.take_stop_request() is False  # taken once

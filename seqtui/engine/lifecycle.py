@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from seqtui.engine.events import EventWriter
-from seqtui.engine.rundir import RunDir
-from seqtui.errors import RunError, SeqtuiError, TrainingDiverged
+from seqtui.engine.rundir import RunDir, unwritable
+from seqtui.errors import SeqtuiError, TrainingDiverged
 
 SIGNAL_REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 SIGNALS_BY_REASON = {reason: sig for sig, reason in SIGNAL_REASONS.items()}
@@ -93,7 +93,7 @@ class RunProcess:
         try:
             self.events = self.rundir.event_writer(self.listeners)
         except OSError as exc:
-            raise RunError(f"cannot write to run dir {self.run_dir}: {exc.strerror or exc}") from None
+            raise unwritable(self.run_dir, exc) from None
         old_handlers = self._install_signals()
         self.rundir.write_pid()
         try:
@@ -110,9 +110,9 @@ class RunProcess:
             self._end("interrupted", "stopped")
             raise
         except OSError as exc:  # the disk refused a write (events, config)
-            message = f"cannot write to run dir {self.run_dir}: {exc.strerror or exc}"
-            self._fail(message, "error")
-            raise RunError(message) from None
+            error = unwritable(self.run_dir, exc)
+            self._fail(str(error), "error")
+            raise error from None
         except Exception as exc:
             self._fail(f"{type(exc).__name__}: {exc}".splitlines()[0], "error")
             raise

@@ -54,6 +54,11 @@ _LEGACY = {CONFIG, EVENTS, PID, LOG, CHECKPOINTS}  # what a v0.1 run dir (no mar
 _CHECKPOINT_FILE_SUFFIXES = (".safetensors", ".json")
 
 
+def unwritable(path, exc: OSError) -> RunError:
+    """The one message for a run directory the disk refused to write to."""
+    return RunError(f"cannot write to run dir {path}: {exc.strerror or exc}")
+
+
 @dataclass
 class RunInfo:
     """What a run directory says about a run (a snapshot; read it again to refresh)."""
@@ -266,7 +271,7 @@ class RunDir:
         except FileExistsError:
             raise RunError(taken) from None
         except OSError as exc:
-            raise RunError(f"cannot write to run dir {p}: {exc.strerror or exc}") from None
+            raise unwritable(p, exc) from None
         with os.fdopen(fd, "w") as f:
             f.write('{"seqtui_run": 1}\n')
         self.write_config(config)
@@ -276,7 +281,7 @@ class RunDir:
         try:
             atomic_write(self.config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         except OSError as exc:
-            raise RunError(f"cannot write to run dir {self.path}: {exc.strerror or exc}") from None
+            raise unwritable(self.path, exc) from None
 
     # -- reading ------------------------------------------------------------------------------------
     def config(self):
@@ -328,7 +333,7 @@ class RunDir:
         try:
             atomic_write(self.predictions_path, data)
         except OSError as exc:
-            raise RunError(f"cannot write to run dir {self.path}: {exc.strerror or exc}") from None
+            raise unwritable(self.path, exc) from None
         return self.predictions_path
 
     def predictions_meta(self) -> dict[str, Any] | None:
@@ -404,7 +409,7 @@ class RunDir:
         try:
             return open(self.log_path, "ab")
         except OSError as exc:
-            raise RunError(f"cannot write to run dir {self.path}: {exc.strerror or exc}") from None
+            raise unwritable(self.path, exc) from None
 
     # -- the training process -----------------------------------------------------------------------
     def read_pid(self) -> int | None:
@@ -428,7 +433,10 @@ class RunDir:
 
     def request_stop(self) -> None:
         """Ask the process that trains this run by proxy (a sweep's client) to stop it alone."""
-        atomic_write(self.path / STOP_REQUEST, f"{os.getpid()}\n")
+        try:
+            atomic_write(self.path / STOP_REQUEST, f"{os.getpid()}\n")
+        except OSError as exc:
+            raise unwritable(self.path, exc) from None
 
     def take_stop_request(self) -> bool:
         """True (once) if a stop was requested: the request is removed as it is read."""
