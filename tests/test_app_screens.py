@@ -262,6 +262,11 @@ async def test_generate_streams_restarts_and_flags_unknown_characters(runs_dir):
         text = screen_text(app)
         assert "the Ark" in text and "and the earth was" in text
         assert "not in the vocabulary" in text and "'A'" in text
+        await wait_for(pilot, lambda: screen.memo_score is not None)
+        await pilot.press("escape")  # leaving the prompt adds the shortcut hint: 4 status lines
+        await wait_for(pilot, lambda: "letters are shortcuts" in screen_text(app))
+        assert "not in the vocabulary" in screen_text(app)  # the warning stays in view
+        await pilot.press("slash")  # back to the prompt
         # 200 tokens at ~2 ms each: the text reached the screen a few times, not once per token
         assert 1 <= screen.updates_shown < 40
         before = screen.updates_shown

@@ -380,11 +380,13 @@ class GenerateScreen(WorkerErrors, Screen):
     def _show_status(self) -> None:
         status = Text(settings_line(self.temperature, self.top_k, self.length, self.seed),
                       no_wrap=True, overflow="ellipsis")
-        if self.memo_score is not None:
-            status.append(f"\n {memo_line(self.memo_score, self._is_char())}", style="yellow")
-        if self.is_mounted and not self.typing:
-            status.append("\n letters are shortcuts now: / returns to the prompt", style="bold reverse")
+        # most important first: the line shows at most 3 rows (generate.tcss), so a memorization
+        # line arriving later must not push the unknown-character warning out of view
         if self.unknown:
             shown = " ".join(repr(u) for u in dict.fromkeys(self.unknown))
             status.append(f"\n ⚠ not in the vocabulary, read as <unk>: {shown}", style="bold yellow")
+        if self.is_mounted and not self.typing:
+            status.append("\n letters are shortcuts now: / returns to the prompt", style="bold reverse")
+        if self.memo_score is not None:
+            status.append(f"\n {memo_line(self.memo_score, self._is_char())}", style="yellow")
         self.query_one("#gen-status", Static).update(status)
