@@ -103,7 +103,7 @@ def part_cached(part: str, cell: str) -> bool:
     if part == "backward":
         cell_kernels = importlib.import_module(f"seqtui.kernels.{cell}")
         return all(map(_cached, (getattr(cell_kernels, f"{cell}_backward"), linear.matmul_tn)))
-    return all(map(_cached, (ngram.count_dense, sample.feed, sample.generate)))
+    return all(map(_cached, (ngram.count_dense, sample.feed, sample.generate, sample.generate_parallel)))
 
 
 class Helper:
@@ -215,6 +215,8 @@ def _warm_model(model, ids) -> None:
 
 
 def _warm_extras(model, ds, ids) -> None:
+    import numpy as np
+
     from seqtui.models.generate import Generator
     from seqtui.models.ngram import baseline_perplexity
 
@@ -223,6 +225,12 @@ def _warm_extras(model, ds, ids) -> None:
     gen.prime(ds.vocab.itos[-1])
     list(gen.sample(3, seed=0))
     list(gen.sample(3, temperature=0.0))
+    if model.dtype == np.float32:  # wide float32 models generate on every core: that kernel too
+        from seqtui.kernels import sample
+
+        wide = Generator(model, ds.vocab, precision="float16")
+        out, u = np.empty(2, np.int32), np.zeros(2)
+        sample.generate_parallel(out, wide.state, wide.logits, *wide.kernel_args(), u, 1.0, 0, 1.0, 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ The model lives in one flat parameter buffer (``params``) described by an offset
                      padded with zeros to Kp = xpad's length (a multiple of F16_LANES) and row
                      counts to a multiple of F16_ROWS; noffs (L+1, 2) int64: offsets of layer l's
                      W_ih and W_hh, and [L, 0] of fc.weight; xpad (Kp,) scratch, zero past H
+``generate_parallel`` cuts each token's layers over the cores by blocks of hidden units (each
+core keeps its share of the narrow weights in its own cache); same bits as ``generate``.
 Cells: 0 RNN, 1 GRU (r, z, n), 2 LSTM (i, f, g, o), PyTorch semantics — the same maths as the
 training kernels in rnn.py / gru.py / lstm.py (activations shared through _math.py; tests
 compare both). Draws use uniforms supplied by the caller, so a
@@ -23,10 +25,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from seqtui.kernels._math import F16_ROWS, _rows_dot_f16, _sigmoid, _tanh
-from seqtui.kernels.config import NJIT, NJIT_FAST
+from seqtui.kernels._math import F16_ROWS, _add, _rows_dot_f16, _sigmoid_sum, _tanh, _tanh_sum
+from seqtui.kernels.config import NJIT, NJIT_FAST, NJIT_PARALLEL
 
 # The cells as the jitted code sees them: a code, and its gate count by code. This mirrors
 # seqtui.models.choices.GATES on purpose (the kernels import nothing from the rest of seqtui);
@@ -51,14 +53,71 @@ def _matvec(out, w, x, nw, off, xpad):
         _rows_dot_f16(out, r0, nw, off + r0 * Kp, Kp, xpad, Kp)
 
 
+@njit(inline="always")
+def _cell_units(cell, state, l, gi, gh, b_hh, u0, u1, t):
+    """The cell update of layer l's hidden units [u0, u1) from the gate pre-activations: gi the
+    input side (b_ih included), gh the recurrent side (b_hh not yet), both indexed q·H + unit;
+    gi, gh and the scratch t (as long as gi) are overwritten there. Loops of two or three arrays
+    each, so that they vectorize (see ``_math``)."""
+    H = state.shape[3]
+    h = state[0, l, 0][u0:u1]
+    one = h.dtype.type(1.0)
+    n = u1 - u0
+    gates = 1 if cell == 0 else (3 if cell == 1 else 4)
+    for q in range(gates):  # t = gi + gh for every gate (GRU's n: gh + b_hh, see below)
+        a = q * H + u0
+        if cell == 1 and q == 2:
+            _add(t[a : a + n], gh[a : a + n], b_hh[a : a + n])
+        else:
+            _add(t[a : a + n], gi[a : a + n], gh[a : a + n])
+    if cell == 0:
+        _tanh_sum(h, t[u0:u1], b_hh[u0:u1])
+        return
+    r, z = gi[u0:u1], gi[H + u0 : H + u1]
+    _sigmoid_sum(r, t[u0:u1], b_hh[u0:u1])  # GRU r | LSTM i
+    _sigmoid_sum(z, t[H + u0 : H + u1], b_hh[H + u0 : H + u1])  # GRU z | LSTM f
+    a = 2 * H + u0
+    if cell == 1:
+        tn = t[a : a + n]
+        for j in range(n):
+            tn[j] *= r[j]
+        nn = gh[a : a + n]
+        _tanh_sum(nn, gi[a : a + n], tn)
+        for j in range(n):
+            h[j] = (one - z[j]) * nn[j] + z[j] * h[j]
+        return
+    g, o = gi[a : a + n], gi[3 * H + u0 : 3 * H + u1]
+    _tanh_sum(g, t[a : a + n], b_hh[a : a + n])
+    _sigmoid_sum(o, t[3 * H + u0 : 3 * H + u1], b_hh[3 * H + u0 : 3 * H + u1])
+    ig = t[u0:u1]
+    for j in range(n):
+        ig[j] = r[j] * g[j]
+    c = state[1, l, 0][u0:u1]
+    for j in range(n):
+        c[j] = z[j] * c[j] + ig[j]
+    for j in range(n):
+        h[j] = o[j] * _tanh(c[j])
+
+
+@njit(inline="always")
+def _output(logits, state, params, fc, nw, noffs, xpad, gh):
+    """The next-token logits from the top layer's state (gh is scratch with the padded room)."""
+    L = state.shape[1]
+    H = state.shape[3]
+    V = logits.shape[0]
+    fc_w = params[fc[0] : fc[0] + V * H].reshape((V, H))
+    fc_b = params[fc[1] : fc[1] + V]
+    _matvec(gh, fc_w, state[0, L - 1, 0], nw, noffs[L, 0], xpad)
+    for v in range(V):
+        logits[v] = gh[v] + fc_b[v]
+
+
 @njit(**NJIT_FAST)
-def _step(state, logits, token, params, offs, fc, w0_t, cell, gi, gh, nw, noffs, xpad):
+def _step(state, logits, token, params, offs, fc, w0_t, cell, gi, gh, t, nw, noffs, xpad):
     """Feed one token: update every layer's state, then the logits (in gh's room)."""
     L = state.shape[1]
     H = state.shape[3]
     G = w0_t.shape[1]
-    V = logits.shape[0]
-    one = params.dtype.type(1.0)
     for l in range(L):
         w_hh = params[offs[l, 1] : offs[l, 1] + G * H].reshape((G, H))
         b_ih = params[offs[l, 2] : offs[l, 2] + G]
@@ -74,29 +133,8 @@ def _step(state, logits, token, params, offs, fc, w0_t, cell, gi, gh, nw, noffs,
             for g in range(G):
                 gi[g] += b_ih[g]
         _matvec(gh, w_hh, h, nw, noffs[l, 1], xpad)
-        if cell == 0:
-            for k in range(H):
-                h[k] = _tanh(gi[k] + gh[k] + b_hh[k])
-        elif cell == 1:
-            for k in range(H):
-                r = _sigmoid(gi[k] + gh[k] + b_hh[k])
-                z = _sigmoid(gi[H + k] + gh[H + k] + b_hh[H + k])
-                n = _tanh(gi[2 * H + k] + r * (gh[2 * H + k] + b_hh[2 * H + k]))
-                h[k] = (one - z) * n + z * h[k]
-        else:
-            c = state[1, l, 0]
-            for k in range(H):
-                i = _sigmoid(gi[k] + gh[k] + b_hh[k])
-                f = _sigmoid(gi[H + k] + gh[H + k] + b_hh[H + k])
-                g = _tanh(gi[2 * H + k] + gh[2 * H + k] + b_hh[2 * H + k])
-                o = _sigmoid(gi[3 * H + k] + gh[3 * H + k] + b_hh[3 * H + k])
-                c[k] = f * c[k] + i * g
-                h[k] = o * _tanh(c[k])
-    fc_w = params[fc[0] : fc[0] + V * H].reshape((V, H))
-    fc_b = params[fc[1] : fc[1] + V]
-    _matvec(gh, fc_w, state[0, L - 1, 0], nw, noffs[L, 0], xpad)
-    for v in range(V):
-        logits[v] = gh[v] + fc_b[v]
+        _cell_units(cell, state, l, gi, gh, b_hh, 0, H, t)
+    _output(logits, state, params, fc, nw, noffs, xpad, gh)
 
 
 @njit(**NJIT)
@@ -153,8 +191,9 @@ def feed(state, logits, ids, params, offs, fc, w0_t, cell, nw, noffs, xpad):
     n = max(w0_t.shape[1], logits.shape[0]) + F16_ROWS
     gi = np.empty(n, dtype=params.dtype)
     gh = np.empty(n, dtype=params.dtype)
+    t = np.empty(n, dtype=params.dtype)
     for i in range(ids.shape[0]):
-        _step(state, logits, ids[i], params, offs, fc, w0_t, cell, gi, gh, nw, noffs, xpad)
+        _step(state, logits, ids[i], params, offs, fc, w0_t, cell, gi, gh, t, nw, noffs, xpad)
 
 
 @njit(**NJIT)
@@ -164,8 +203,63 @@ def generate(out, state, logits, params, offs, fc, w0_t, cell, nw, noffs, xpad, 
     n = max(w0_t.shape[1], logits.shape[0]) + F16_ROWS
     gi = np.empty(n, dtype=params.dtype)
     gh = np.empty(n, dtype=params.dtype)
+    t = np.empty(n, dtype=params.dtype)
     probs = np.empty(logits.shape[0], dtype=np.float64)
     for i in range(out.shape[0]):
         tok = _draw(logits, temperature, top_k, top_p, uniforms[i], probs)
         out[i] = tok
-        _step(state, logits, tok, params, offs, fc, w0_t, cell, gi, gh, nw, noffs, xpad)
+        _step(state, logits, tok, params, offs, fc, w0_t, cell, gi, gh, t, nw, noffs, xpad)
+
+
+@njit(**NJIT_PARALLEL)
+def generate_parallel(out, state, logits, params, offs, fc, w0_t, cell, nw, noffs, xpad, uniforms,
+                      temperature, top_k, top_p, nparts):
+    """``generate`` with each step's layers cut over ``nparts`` threads: part p computes the gate
+    rows of its block of hidden units [u0, u1) (whole F16_ROWS blocks) from its share of the
+    narrow weights — which stays in its core's cache — and updates those units; the output
+    layer and the draw run on one thread. Needs the narrow copy and H a multiple of F16_ROWS.
+    Every row is the same ``_rows_dot_f16`` as in ``generate``, so the result is bit-identical."""
+    L = state.shape[1]
+    H = state.shape[3]
+    G = w0_t.shape[1]
+    gates = G // H
+    Kp = xpad.shape[0]
+    n = max(G, logits.shape[0]) + F16_ROWS
+    gi = np.empty(n, dtype=params.dtype)
+    gh = np.empty(n, dtype=params.dtype)
+    t = np.empty(n, dtype=params.dtype)
+    pads = np.zeros((2, Kp), dtype=params.dtype)  # the layer's input (layers > 0) and its state
+    probs = np.empty(logits.shape[0], dtype=np.float64)
+    nb = H // F16_ROWS
+    for i in range(out.shape[0]):
+        tok = _draw(logits, temperature, top_k, top_p, uniforms[i], probs)
+        out[i] = tok
+        for l in range(L):
+            b_ih = params[offs[l, 2] : offs[l, 2] + G]
+            b_hh = params[offs[l, 3] : offs[l, 3] + G]
+            h = state[0, l, 0]
+            for k in range(H):
+                pads[1, k] = h[k]
+            if l > 0:
+                x = state[0, l - 1, 0]
+                for k in range(H):
+                    pads[0, k] = x[k]
+            row = w0_t[tok]
+            for p in prange(nparts):
+                u0 = (p * nb // nparts) * F16_ROWS
+                u1 = ((p + 1) * nb // nparts) * F16_ROWS
+                for q in range(gates):
+                    g0 = q * H + u0
+                    g1 = q * H + u1
+                    if l == 0:
+                        for g in range(g0, g1):
+                            gi[g] = row[g] + b_ih[g]
+                    else:
+                        for r in range(g0, g1, F16_ROWS):
+                            _rows_dot_f16(gi, r, nw, noffs[l, 0] + r * Kp, Kp, pads[0], Kp)
+                        for g in range(g0, g1):
+                            gi[g] += b_ih[g]
+                    for r in range(g0, g1, F16_ROWS):
+                        _rows_dot_f16(gh, r, nw, noffs[l, 1] + r * Kp, Kp, pads[1], Kp)
+                _cell_units(cell, state, l, gi, gh, b_hh, u0, u1, t)
+        _output(logits, state, params, fc, nw, noffs, xpad, gh)
