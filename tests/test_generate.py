@@ -224,10 +224,12 @@ def test_float16_generation_follows_refresh_and_rejects_float64():
 
 
 @pytest.mark.parametrize("cell,layers", [("rnn", 1), ("gru", 2), ("lstm", 2)])
-def test_generation_cut_over_threads_is_bit_identical(cell, layers):
-    """generate_parallel (each token's layers cut by blocks of hidden units) gives the very
-    tokens, state and logits of the one-thread kernel, for 2 and 3 parts (more parts than this
-    machine's cores included) — and a Generator on a wide model picks it."""
+def test_generation_shared_by_threads_is_bit_identical(cell, layers):
+    """generate_parallel (each token cut into tasks of hidden units, taken by the threads of one
+    region) gives the very tokens, state and logits of the one-thread kernel: for 2 and 3 tasks,
+    and when the region has fewer threads than it was told (1 for 2: the iterations then run one
+    after the other, and the first must not wait for the second) — and a Generator on a wide
+    model uses it, with the same text as one thread."""
     from seqtui.kernels import sample
     from seqtui.models.threads import kernel_threads
 
@@ -237,24 +239,23 @@ def test_generation_cut_over_threads_is_bit_identical(cell, layers):
     args, n = gen.kernel_args(), 300
     u = np.random.default_rng(0).random(n)
     results = []
-    for parts in (1, 2, 3):
+    for tasks, threads, told in ((1, 1, 1), (2, 2, 2), (3, 2, 2), (2, 1, 2), (3, 2, 3)):
         state, logits, out = gen.state.copy(), gen.logits.copy(), np.empty(n, np.int32)
-        with kernel_threads(parts):
-            if parts == 1:
+        with kernel_threads(threads):
+            if tasks == 1:
                 sample.generate(out, state, logits, *args, u, 1.0, 0, 1.0)
             else:
-                sample.generate_parallel(out, state, logits, *args, u, 1.0, 0, 1.0, parts)
+                sample.generate_parallel(out, state, logits, *args, u, 1.0, 0, 1.0, tasks, told)
         results.append((out, state, logits))
     assert len(set(results[0][0].tolist())) > 3  # a real stream, not one token repeated
     for out, state, logits in results[1:]:
         assert np.array_equal(out, results[0][0])
         assert np.array_equal(state, results[0][1]) and np.array_equal(logits, results[0][2])
 
-    wide = CharModel(ModelConfig("lstm", len(VOCAB), 256, 1), seed=0, threads=2)
-    narrow = Generator(wide, VOCAB)
-    assert narrow.precision == "float16" and narrow.parts == 2
+    wide = Generator(CharModel(ModelConfig("lstm", len(VOCAB), 256, 1), seed=0, threads=2), VOCAB)
+    assert wide.precision == "float16" and wide.parts == 2
     one = Generator(CharModel(ModelConfig("lstm", len(VOCAB), 256, 1), seed=0, threads=1), VOCAB)
     assert one.parts == 1
-    text = "".join(narrow.sample(200, seed=5))
-    assert text == "".join(one.sample(200, seed=5))
-    assert Generator(CharModel(ModelConfig("rnn", len(VOCAB), 256, 1), seed=0, threads=2), VOCAB).parts == 1
+    text = "".join(wide.sample(700, seed=5))  # 16 + 32 + … tokens a call: both thread counts tried
+    assert set(wide._tuner.times) == {1, 2} and all(wide._tuner.times.values())
+    assert text == "".join(one.sample(700, seed=5))

@@ -230,7 +230,7 @@ def _warm_extras(model, ds, ids) -> None:
 
         wide = Generator(model, ds.vocab, precision="float16")
         out, u = np.empty(2, np.int32), np.zeros(2)
-        sample.generate_parallel(out, wide.state, wide.logits, *wide.kernel_args(), u, 1.0, 0, 1.0, 1)
+        sample.generate_parallel(out, wide.state, wide.logits, *wide.kernel_args(), u, 1.0, 0, 1.0, 1, 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -389,3 +389,70 @@ def _rows_dot_f16(typingctx, out, o_off, w, w_off, ldw, x, Kp):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+# --- atomics, for the threads of one parallel region that meet at barriers -------------------
+
+
+def _item_pointer(context, builder, aty, a, i):
+    return cgutils.get_item_pointer(context, builder, aty, context.make_array(aty)(context, builder, a), [i])
+
+
+@intrinsic
+def _atomic_add(typingctx, a, i, v):
+    """a[i] += v as one atomic step (an int64 array; sequentially consistent); the old value."""
+    if not (isinstance(a, types.Array) and a.dtype == types.int64):
+        return None
+    sig = types.int64(a, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature.args[0], args[0], args[1])
+        return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_load(typingctx, a, i):
+    """a[i], read atomically (sequentially consistent: what was written before the matching
+    atomic write is visible after it)."""
+    if not (isinstance(a, types.Array) and a.dtype == types.int64):
+        return None
+    sig = types.int64(a, types.intp)
+
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature.args[0], args[0], args[1])
+        return builder.load_atomic(ptr, "seq_cst", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_cas(typingctx, a, i, expected, new):
+    """If a[i] == expected, a[i] = new — one atomic step; returns the value a[i] had (so the
+    swap happened iff it equals ``expected``)."""
+    if not (isinstance(a, types.Array) and a.dtype == types.int64):
+        return None
+    sig = types.int64(a, types.intp, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature.args[0], args[0], args[1])
+        return builder.extract_value(builder.cmpxchg(ptr, args[2], args[3], "seq_cst", "seq_cst"), 0)
+
+    return sig, codegen
+
+
+@intrinsic
+def _sched_yield(typingctx):
+    """libc's sched_yield(): let another thread run on this core (a waiter's partner may need it)."""
+    sig = types.int32()
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+        return builder.call(fn, [])
+
+    return sig, codegen
+
+
+SPINS_PER_YIELD = 50_000  # a waiting thread spins this often (≈ 0.5–2 ms), then yields its core once
+

@@ -27,7 +27,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from seqtui.kernels._math import F16_ROWS, _add, _rows_dot_f16, _sigmoid_sum, _tanh, _tanh_sum
+from seqtui.kernels._math import (F16_ROWS, SPINS_PER_YIELD, _add, _atomic_add, _atomic_cas, _atomic_load,
+                                  _rows_dot_f16, _sched_yield, _sigmoid_sum, _tanh, _tanh_sum)
 from seqtui.kernels.config import NJIT, NJIT_FAST, NJIT_PARALLEL
 
 # The cells as the jitted code sees them: a code, and its gate count by code. This mirrors
@@ -211,55 +212,123 @@ def generate(out, state, logits, params, offs, fc, w0_t, cell, nw, noffs, xpad, 
         _step(state, logits, tok, params, offs, fc, w0_t, cell, gi, gh, t, nw, noffs, xpad)
 
 
-@njit(**NJIT_PARALLEL)
-def generate_parallel(out, state, logits, params, offs, fc, w0_t, cell, nw, noffs, xpad, uniforms,
-                      temperature, top_k, top_p, nparts):
-    """``generate`` with each step's layers cut over ``nparts`` threads: part p computes the gate
-    rows of its block of hidden units [u0, u1) (whole F16_ROWS blocks) from its share of the
-    narrow weights — which stays in its core's cache — and updates those units; the output
-    layer and the draw run on one thread. Needs the narrow copy and H a multiple of F16_ROWS.
-    Every row is the same ``_rows_dot_f16`` as in ``generate``, so the result is bit-identical."""
-    L = state.shape[1]
+_CLAIMED = 0  # sync[_CLAIMED]: tasks taken so far (tasks are numbered in the order they must run)
+_DONE = 8  # sync[_DONE] (another cache line): tasks finished
+STEAL_SPINS = 2000  # a ready task of another thread is taken after this many looks (≈ 10–50 µs)
+
+
+@njit(inline="always")
+def _layer_task(j, ntasks, l, tok, i, state, params, offs, w0_t, cell, nw, noffs, gi, gh, t, pads):
+    """Task j of layer l at token i: the gate rows of hidden-unit block j (whole F16_ROWS
+    blocks), its cell update, and its units of the layer's new state in pads[(i + 1) % 2]."""
     H = state.shape[3]
     G = w0_t.shape[1]
-    gates = G // H
-    Kp = xpad.shape[0]
-    n = max(G, logits.shape[0]) + F16_ROWS
-    gi = np.empty(n, dtype=params.dtype)
-    gh = np.empty(n, dtype=params.dtype)
-    t = np.empty(n, dtype=params.dtype)
-    pads = np.zeros((2, Kp), dtype=params.dtype)  # the layer's input (layers > 0) and its state
-    probs = np.empty(logits.shape[0], dtype=np.float64)
+    Kp = pads.shape[2]
     nb = H // F16_ROWS
-    for i in range(out.shape[0]):
-        tok = _draw(logits, temperature, top_k, top_p, uniforms[i], probs)
-        out[i] = tok
-        for l in range(L):
-            b_ih = params[offs[l, 2] : offs[l, 2] + G]
-            b_hh = params[offs[l, 3] : offs[l, 3] + G]
-            h = state[0, l, 0]
-            for k in range(H):
-                pads[1, k] = h[k]
-            if l > 0:
-                x = state[0, l - 1, 0]
-                for k in range(H):
-                    pads[0, k] = x[k]
+    u0 = (j * nb // ntasks) * F16_ROWS
+    u1 = ((j + 1) * nb // ntasks) * F16_ROWS
+    old, new = i % 2, (i + 1) % 2
+    b_ih = params[offs[l, 2] : offs[l, 2] + G]
+    b_hh = params[offs[l, 3] : offs[l, 3] + G]
+    for q in range(G // H):
+        g0 = q * H + u0
+        g1 = q * H + u1
+        if l == 0:
             row = w0_t[tok]
-            for p in prange(nparts):
-                u0 = (p * nb // nparts) * F16_ROWS
-                u1 = ((p + 1) * nb // nparts) * F16_ROWS
-                for q in range(gates):
-                    g0 = q * H + u0
-                    g1 = q * H + u1
-                    if l == 0:
-                        for g in range(g0, g1):
-                            gi[g] = row[g] + b_ih[g]
-                    else:
-                        for r in range(g0, g1, F16_ROWS):
-                            _rows_dot_f16(gi, r, nw, noffs[l, 0] + r * Kp, Kp, pads[0], Kp)
-                        for g in range(g0, g1):
-                            gi[g] += b_ih[g]
-                    for r in range(g0, g1, F16_ROWS):
-                        _rows_dot_f16(gh, r, nw, noffs[l, 1] + r * Kp, Kp, pads[1], Kp)
-                _cell_units(cell, state, l, gi, gh, b_hh, u0, u1, t)
-        _output(logits, state, params, fc, nw, noffs, xpad, gh)
+            for g in range(g0, g1):
+                gi[g] = row[g] + b_ih[g]
+        else:
+            for r in range(g0, g1, F16_ROWS):
+                _rows_dot_f16(gi, r, nw, noffs[l, 0] + r * Kp, Kp, pads[new, l - 1], Kp)
+            for g in range(g0, g1):
+                gi[g] += b_ih[g]
+        for r in range(g0, g1, F16_ROWS):
+            _rows_dot_f16(gh, r, nw, noffs[l, 1] + r * Kp, Kp, pads[old, l], Kp)
+    _cell_units(cell, state, l, gi, gh, b_hh, u0, u1, t)
+    h = state[0, l, 0]
+    pn = pads[new, l]
+    for k in range(u0, u1):
+        pn[k] = h[k]
+
+
+@njit(inline="always")
+def _output_task(j, ntasks, i, logits, params, fc, nw, noffs, lo, pads):
+    """Task j of the output layer at token i: its block of the logits' rows."""
+    L = pads.shape[1]
+    V = logits.shape[0]
+    Kp = pads.shape[2]
+    nv = -(-V // F16_ROWS)
+    v0 = (j * nv // ntasks) * F16_ROWS
+    v1 = min(V, ((j + 1) * nv // ntasks) * F16_ROWS)
+    fc_b = params[fc[1] : fc[1] + V]
+    for r in range(v0, v1, F16_ROWS):
+        _rows_dot_f16(lo, r, nw, noffs[L, 0] + r * Kp, Kp, pads[(i + 1) % 2, L - 1], Kp)
+    for v in range(v0, v1):
+        logits[v] = lo[v] + fc_b[v]
+
+
+@njit(**NJIT_PARALLEL)
+def generate_parallel(out, state, logits, params, offs, fc, w0_t, cell, nw, noffs, xpad, uniforms,
+                      temperature, top_k, top_p, ntasks, nthreads):
+    """``generate`` on the threads of one parallel region that lasts the whole call.
+
+    Each token is L + 1 phases — every layer, then the logits — of ``ntasks`` tasks each (blocks
+    of hidden units; blocks of the logits' rows). The tasks are numbered in the order the phases
+    must run and the threads take them one by one (an atomic counter), each only once every
+    earlier phase is done: no thread waits for a task nobody has started, so a thread the OS does
+    not schedule — or a region with fewer threads than ``nthreads`` — only means the others do its
+    share. Thread ``me`` takes the tasks j ≡ me (mod nthreads) — its share of the weights stays in
+    its core's cache — and another's only after STEAL_SPINS, then at once until that one runs. Each thread draws the token itself from the finished logits (the same ``_draw`` on the
+    same numbers: the same token). Every row is the same ``_rows_dot_f16`` as in ``generate``, so
+    the result is bit-identical to it, whoever runs which task. Needs the narrow copy and H a
+    multiple of F16_ROWS; the region's threads are the caller's (``kernel_threads``)."""
+    L = state.shape[1]
+    H = state.shape[3]
+    Kp = xpad.shape[0]
+    dt = params.dtype
+    n = max(w0_t.shape[1], logits.shape[0]) + F16_ROWS
+    gi, gh, t, lo = np.empty(n, dt), np.empty(n, dt), np.empty(n, dt), np.empty(n, dt)
+    pads = np.zeros((2, L, Kp), dtype=dt)  # [i % 2]: every layer's state before token i, [(i + 1) % 2]: after
+    for l in range(L):
+        pads[0, l, :H] = state[0, l, 0]
+    probs = np.empty((nthreads, logits.shape[0]), dtype=np.float64)
+    sync = np.zeros(16, dtype=np.int64)
+    phases = L + 1
+    total = out.shape[0] * phases * ntasks
+    for me in prange(nthreads):
+        drawn, tok, spins, waited, eager, seen = -1, 0, 0, 0, False, 0
+        while True:
+            c = _atomic_load(sync, _CLAIMED)
+            if c >= total:
+                break
+            if c > seen:  # another thread has taken tasks since: it is running, leave it its own
+                eager = False
+            s = c // ntasks
+            if _atomic_load(sync, _DONE) < s * ntasks:  # an earlier phase is still running
+                spins += 1
+                if spins == SPINS_PER_YIELD:
+                    _sched_yield()
+                    spins = 0
+                continue
+            mine = (c % ntasks) % nthreads == me  # the task this thread ran last token (its cache)
+            if not (mine or eager):
+                waited += 1
+                if waited < STEAL_SPINS:  # give its owner a moment, then take it
+                    continue
+            if _atomic_cas(sync, _CLAIMED, c, c + 1) != c:  # another thread took it first
+                continue
+            eager = eager or not mine
+            waited = 0
+            seen = c + 1
+            i, ph, j = s // phases, s % phases, c % ntasks
+            if ph < L:
+                if ph == 0 and drawn < i:
+                    tok = _draw(logits, temperature, top_k, top_p, uniforms[i], probs[me])
+                    drawn = i
+                    if j == 0:
+                        out[i] = tok
+                _layer_task(j, ntasks, ph, tok, i, state, params, offs, w0_t, cell, nw, noffs, gi, gh,
+                            t, pads)
+            else:
+                _output_task(j, ntasks, i, logits, params, fc, nw, noffs, lo, pads)
+            _atomic_add(sync, _DONE, 1)

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import time
+
 import numpy as np
 
 from seqtui.errors import ConfigError
 from seqtui.models.charmodel import CharModel
-from seqtui.models.threads import available_cpus, kernel_threads
+from seqtui.models.threads import ThreadTuner, available_cpus, kernel_threads
 
-_CHUNK = 64  # tokens drawn per kernel call
+_FIRST_CHUNK, _CHUNK = 16, 256  # tokens drawn per kernel call: few first (the first token shows at once), then more
 PRECISIONS = ("auto", "float32", "float16")
 _NARROW_FROM_HIDDEN = 256  # "auto" uses half-precision weights from this width up (float32 models)
-# One stream's layers are cut over the cores (``sample.generate_parallel``) when a step reads at
-# least this much of the narrow weights: below it a parallel region per layer per token (≈1.5 µs)
-# costs more than the halved product saves (measured: RNN 256, 128 KB, 0.7× on 2 cores; RNN 512,
-# 512 KB, 1.14×; LSTM 512 2.1×).
-_PARALLEL_FROM_BYTES = 384 << 10
+# One stream's tokens are shared by the cores (``sample.generate_parallel``) for the half-precision
+# copy (measured on 2 cores, same process: RNN 256 1.08×, RNN 512 1.4×, LSTM 512 1.9×, LSTM 2×256
+# 1.9×); a ThreadTuner falls back to one thread while other processes hold the cores (then it is
+# faster: RNN 512 57.6k vs 18.8k chars/s beside two busy loops), re-measuring every _PROBE_EVERY
+# chunks.
 _MAX_PARTS = 4  # beyond it the per-token synchronisation outgrows each part's share
+_PROBE_EVERY = 20
 
 
 def narrow_weights(model: CharModel):
@@ -84,6 +87,7 @@ class Generator:
         self._cell = sample.CELL_CODES[model.cfg.cell]
         self._rng = np.random.default_rng()
         self.parts = 1
+        self._tuner: ThreadTuner | None = None
         self.refresh()
         self.reset()
 
@@ -92,24 +96,21 @@ class Generator:
         if self.precision == "float16":
             self._narrow = narrow_weights(self.model)
             self.parts = self._parts()
+            self._tuner = ThreadTuner(self.parts, probe_every=_PROBE_EVERY) if self.parts > 1 else None
         else:
             self._narrow = (np.zeros(0, np.uint16), np.zeros((self.model.cfg.num_layers + 1, 2), np.int64),
                             np.zeros(0, self.model.dtype))
 
     def _parts(self) -> int:
-        """How many threads share each token's products (``_PARALLEL_FROM_BYTES``; the narrow
-        copy only, with whole F16_ROWS blocks of hidden units for every part)."""
+        """Into how many tasks each token's products are cut (the narrow copy only, whole F16_ROWS
+        blocks of hidden units each): the cores the model may use, at most _MAX_PARTS."""
         from seqtui.kernels._math import F16_ROWS
 
         m = self.model
         H = m.cfg.hidden
         threads = m.threads if m.threads is not None else available_cpus()
         parts = min(threads, _MAX_PARTS, H // F16_ROWS)
-        nw, noffs, _ = self._narrow
-        layer_bytes = int(noffs[-1, 0]) * nw.itemsize  # every layer's matrices (fc.weight comes last)
-        if parts < 2 or H % F16_ROWS or layer_bytes < _PARALLEL_FROM_BYTES:
-            return 1
-        return parts
+        return 1 if parts < 2 or H % F16_ROWS else parts
 
     def reset(self) -> None:
         """Forget everything: zero state, next-token logits from the zero state."""
@@ -157,22 +158,38 @@ class Generator:
         rng = self._rng if seed is None else np.random.default_rng(seed)
         return self._stream(n, float(temperature), int(top_k), float(top_p), rng)
 
+    def _draw_chunk(self, out, args, uniforms, temperature, top_k, top_p) -> None:
+        """Draw len(out) tokens on the thread count the tuner picks: all threads share each token
+        (``generate_parallel``) — unless another process holds the cores, when one thread alone
+        is faster (measured per token, re-measured now and then). Same tokens either way."""
+        from seqtui.kernels import sample
+
+        draws = (out, self.state, self.logits, *args, uniforms, temperature, top_k, top_p)
+        threads = self._tuner.pick() if self._tuner is not None else 1
+        start = time.perf_counter()
+        if threads > 1:
+            import numba
+
+            with kernel_threads(threads):
+                sample.generate_parallel(*draws, self.parts, numba.get_num_threads())
+        else:
+            sample.generate(*draws)
+        if self._tuner is not None:
+            self._tuner.record(threads, (time.perf_counter() - start) / max(1, len(out)))
+
     def _stream(self, n, temperature, top_k, top_p, rng) -> Iterator[str]:
         from seqtui.kernels import sample
 
         itos = self.vocab.itos
         done = 0
         args = self.kernel_args()
+        chunk = _FIRST_CHUNK
         while done < n:
-            m = min(_CHUNK, n - done)
+            m = min(chunk, n - done)
+            chunk = min(2 * chunk, _CHUNK)
             start_state, start_logits = self.state.copy(), self.logits.copy()
             out = np.empty(m, dtype=np.int32)
-            draws = (out, self.state, self.logits, *args, rng.random(m), temperature, top_k, top_p)
-            if self.parts > 1:
-                with kernel_threads(self.parts):
-                    sample.generate_parallel(*draws, self.parts)
-            else:
-                sample.generate(*draws)
+            self._draw_chunk(out, args, rng.random(m), temperature, top_k, top_p)
             given = 0
             try:
                 for tok in out.tolist():
