@@ -26,7 +26,7 @@ _NARROW_FROM_HIDDEN = 256  # "auto" uses half-precision weights from this width 
 # faster: RNN 512 57.6k vs 18.8k chars/s beside two busy loops), re-measuring every _PROBE_EVERY
 # chunks.
 _MAX_PARTS = 4  # beyond it the per-token synchronisation outgrows each part's share
-_PROBE_EVERY = 20
+_PROBE_EVERY = 50
 
 
 def narrow_weights(model: CharModel):
