@@ -48,9 +48,11 @@ def measured_peak_gflops(n: int = 2048, repeats: int = 4) -> float:
     with threadpool_limits(available_cpus(), user_api="blas"):
         np.dot(a, b, out=c)
         best = min(_time(lambda: np.dot(a, b, out=c), 1) for _ in range(repeats))
+    time.sleep(BLAS_SETTLE)  # OpenBLAS's threads spin on the cores for a while after a call
     return 2.0 * n**3 / best / 1e9
 
 
+BLAS_SETTLE = 0.5  # seconds; measured: generation right after the GEMMs ran 20% slower
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 # name: (cell, hidden, layers)
 ROWS = {"rnn256": ("rnn", 256, 1), "rnn512": ("rnn", 512, 1), "gru256": ("gru", 256, 1),

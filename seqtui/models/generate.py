@@ -24,7 +24,7 @@ _NARROW_FROM_HIDDEN = 256  # "auto" uses half-precision weights from this width 
 # copy (measured on 2 cores, same process: RNN 256 1.08×, RNN 512 1.4×, LSTM 512 1.9×, LSTM 2×256
 # 1.9×); a ThreadTuner falls back to one thread while other processes hold the cores (then it is
 # faster: RNN 512 57.6k vs 18.8k chars/s beside two busy loops), re-measuring every _PROBE_EVERY
-# chunks.
+# chunks (each chunk's time per token decides: window 1).
 _MAX_PARTS = 4  # beyond it the per-token synchronisation outgrows each part's share
 _PROBE_EVERY = 50
 
@@ -96,7 +96,7 @@ class Generator:
         if self.precision == "float16":
             self._narrow = narrow_weights(self.model)
             self.parts = self._parts()
-            self._tuner = ThreadTuner(self.parts, probe_every=_PROBE_EVERY) if self.parts > 1 else None
+            self._tuner = ThreadTuner(self.parts, probe_every=_PROBE_EVERY, window=1) if self.parts > 1 else None
         else:
             self._narrow = (np.zeros(0, np.uint16), np.zeros((self.model.cfg.num_layers + 1, 2), np.int64),
                             np.zeros(0, self.model.dtype))
