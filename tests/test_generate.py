@@ -225,27 +225,35 @@ def test_float16_generation_follows_refresh_and_rejects_float64():
 
 @pytest.mark.parametrize("cell,layers", [("rnn", 1), ("gru", 2), ("lstm", 2)])
 def test_generation_shared_by_threads_is_bit_identical(cell, layers):
-    """generate_parallel (each token cut into tasks of hidden units, taken by the threads of one
-    region) gives the very tokens, state and logits of the one-thread kernel: for 2 and 3 tasks,
-    and when the region has fewer threads than it was told (1 for 2: the iterations then run one
-    after the other, and the first must not wait for the second) — and a Generator on a wide
-    model uses it, with the same text as one thread."""
+    """generate_shared (each token cut into tasks of hidden units, taken by several threads)
+    gives the very tokens, state and logits of the one-thread kernel: for 2 and 3 tasks on 2 and
+    3 threads, and when fewer threads come than it was told (one thread told of 2 must not wait
+    for the other) — and a Generator on a wide model uses it, with the same text as one thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from seqtui.kernels import sample
-    from seqtui.models.threads import kernel_threads
 
     model = CharModel(ModelConfig(cell, len(VOCAB), 48, layers), seed=1)
     gen = Generator(model, VOCAB, precision="float16")
     gen.prime("the quick")
     args, n = gen.kernel_args(), 300
     u = np.random.default_rng(0).random(n)
+    params, offs, fc, w0_t, cell_code, nw, noffs, xpad = args
+    L, V = model.cfg.num_layers, len(VOCAB)
     results = []
-    for tasks, threads, told in ((1, 1, 1), (2, 2, 2), (3, 2, 2), (2, 1, 2), (3, 2, 3)):
+    for tasks, threads, told in ((1, 1, 1), (2, 2, 2), (3, 2, 2), (2, 1, 2), (3, 3, 3)):
         state, logits, out = gen.state.copy(), gen.logits.copy(), np.empty(n, np.int32)
-        with kernel_threads(threads):
-            if tasks == 1:
-                sample.generate(out, state, logits, *args, u, 1.0, 0, 1.0)
-            else:
-                sample.generate_parallel(out, state, logits, *args, u, 1.0, 0, 1.0, tasks, told)
+        if tasks == 1:
+            sample.generate(out, state, logits, *args, u, 1.0, 0, 1.0)
+        else:
+            scratch = [np.empty(w0_t.shape[1] + V + 8, np.float32) for _ in range(4)]
+            pads = np.zeros((2, L, xpad.shape[0]), np.float32)
+            pads[0, :, :48] = state[0, :, 0]
+            shared = (told, tasks, np.zeros(16, np.int64), out, state, logits, *args[:7], u, 1.0, 0, 1.0,
+                      *scratch, pads, np.empty((told, V)))
+            with ThreadPoolExecutor(threads) as pool:
+                for f in [pool.submit(sample.generate_shared, me, *shared) for me in range(threads)]:
+                    f.result()
         results.append((out, state, logits))
     assert len(set(results[0][0].tolist())) > 3  # a real stream, not one token repeated
     for out, state, logits in results[1:]:

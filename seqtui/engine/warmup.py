@@ -103,7 +103,7 @@ def part_cached(part: str, cell: str) -> bool:
     if part == "backward":
         cell_kernels = importlib.import_module(f"seqtui.kernels.{cell}")
         return all(map(_cached, (getattr(cell_kernels, f"{cell}_backward"), linear.matmul_tn)))
-    return all(map(_cached, (ngram.count_dense, sample.feed, sample.generate, sample.generate_parallel)))
+    return all(map(_cached, (ngram.count_dense, sample.feed, sample.generate, sample.generate_shared)))
 
 
 class Helper:
@@ -229,8 +229,8 @@ def _warm_extras(model, ds, ids) -> None:
         from seqtui.kernels import sample
 
         wide = Generator(model, ds.vocab, precision="float16")
-        out, u = np.empty(2, np.int32), np.zeros(2)
-        sample.generate_parallel(out, wide.state, wide.logits, *wide.kernel_args(), u, 1.0, 0, 1.0, 1, 1)
+        out = np.empty(2, np.int32)
+        sample.generate_shared(0, *wide.shared_args(1, out, wide.kernel_args(), np.zeros(2), 1.0, 0, 1.0))
 
 
 def main(argv: list[str] | None = None) -> int:

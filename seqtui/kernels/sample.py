@@ -12,8 +12,8 @@ The model lives in one flat parameter buffer (``params``) described by an offset
                      padded with zeros to Kp = xpad's length (a multiple of F16_LANES) and row
                      counts to a multiple of F16_ROWS; noffs (L+1, 2) int64: offsets of layer l's
                      W_ih and W_hh, and [L, 0] of fc.weight; xpad (Kp,) scratch, zero past H
-``generate_parallel`` cuts each token's layers over the cores by blocks of hidden units (each
-core keeps its share of the narrow weights in its own cache); same bits as ``generate``.
+``generate_shared`` lets several threads share each token (blocks of hidden units, each core
+keeping its share of the narrow weights in its own cache); same bits as ``generate``.
 Cells: 0 RNN, 1 GRU (r, z, n), 2 LSTM (i, f, g, o), PyTorch semantics — the same maths as the
 training kernels in rnn.py / gru.py / lstm.py (activations shared through _math.py; tests
 compare both). Draws use uniforms supplied by the caller, so a
@@ -25,11 +25,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from seqtui.kernels._math import (F16_ROWS, SPINS_PER_YIELD, _add, _atomic_add, _atomic_cas, _atomic_load,
                                   _rows_dot_f16, _sched_yield, _sigmoid_sum, _tanh, _tanh_sum)
-from seqtui.kernels.config import NJIT, NJIT_FAST, NJIT_PARALLEL
+from seqtui.kernels.config import NJIT, NJIT_FAST
 
 # The cells as the jitted code sees them: a code, and its gate count by code. This mirrors
 # seqtui.models.choices.GATES on purpose (the kernels import nothing from the rest of seqtui);
@@ -217,7 +217,7 @@ _DONE = 8  # sync[_DONE] (another cache line): tasks finished
 STEAL_SPINS = 2000  # a ready task of another thread is taken after this many looks (≈ 10–50 µs)
 
 
-@njit(inline="always")
+@njit(**NJIT_FAST)
 def _layer_task(j, ntasks, l, tok, i, state, params, offs, w0_t, cell, nw, noffs, gi, gh, t, pads):
     """Task j of layer l at token i: the gate rows of hidden-unit block j (whole F16_ROWS
     blocks), its cell update, and its units of the layer's new state in pads[(i + 1) % 2]."""
@@ -251,7 +251,7 @@ def _layer_task(j, ntasks, l, tok, i, state, params, offs, w0_t, cell, nw, noffs
         pn[k] = h[k]
 
 
-@njit(inline="always")
+@njit(**NJIT_FAST)
 def _output_task(j, ntasks, i, logits, params, fc, nw, noffs, lo, pads):
     """Task j of the output layer at token i: its block of the logits' rows."""
     L = pads.shape[1]
@@ -267,68 +267,70 @@ def _output_task(j, ntasks, i, logits, params, fc, nw, noffs, lo, pads):
         logits[v] = lo[v] + fc_b[v]
 
 
-@njit(**NJIT_PARALLEL)
-def generate_parallel(out, state, logits, params, offs, fc, w0_t, cell, nw, noffs, xpad, uniforms,
-                      temperature, top_k, top_p, ntasks, nthreads):
-    """``generate`` on the threads of one parallel region that lasts the whole call.
+@njit(**NJIT_FAST)
+def generate_shared(me, nthreads, ntasks, sync, out, state, logits, params, offs, fc, w0_t, cell, nw,
+                    noffs, uniforms, temperature, top_k, top_p, gi, gh, t, lo, pads, probs):
+    """``generate`` shared by ``nthreads`` threads that each call this with their own ``me`` (and
+    the same everything else; the caller's threads, the GIL released).
 
     Each token is L + 1 phases — every layer, then the logits — of ``ntasks`` tasks each (blocks
     of hidden units; blocks of the logits' rows). The tasks are numbered in the order the phases
-    must run and the threads take them one by one (an atomic counter), each only once every
-    earlier phase is done: no thread waits for a task nobody has started, so a thread the OS does
-    not schedule — or a region with fewer threads than ``nthreads`` — only means the others do its
-    share. Thread ``me`` takes the tasks j ≡ me (mod nthreads) — its share of the weights stays in
-    its core's cache — and another's only after STEAL_SPINS, then at once until that one runs. Each thread draws the token itself from the finished logits (the same ``_draw`` on the
-    same numbers: the same token). Every row is the same ``_rows_dot_f16`` as in ``generate``, so
-    the result is bit-identical to it, whoever runs which task. Needs the narrow copy and H a
-    multiple of F16_ROWS; the region's threads are the caller's (``kernel_threads``)."""
+    must run and the threads take them one by one (an atomic counter, sync[_CLAIMED]), each only
+    once every earlier phase is done (sync[_DONE]): no thread ever waits for a task nobody has
+    started, so a thread the OS does not schedule — or one that never comes — only means the
+    others do its share; one thread alone does it all. Thread ``me`` takes the tasks
+    j ≡ me (mod nthreads) — its share of the weights stays in its core's cache — and another's
+    only after STEAL_SPINS, then at once until that one shows up. Each thread draws each token
+    itself from the finished logits (the same ``_draw`` on the same numbers). Every row is the
+    same ``_rows_dot_f16`` as in ``generate``, so the result is bit-identical to it, whoever runs
+    which task. Returns once every task is done.
+
+    Scratch shared by the threads: gi, gh, t, lo as in ``generate``; pads (2, L, Kp), zero past H,
+    pads[0, l, :H] = layer l's state (then [i % 2] holds every layer's state before token i, and
+    [(i + 1) % 2] after it); probs (nthreads, V) float64, a row per thread; sync (16,) int64 zeros.
+    Needs the narrow copy and H a multiple of F16_ROWS.
+    """
     L = state.shape[1]
-    H = state.shape[3]
-    Kp = xpad.shape[0]
-    dt = params.dtype
-    n = max(w0_t.shape[1], logits.shape[0]) + F16_ROWS
-    gi, gh, t, lo = np.empty(n, dt), np.empty(n, dt), np.empty(n, dt), np.empty(n, dt)
-    pads = np.zeros((2, L, Kp), dtype=dt)  # [i % 2]: every layer's state before token i, [(i + 1) % 2]: after
-    for l in range(L):
-        pads[0, l, :H] = state[0, l, 0]
-    probs = np.empty((nthreads, logits.shape[0]), dtype=np.float64)
-    sync = np.zeros(16, dtype=np.int64)
     phases = L + 1
     total = out.shape[0] * phases * ntasks
-    for me in prange(nthreads):
-        drawn, tok, spins, waited, eager, seen = -1, 0, 0, 0, False, 0
-        while True:
-            c = _atomic_load(sync, _CLAIMED)
-            if c >= total:
-                break
-            if c > seen:  # another thread has taken tasks since: it is running, leave it its own
-                eager = False
-            s = c // ntasks
-            if _atomic_load(sync, _DONE) < s * ntasks:  # an earlier phase is still running
-                spins += 1
-                if spins == SPINS_PER_YIELD:
-                    _sched_yield()
-                    spins = 0
+    drawn, tok, spins, waited, eager, seen = -1, 0, 0, 0, False, 0
+    while True:
+        c = _atomic_load(sync, _CLAIMED)
+        if c >= total:
+            break
+        if c > seen:  # another thread has taken tasks since: it is running, leave it its own
+            eager = False
+        s = c // ntasks
+        if _atomic_load(sync, _DONE) < s * ntasks:  # an earlier phase is still running
+            spins += 1
+            if spins == SPINS_PER_YIELD:
+                _sched_yield()
+                spins = 0
+            continue
+        mine = (c % ntasks) % nthreads == me  # the task this thread ran last token (its cache)
+        if not (mine or eager):
+            waited += 1
+            if waited < STEAL_SPINS:  # give its owner a moment, then take it
                 continue
-            mine = (c % ntasks) % nthreads == me  # the task this thread ran last token (its cache)
-            if not (mine or eager):
-                waited += 1
-                if waited < STEAL_SPINS:  # give its owner a moment, then take it
-                    continue
-            if _atomic_cas(sync, _CLAIMED, c, c + 1) != c:  # another thread took it first
-                continue
-            eager = eager or not mine
-            waited = 0
-            seen = c + 1
-            i, ph, j = s // phases, s % phases, c % ntasks
-            if ph < L:
-                if ph == 0 and drawn < i:
-                    tok = _draw(logits, temperature, top_k, top_p, uniforms[i], probs[me])
-                    drawn = i
-                    if j == 0:
-                        out[i] = tok
-                _layer_task(j, ntasks, ph, tok, i, state, params, offs, w0_t, cell, nw, noffs, gi, gh,
-                            t, pads)
-            else:
-                _output_task(j, ntasks, i, logits, params, fc, nw, noffs, lo, pads)
-            _atomic_add(sync, _DONE, 1)
+        if _atomic_cas(sync, _CLAIMED, c, c + 1) != c:  # another thread took it first
+            continue
+        eager = eager or not mine
+        waited = 0
+        seen = c + 1
+        i, ph, j = s // phases, s % phases, c % ntasks
+        if ph < L:
+            if ph == 0 and drawn < i:
+                tok = _draw(logits, temperature, top_k, top_p, uniforms[i], probs[me])
+                drawn = i
+                if j == 0:
+                    out[i] = tok
+            _layer_task(j, ntasks, ph, tok, i, state, params, offs, w0_t, cell, nw, noffs, gi, gh, t,
+                        pads)
+        else:
+            _output_task(j, ntasks, i, logits, params, fc, nw, noffs, lo, pads)
+        _atomic_add(sync, _DONE, 1)
+    while _atomic_load(sync, _DONE) < total:  # the others' last tasks
+        spins += 1
+        if spins == SPINS_PER_YIELD:
+            _sched_yield()
+            spins = 0

@@ -9,23 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from seqtui.errors import ConfigError
 from seqtui.models.charmodel import CharModel
-from seqtui.models.threads import ThreadTuner, available_cpus, kernel_threads
+from seqtui.models.threads import ThreadTuner, available_cpus
 
-_FIRST_CHUNK, _CHUNK = 16, 256  # tokens drawn per kernel call: few first (the first token shows at once), then more
+# Tokens drawn per kernel call: 16 first (the first token shows at once), then up to twice the
+# last call, as many as take about _CHUNK_SECONDS (each call starts helper threads; a stream
+# stopped early is rewound by re-feeding up to a call's tokens, so calls stay short).
+_FIRST_CHUNK, _MAX_CHUNK, _CHUNK_SECONDS = 16, 8192, 0.004
 PRECISIONS = ("auto", "float32", "float16")
 _NARROW_FROM_HIDDEN = 256  # "auto" uses half-precision weights from this width up (float32 models)
-# One stream's tokens are shared by the cores (``sample.generate_parallel``) for the half-precision
+# One stream's tokens are shared by the cores (``sample.generate_shared``) for the half-precision
 # copy (measured on 2 cores, same process: RNN 256 1.08×, RNN 512 1.4×, LSTM 512 1.9×, LSTM 2×256
 # 1.9×); a ThreadTuner falls back to one thread while other processes hold the cores (then it is
 # faster: RNN 512 57.6k vs 18.8k chars/s beside two busy loops), re-measuring every _PROBE_EVERY
-# chunks (each chunk's time per token decides: window 1).
+# chunks (the median of the last 3 timed chunks of each count decides).
+_TUNE_FROM = 128  # shorter calls are not timed: starting the helpers weighs too much in them
 _MAX_PARTS = 4  # beyond it the per-token synchronisation outgrows each part's share
+_POOLS: dict[int, ThreadPoolExecutor] = {}  # helper threads of shared generation, by their number
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(helpers: int) -> ThreadPoolExecutor:
+    """Exactly ``helpers`` threads, made once (a pool allowed more makes a new thread whenever the
+    last helper has not yet said it is idle: ≈ 1 ms each)."""
+    with _POOLS_LOCK:
+        if helpers not in _POOLS:
+            _POOLS[helpers] = ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="seqtui-generate")
+        return _POOLS[helpers]
 _PROBE_EVERY = 50
 
 
@@ -88,6 +105,7 @@ class Generator:
         self._rng = np.random.default_rng()
         self.parts = 1
         self._tuner: ThreadTuner | None = None
+        self._timed: set[int] = set()
         self.refresh()
         self.reset()
 
@@ -96,7 +114,7 @@ class Generator:
         if self.precision == "float16":
             self._narrow = narrow_weights(self.model)
             self.parts = self._parts()
-            self._tuner = ThreadTuner(self.parts, probe_every=_PROBE_EVERY, window=1) if self.parts > 1 else None
+            self._tuner = ThreadTuner(self.parts, probe_every=_PROBE_EVERY) if self.parts > 1 else None
         else:
             self._narrow = (np.zeros(0, np.uint16), np.zeros((self.model.cfg.num_layers + 1, 2), np.int64),
                             np.zeros(0, self.model.dtype))
@@ -158,24 +176,43 @@ class Generator:
         rng = self._rng if seed is None else np.random.default_rng(seed)
         return self._stream(n, float(temperature), int(top_k), float(top_p), rng)
 
-    def _draw_chunk(self, out, args, uniforms, temperature, top_k, top_p) -> None:
-        """Draw len(out) tokens on the thread count the tuner picks: all threads share each token
-        (``generate_parallel``) — unless another process holds the cores, when one thread alone
-        is faster (measured per token, re-measured now and then). Same tokens either way."""
+    def shared_args(self, threads, out, args, uniforms, temperature, top_k, top_p) -> tuple:
+        """What ``sample.generate_shared`` takes after ``me``: the call's settings and the scratch
+        its threads share (fresh for each call)."""
+        from seqtui.kernels._math import F16_ROWS
+
+        params, offs, fc, w0_t, cell, nw, noffs, xpad = args
+        L, H, V = self.state.shape[1], self.state.shape[3], self.logits.shape[0]
+        n = max(w0_t.shape[1], V) + F16_ROWS
+        gi, gh, t, lo = (np.empty(n, params.dtype) for _ in range(4))
+        pads = np.zeros((2, L, xpad.shape[0]), params.dtype)
+        pads[0, :, :H] = self.state[0, :, 0]
+        return (threads, self.parts, np.zeros(16, np.int64), out, self.state, self.logits, *args[:7],
+                uniforms, temperature, top_k, top_p, gi, gh, t, lo, pads, np.empty((threads, V)))
+
+    def _draw_chunk(self, out, args, uniforms, temperature, top_k, top_p) -> float:
+        """Draw len(out) tokens on the thread count the tuner picks: several threads share each
+        token (``sample.generate_shared``: this one and pool threads) — unless other processes
+        hold the cores, when one thread alone is faster (measured per token, re-measured now and
+        then). Same tokens either way. Returns the seconds per token."""
         from seqtui.kernels import sample
 
-        draws = (out, self.state, self.logits, *args, uniforms, temperature, top_k, top_p)
-        threads = self._tuner.pick() if self._tuner is not None else 1
+        tune = self._tuner is not None and len(out) >= _TUNE_FROM
+        threads = self._tuner.pick() if tune else (self._tuner.current if self._tuner is not None else 1)
         start = time.perf_counter()
         if threads > 1:
-            import numba
-
-            with kernel_threads(threads):
-                sample.generate_parallel(*draws, self.parts, numba.get_num_threads())
+            shared = self.shared_args(threads, out, args, uniforms, temperature, top_k, top_p)
+            pool = _pool(threads - 1)
+            for me in range(1, threads):  # a helper that starts late finds nothing left and returns
+                pool.submit(sample.generate_shared, me, *shared)
+            sample.generate_shared(0, *shared)
         else:
-            sample.generate(*draws)
-        if self._tuner is not None:
-            self._tuner.record(threads, (time.perf_counter() - start) / max(1, len(out)))
+            sample.generate(out, self.state, self.logits, *args, uniforms, temperature, top_k, top_p)
+        per_token = (time.perf_counter() - start) / max(1, len(out))
+        if tune and threads in self._timed:
+            self._tuner.record(threads, per_token)
+        self._timed.add(threads)  # the first call on a thread count starts its helpers: not timed
+        return per_token
 
     def _stream(self, n, temperature, top_k, top_p, rng) -> Iterator[str]:
         from seqtui.kernels import sample
@@ -186,10 +223,10 @@ class Generator:
         chunk = _FIRST_CHUNK
         while done < n:
             m = min(chunk, n - done)
-            chunk = min(2 * chunk, _CHUNK)
             start_state, start_logits = self.state.copy(), self.logits.copy()
             out = np.empty(m, dtype=np.int32)
-            self._draw_chunk(out, args, rng.random(m), temperature, top_k, top_p)
+            per_token = self._draw_chunk(out, args, rng.random(m), temperature, top_k, top_p)
+            chunk = max(_FIRST_CHUNK, min(2 * chunk, _MAX_CHUNK, int(_CHUNK_SECONDS / max(per_token, 1e-9))))
             given = 0
             try:
                 for tok in out.tolist():
