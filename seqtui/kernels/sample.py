@@ -54,7 +54,7 @@ def _matvec(out, w, x, nw, off, xpad):
         _rows_dot_f16(out, r0, nw, off + r0 * Kp, Kp, xpad, Kp)
 
 
-@njit(inline="always")
+@njit(**NJIT_FAST)
 def _cell_units(cell, state, l, gi, gh, b_hh, u0, u1, t):
     """The cell update of layer l's hidden units [u0, u1) from the gate pre-activations: gi the
     input side (b_ih included), gh the recurrent side (b_hh not yet), both indexed q·H + unit;
