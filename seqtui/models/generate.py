@@ -126,8 +126,8 @@ class Generator:
 
         m = self.model
         H = m.cfg.hidden
-        threads = m.threads if m.threads is not None else available_cpus()
-        parts = min(threads, _MAX_PARTS, H // F16_ROWS)
+        cores = available_cpus()  # more threads than cores would spin against each other
+        parts = min(cores if m.threads is None else min(m.threads, cores), _MAX_PARTS, H // F16_ROWS)
         return 1 if parts < 2 or H % F16_ROWS else parts
 
     def reset(self) -> None:
