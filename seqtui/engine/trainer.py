@@ -355,6 +355,7 @@ class Trainer(RunProcess):
         type(self.opt)(self.cfg.lr).step(model.params.copy(), model.grads.copy())
         helper = getattr(self, "_helper", None)
         if helper is not None:
+            model.compile_backward_tail(X, Y)  # the helper's last kernels: it then loads them
             helper.wait_for("backward", self._on_compiled, lambda: self.stop_reason is not None)
         if self.stop_reason is None:  # stopped while waiting: no step will run, compile no more
             model.loss_and_grad(X, Y, model.init_state(B), carry_scale_for("full", T))

@@ -393,9 +393,32 @@ class CharModel:
     def compile_backward(self, X: np.ndarray, Y: np.ndarray) -> None:
         """Run only the backward kernels, on a workspace no forward pass has filled (the values
         mean nothing): a helper process compiles them so while the trainer compiles the forward
-        ones (``engine.warmup``). Leaves ``grads`` undefined."""
+        ones (``engine.warmup``). The longest first — the cell's recurrence, the weight-gradient
+        product, on scratch — so that the kernels the trainer compiles meanwhile (the panel
+        packing and product, ``compile_backward_tail``) are in the cache when the backward pass
+        reaches them. Leaves ``grads`` undefined."""
+        from seqtui.kernels import linear
+
         ids, targets, carry_scale = self._train_args(X, Y, None)
-        self._backward(self._workspace(*ids.shape), ids, targets, carry_scale)
+        ws = self._workspace(*ids.shape)
+        lay = ws.layers[-1]
+        self._recurrence_backward(ws, lay, ws.panel_b, self._panel_layout()[3], carry_scale,
+                                  _row_split(ids.shape[1], ws.panel_b))
+        H = self.cfg.hidden
+        linear.matmul_tn(self._g["rnn.weight_hh_l0"], self._g["rnn.bias_hh_l0"],
+                         lay.dgi.reshape(-1, lay.dgi.shape[-1]), lay.hs[:-1].reshape(-1, H), self.parts)
+        self._backward(ws, ids, targets, carry_scale)
+
+    def compile_backward_tail(self, X: np.ndarray, Y: np.ndarray) -> None:
+        """Compile the backward pass's last kernels (the one-hot input's gradient, the gradient
+        norm) on scratch: a trainer does this after its forward part, so that its helper, which
+        compiles the backward pass in order, finds them in the cache when it gets there."""
+        from seqtui.kernels import linear, optim
+
+        ids = self._train_args(X, Y, None)[0]
+        ws = self._workspace(*ids.shape)
+        linear.onehot_backward(ws.dw0_t, ws.db0, ws.layers[0].dgi, ids, self.parts)
+        optim.sum_squares(self.grads)
 
     def _train_args(self, X, Y, carry_scale):
         """The checked ids, targets (T, B) and carry scale (T,) float64 of a training call."""
@@ -429,9 +452,22 @@ class CharModel:
             yield
         tuner.record(threads, time.perf_counter() - start)
 
+    def _recurrence_backward(self, ws: _Workspace, lay, wp, s0, carry_scale, split) -> None:
+        """One layer's backward recurrence kernel (its cell's), from ws.dh into lay.dgi (and dgh)."""
+        from seqtui.kernels import gru, lstm, rnn
+
+        P = self.parts
+        if self.cfg.cell == "rnn":
+            rnn.rnn_backward(lay.dgi, ws.norms, ws.dh, lay.hs, wp, s0, carry_scale, P, *split)
+        elif self.cfg.cell == "gru":
+            gru.gru_backward(lay.dgi, lay.dgh, ws.norms, ws.dh, lay.hs, lay.acts, wp, s0, carry_scale, P,
+                             *split)
+        else:
+            lstm.lstm_backward(lay.dgi, ws.norms, ws.dh, lay.cs, lay.acts, wp, s0, carry_scale, P, *split)
+
     def _backward(self, ws: _Workspace, ids, targets, carry_scale) -> StepStats:
         """The loss of the forward pass in ``ws`` and every gradient (into ``grads``)."""
-        from seqtui.kernels import gru, linear, lstm, optim, output, rnn
+        from seqtui.kernels import linear, optim, output
 
         T, B = ids.shape
         cfg, P, p, g = self.cfg, self.parts, self._p, self._g
@@ -449,15 +485,8 @@ class CharModel:
         h_norms = None
         for k in range(L - 1, -1, -1):
             lay = ws.layers[k]
-            wp, s0 = self._pack(ws, p[f"rnn.weight_hh_l{k}"], False)
-            if cfg.cell == "rnn":
-                rnn.rnn_backward(lay.dgi, ws.norms, ws.dh, lay.hs, wp, s0, carry_scale, P, *split)
-            elif cfg.cell == "gru":
-                gru.gru_backward(lay.dgi, lay.dgh, ws.norms, ws.dh, lay.hs, lay.acts, wp, s0,
-                                 carry_scale, P, *split)
-            else:
-                lstm.lstm_backward(lay.dgi, ws.norms, ws.dh, lay.cs, lay.acts, wp, s0, carry_scale, P,
-                                   *split)
+            self._recurrence_backward(ws, lay, *self._pack(ws, p[f"rnn.weight_hh_l{k}"], False), carry_scale,
+                                      split)
             if k == L - 1:
                 h_norms = np.sqrt(ws.norms.sum(axis=0))
             dgi = lay.dgi.reshape(N, G)
