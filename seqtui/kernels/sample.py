@@ -64,7 +64,7 @@ def _cell_units(cell, state, l, gi, gh, b_hh, u0, u1, t):
     h = state[0, l, 0][u0:u1]
     one = h.dtype.type(1.0)
     n = u1 - u0
-    gates = 1 if cell == 0 else (3 if cell == 1 else 4)
+    gates = GATES[cell]
     for q in range(gates):  # t = gi + gh for every gate (GRU's n: gh + b_hh, see below)
         a = q * H + u0
         if cell == 1 and q == 2:

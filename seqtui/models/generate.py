@@ -7,10 +7,9 @@ and the kernels release the GIL, so a worker thread can generate while other thr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -26,10 +25,12 @@ _FIRST_CHUNK, _MAX_CHUNK, _CHUNK_SECONDS = 16, 8192, 0.004
 PRECISIONS = ("auto", "float32", "float16")
 _NARROW_FROM_HIDDEN = 256  # "auto" uses half-precision weights from this width up (float32 models)
 # One stream's tokens are shared by the cores (``sample.generate_shared``) for the half-precision
-# copy (measured on 2 cores, same process: RNN 256 1.08×, RNN 512 1.4×, LSTM 512 1.9×, LSTM 2×256
-# 1.9×); a ThreadTuner falls back to one thread while other processes hold the cores (then it is
-# faster: RNN 512 57.6k vs 18.8k chars/s beside two busy loops), re-measuring every _PROBE_EVERY
-# chunks (the median of the last 3 timed chunks of each count decides).
+# copy (measured on 2 cores, same process: RNN 512 1.29×, GRU 2×256 1.40×, LSTM 512 2.42×, LSTM
+# 2×256 1.79×, RNN 256 0.92×); a ThreadTuner picks the thread count per call — one thread while
+# other processes hold the cores (RNN 512 beside two busy loops: 57.6k chars/s on one thread,
+# 18.8k on two) — re-measuring every _PROBE_EVERY calls (the median of the last 3 timed calls of
+# each count decides).
+_PROBE_EVERY = 50
 _TUNE_FROM = 128  # shorter calls are not timed: starting the helpers weighs too much in them
 _MAX_PARTS = 4  # beyond it the per-token synchronisation outgrows each part's share
 _POOLS: dict[int, ThreadPoolExecutor] = {}  # helper threads of shared generation, by their number
@@ -43,7 +44,6 @@ def _pool(helpers: int) -> ThreadPoolExecutor:
         if helpers not in _POOLS:
             _POOLS[helpers] = ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="seqtui-generate")
         return _POOLS[helpers]
-_PROBE_EVERY = 50
 
 
 def narrow_weights(model: CharModel):
