@@ -394,9 +394,9 @@ class CharModel:
         """Run only the backward kernels, on a workspace no forward pass has filled (the values
         mean nothing): a helper process compiles them so while the trainer compiles the forward
         ones (``engine.warmup``). The longest first — the cell's recurrence, the weight-gradient
-        product, on scratch — so that the kernels the trainer compiles meanwhile (the panel
-        packing and product, ``compile_backward_tail``) are in the cache when the backward pass
-        reaches them. Leaves ``grads`` undefined."""
+        product, on scratch — so that what the trainer compiles meanwhile (the panel packing and
+        product in its forward pass, then ``compile_backward_tail``) is in the cache when the
+        backward pass reaches it. Leaves ``grads`` undefined."""
         from seqtui.kernels import linear
 
         ids, targets, carry_scale = self._train_args(X, Y, None)
