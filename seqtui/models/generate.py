@@ -31,7 +31,7 @@ _NARROW_FROM_HIDDEN = 256  # "auto" uses half-precision weights from this width 
 # 18.8k on two) — re-measuring every _PROBE_EVERY calls (the median of the last 3 timed calls of
 # each count decides).
 _PROBE_EVERY = 50
-_TUNE_FROM = 128  # shorter calls are not timed: starting the helpers weighs too much in them
+_TUNE_SECONDS = 0.002  # calls shorter than this (at the last pace) are not timed: helper start-up weighs
 _MAX_PARTS = 4  # beyond it the per-token synchronisation outgrows each part's share
 _POOLS: dict[int, ThreadPoolExecutor] = {}  # helper threads of shared generation, by their number
 _POOLS_LOCK = threading.Lock()
@@ -105,7 +105,8 @@ class Generator:
         self._rng = np.random.default_rng()
         self.parts = 1
         self._tuner: ThreadTuner | None = None
-        self._timed: set[int] = set()
+        self._timed: set[int] = set()  # thread counts that have run a call
+        self._per_token = 0.0  # seconds per token of the last call
         self.refresh()
         self.reset()
 
@@ -197,7 +198,7 @@ class Generator:
         then). Same tokens either way. Returns the seconds per token."""
         from seqtui.kernels import sample
 
-        tune = self._tuner is not None and len(out) >= _TUNE_FROM
+        tune = self._tuner is not None and len(out) * self._per_token >= _TUNE_SECONDS
         threads = self._tuner.pick() if tune else (self._tuner.current if self._tuner is not None else 1)
         start = time.perf_counter()
         if threads > 1:
@@ -208,7 +209,7 @@ class Generator:
             sample.generate_shared(0, *shared)
         else:
             sample.generate(out, self.state, self.logits, *args, uniforms, temperature, top_k, top_p)
-        per_token = (time.perf_counter() - start) / max(1, len(out))
+        per_token = self._per_token = (time.perf_counter() - start) / max(1, len(out))
         if tune and threads in self._timed:
             self._tuner.record(threads, per_token)
         self._timed.add(threads)  # the first call on a thread count starts its helpers: not timed
