@@ -52,7 +52,14 @@ async def test_train_screen_shows_the_attached_run(runs_dir):
     app = app_for_tests()
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.state is not None and len(app.state.train) == 40)
-        await pilot.pause(0.6)  # one refresh tick
+
+        def drawn() -> bool:  # the screen draws on its refresh tick, later under load: wait for it
+            plots = app.screen.query("PerplexityPlot")
+            text = screen_text(app)
+            return (bool(plots) and [s.label for s in plots.first().series] == ["train", "val"]
+                    and "ETA" in text and "s Stop" in text)
+
+        await wait_for(pilot, drawn)
         text = screen_text(app)
         assert app.state.name == "live-gru"  # the running run, not the newest file
         assert "perplexity" in text and "400/1,000" in text
