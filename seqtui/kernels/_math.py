@@ -456,3 +456,11 @@ def _sched_yield(typingctx):
 
 SPINS_PER_YIELD = 50_000  # a waiting thread spins this often (≈ 0.5–2 ms), then yields its core once
 
+
+@njit(inline="always")
+def _spun(spins):
+    """One more turn of a waiting loop: every SPINS_PER_YIELD turns, yield the core once."""
+    if spins + 1 == SPINS_PER_YIELD:
+        _sched_yield()
+        return 0
+    return spins + 1

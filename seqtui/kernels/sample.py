@@ -27,8 +27,8 @@ import math
 import numpy as np
 from numba import njit
 
-from seqtui.kernels._math import (F16_ROWS, SPINS_PER_YIELD, _add, _atomic_add, _atomic_cas, _atomic_load,
-                                  _rows_dot_f16, _sched_yield, _sigmoid_sum, _tanh, _tanh_sum)
+from seqtui.kernels._math import (F16_ROWS, _add, _atomic_add, _atomic_cas, _atomic_load, _rows_dot_f16,
+                                  _sigmoid_sum, _spun, _tanh, _tanh_sum)
 from seqtui.kernels.config import NJIT, NJIT_FAST
 
 # The cells as the jitted code sees them: a code, and its gate count by code. This mirrors
@@ -302,10 +302,7 @@ def generate_shared(me, nthreads, ntasks, sync, out, state, logits, params, offs
             eager = False
         s = c // ntasks
         if _atomic_load(sync, _DONE) < s * ntasks:  # an earlier phase is still running
-            spins += 1
-            if spins == SPINS_PER_YIELD:
-                _sched_yield()
-                spins = 0
+            spins = _spun(spins)
             continue
         mine = (c % ntasks) % nthreads == me  # the task this thread ran last token (its cache)
         if not (mine or eager):
@@ -330,7 +327,4 @@ def generate_shared(me, nthreads, ntasks, sync, out, state, logits, params, offs
             _output_task(j, ntasks, i, logits, params, fc, nw, noffs, lo, pads)
         _atomic_add(sync, _DONE, 1)
     while _atomic_load(sync, _DONE) < total:  # the others' last tasks
-        spins += 1
-        if spins == SPINS_PER_YIELD:
-            _sched_yield()
-            spins = 0
+        spins = _spun(spins)
